@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Install what booting test guests needs, on a fresh Debian 12 machine (as root).
+# Idempotent: every step checks first and does nothing when its result is already there.
+#
+#   scripts/guest-deps.sh            # everything
+#   VGE_GUEST_CACHE=/var/cache/vge scripts/guest-deps.sh
+#
+# Results:
+#   apt packages   qemu-system-x86 busybox-static socat cpio kmod dracut shellcheck zstd
+#   backend        vhost-device-vsock 0.3.0 (cargo install --locked), in $CARGO_HOME/bin
+#   kernel         $VGE_GUEST_CACHE/kernel/KVER/{boot/vmlinuz-KVER,lib/modules/KVER}, depmod'ed;
+#                  $VGE_GUEST_CACHE/kernel/current holds KVER
+# VGE_GUEST_CACHE defaults to .cache/guest in the repository (ignored by git).
+# VGE_KERNEL_PKG picks another kernel package (default: what linux-image-cloud-amd64 depends on).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${VGE_GUEST_CACHE:-$REPO/.cache/guest}
+APT_PACKAGES=(qemu-system-x86 busybox-static socat cpio kmod dracut shellcheck zstd)
+VHOST_VERSION=0.3.0
+BUN_VERSION=1.4.5
+CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}
+STEP="start"
+
+say() { printf 'guest-deps: %s\n' "$*"; }
+# One clear line on any failure: which step, which command, which status.
+on_error() {
+  local rc=$?
+  printf 'guest-deps: error: %s failed (exit %s): %s\n' "$STEP" "$rc" "$BASH_COMMAND" >&2
+  exit "$rc"
+}
+trap on_error ERR
+
+apt_updated=0
+apt_update_once() {
+  if [ "$apt_updated" = 0 ]; then
+    say "apt-get update"
+    apt-get update -qq
+    apt_updated=1
+  fi
+}
+
+STEP="apt packages"
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" != "install ok installed" ]; then
+    missing+=("$p")
+  fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { echo "guest-deps: error: missing ${missing[*]}; run as root to install them" >&2; exit 1; }
+  apt_update_once
+  say "apt-get install ${missing[*]}"
+  # --no-remove: dracut must not replace anything on a developer machine; fail instead.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --no-remove "${missing[@]}" >/dev/null
+else
+  say "apt packages present: ${APT_PACKAGES[*]}"
+fi
+
+STEP="bun"
+if command -v bun >/dev/null 2>&1; then
+  say "bun present: $(bun --version)"
+else
+  say "npm install -g bun@$BUN_VERSION"
+  npm install -g "bun@$BUN_VERSION" >/dev/null
+fi
+
+STEP="vhost-device-vsock"
+vhost_bin=$(command -v vhost-device-vsock || true)
+[ -n "$vhost_bin" ] || { [ -x "$CARGO_HOME/bin/vhost-device-vsock" ] && vhost_bin=$CARGO_HOME/bin/vhost-device-vsock; } || true
+if [ -n "$vhost_bin" ]; then
+  say "vhost-device-vsock present: $vhost_bin ($("$vhost_bin" --version))"
+else
+  command -v cargo >/dev/null 2>&1 || { echo "guest-deps: error: cargo not found (needed to build vhost-device-vsock); install Rust with rustup" >&2; exit 1; }
+  # The target dir lives in the cache so an interrupted build resumes instead of restarting.
+  say "cargo install vhost-device-vsock@$VHOST_VERSION --locked (a few minutes on 2 cores)"
+  CARGO_TARGET_DIR="$CACHE/cargo-target" cargo install --quiet --locked --version "$VHOST_VERSION" vhost-device-vsock
+  say "vhost-device-vsock installed: $CARGO_HOME/bin/vhost-device-vsock"
+fi
+
+STEP="kernel"
+resolve_kernel_pkg() {
+  apt-cache depends linux-image-cloud-amd64 2>/dev/null \
+    | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1
+}
+pkg=${VGE_KERNEL_PKG:-}
+if [ -z "$pkg" ]; then
+  pkg=$(resolve_kernel_pkg)
+  if [ -z "$pkg" ]; then
+    apt_update_once
+    pkg=$(resolve_kernel_pkg)
+  fi
+fi
+[ -n "$pkg" ] || { echo "guest-deps: error: cannot resolve linux-image-cloud-amd64 to a versioned kernel package (apt-cache depends printed none)" >&2; exit 1; }
+kver=${pkg#linux-image-}
+kroot=$CACHE/kernel/$kver
+if [ -f "$kroot/boot/vmlinuz-$kver" ] && [ -f "$kroot/lib/modules/$kver/modules.dep" ]; then
+  say "kernel present: $kroot"
+else
+  scratch=$(mktemp -d)
+  # apt-get download writes into the current folder and drops privileges to _apt when it can.
+  chown _apt "$scratch" 2>/dev/null || true
+  say "apt-get download $pkg (in $scratch)"
+  (cd "$scratch" && apt-get download -qq "$pkg")
+  deb=$(ls "$scratch"/*.deb)
+  rm -rf "$kroot.tmp"
+  mkdir -p "$kroot.tmp"
+  say "dpkg -x $(basename "$deb") && depmod -b ROOT $kver"
+  dpkg -x "$deb" "$kroot.tmp"
+  # The .deb ships no modules.dep; modprobe and dracut need it.
+  depmod -b "$kroot.tmp" "$kver"
+  rm -rf "$kroot" "$scratch"
+  mv "$kroot.tmp" "$kroot"
+  say "kernel ready: $kroot"
+fi
+printf '%s\n' "$kver" > "$CACHE/kernel/current.tmp"
+mv "$CACHE/kernel/current.tmp" "$CACHE/kernel/current"
+say "done: KVER=$kver cache=$CACHE"
