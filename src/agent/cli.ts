@@ -1,0 +1,70 @@
+// `vsock_guest_exec [CID][:PORT] [persistent]` plus the explicit options. Parses, validates, hands over.
+import { defineCommand } from "citty";
+import pkg from "../../package.json" with { type: "json" };
+import { UsageError } from "../cli/_argv.ts";
+import type { Target } from "../transport/dial.ts";
+import { parseAddress, parseUint } from "./address.ts";
+import { DEFAULT_PAUSE_MS, DEFAULT_RETRY_S } from "./limits.ts";
+
+export const agentArgs = {
+  address: { type: "positional", required: false, valueHint: "[CID][:PORT]", description: "Host address, as in the original tool (default 2:1024)" },
+  mode: { type: "positional", required: false, valueHint: "persistent", description: "`persistent` serves length-prefixed commands until the host closes; otherwise one command is run (disposable)" },
+  cid: { type: "string", valueHint: "N", description: "CID to dial, any 32-bit value (-1 for VMADDR_CID_ANY); overrides the address" },
+  port: { type: "string", valueHint: "N", description: "Port to dial, 0..4294967295; overrides the address" },
+  unix: { type: "string", valueHint: "PATH", description: "Dial this Unix socket instead of AF_VSOCK (same formats)" },
+  retry: { type: "string", valueHint: "SECONDS", description: `Keep retrying while the host is not listening, up to this long (default ${DEFAULT_RETRY_S}; 0 tries once)` },
+  pause: { type: "string", valueHint: "MS", description: `Disposable: a command is complete after this long without new bytes (default ${DEFAULT_PAUSE_MS})` },
+  verbose: { type: "boolean", alias: "v", description: "Log command texts and connection details" },
+  version: { type: "boolean", alias: "V", description: "Print the version" },
+} as const;
+
+export interface AgentConfig {
+  target: Target;
+  mode: "disposable" | "persistent";
+  retryMs: number;
+  pauseMs: number;
+  verbose: boolean;
+  warnings: string[];
+}
+
+type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; verbose?: boolean; _: string[] };
+
+function num(name: string, text: string, min: number, max: number): number {
+  const n = parseUint(name, text, min, max);
+  if (typeof n === "string") throw new UsageError(n);
+  return n;
+}
+
+/** Turns parsed arguments into a validated configuration; UsageError on anything wrong. */
+export function toConfig(args: Parsed): AgentConfig {
+  if (args._.length > 2) throw new UsageError(`unexpected argument "${args._[2]}"`);
+  const warnings: string[] = [];
+  // With the explicit options the address is not needed, so `--unix PATH persistent` names only the mode.
+  // Without them a lone "persistent" stays an (invalid) address, as the original read it.
+  const explicit = args.unix !== undefined || args.cid !== undefined || args.port !== undefined;
+  if (explicit && args.address === "persistent" && args.mode === undefined) args = { ...args, address: undefined, mode: "persistent" };
+  let mode: AgentConfig["mode"] = "disposable";
+  if (args.mode === "persistent") mode = "persistent";
+  else if (args.mode !== undefined) warnings.push(`second argument "${args.mode}" is not "persistent"; running in disposable mode`);
+
+  let target: Target;
+  if (args.unix !== undefined) {
+    if (args.cid !== undefined || args.port !== undefined || args.address) throw new UsageError("--unix cannot be combined with a CID or port");
+    if (args.unix === "") throw new UsageError("--unix needs a path");
+    target = { kind: "unix", path: args.unix };
+  } else {
+    const addr = parseAddress(args.address);
+    warnings.push(...addr.warnings);
+    const cid = args.cid === undefined ? addr.cid : args.cid === "-1" ? 0xffffffff : num("--cid", args.cid, 0, 0xffffffff);
+    const port = args.port === undefined ? addr.port : num("--port", args.port, 0, 0xffffffff);
+    target = { kind: "vsock", cid, port };
+  }
+  const retryMs = args.retry === undefined ? DEFAULT_RETRY_S * 1000 : num("--retry", args.retry, 0, 86_400) * 1000;
+  const pauseMs = args.pause === undefined ? DEFAULT_PAUSE_MS : num("--pause", args.pause, 1, 60_000);
+  return { target, mode, retryMs, pauseMs, verbose: !!args.verbose, warnings };
+}
+
+export const agentCommand = defineCommand({
+  meta: { name: "vsock_guest_exec", version: pkg.version, description: "Dial the host over AF_VSOCK and run the commands it sends" },
+  args: agentArgs,
+});

@@ -1,0 +1,71 @@
+#!/usr/bin/env bun
+// Entry point of the guest agent. Errors are caught here once and printed as one line.
+import { parseArgs } from "citty";
+import pkg from "../../package.json" with { type: "json" };
+import { UsageError, splitArgv } from "../cli/_argv.ts";
+import { usageText } from "../cli/_usage.ts";
+import { adoptFd } from "../transport/conn.ts";
+import { describeTarget, dial } from "../transport/dial.ts";
+import { agentArgs, agentCommand, toConfig, type AgentConfig } from "./cli.ts";
+import { EXIT } from "./limits.ts";
+import { makeLog } from "./log.ts";
+import { serve } from "./session.ts";
+
+const HELP_NOTES = `
+EXAMPLES
+  vsock_guest_exec                    dial CID 2 port 1024, run one command, exit with its status
+  vsock_guest_exec :1025 persistent   serve length-prefixed commands on port 1025 until the host closes
+  vsock_guest_exec -1:                CID -1 (VMADDR_CID_ANY), port 1024
+  vsock_guest_exec --unix /run/h.sock persistent   same formats over a Unix socket (tests, proxies)
+
+EXIT STATUS
+  disposable: the command's own status (126/127 from the shell); 0 when a persistent host closes;
+  1 cannot connect or the connection failed; 2 bad command line; 3 nothing runnable was received
+  (command over 2048 bytes, a frame cut off, or no command at all).
+`;
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    console.log(await usageText(agentCommand, HELP_NOTES));
+    return EXIT.ok;
+  }
+  if (argv.includes("--version") || argv.includes("-V")) {
+    console.log(pkg.version);
+    return EXIT.ok;
+  }
+  let cfg: AgentConfig;
+  try {
+    cfg = toConfig(parseArgs(splitArgv(argv, agentArgs), agentArgs) as never);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    makeLog(false).error(`${e.message} (see --help)`);
+    return EXIT.usage;
+  }
+  const log = makeLog(cfg.verbose);
+  for (const w of cfg.warnings) log.info(`warning: ${w}`);
+
+  const where = describeTarget(cfg.target);
+  let fd: number;
+  try {
+    fd = await dial(cfg.target, {
+      retryMs: cfg.retryMs,
+      onRetry: (err, _wait, attempt) => {
+        if (attempt === 1) log.info(`${where}: ${err.message}; host not listening yet, retrying for up to ${cfg.retryMs / 1000}s`);
+        else log.debug(`${where}: attempt ${attempt}: ${err.message}`);
+      },
+    });
+  } catch (e) {
+    log.error(`cannot connect to ${where}: ${(e as Error).message}`);
+    return EXIT.connect;
+  }
+  log.debug(`connected to ${where}`);
+  return serve(await adoptFd(fd), fd, cfg, log);
+}
+
+try {
+  process.exit(await main(process.argv.slice(2)));
+} catch (e) {
+  const err = e as Error;
+  makeLog(false).error(process.argv.includes("--verbose") ? (err.stack ?? err.message) : err.message);
+  process.exit(EXIT.connect);
+}

@@ -1,0 +1,50 @@
+// Persistent mode: length-prefixed commands, run one at a time in order until the host closes.
+import { readFrame } from "../protocol/legacy.ts";
+import { cutAtNul } from "../protocol/legacy.ts";
+import type { ByteReader } from "../transport/reader.ts";
+import { EXIT } from "./limits.ts";
+import { describeCommand, describeExit, type Log } from "./log.ts";
+
+export interface PersistentOptions {
+  log: Log;
+}
+
+/** Serves frames until EOF; returns the agent's exit code. Commands inherit the agent's stdio. */
+export async function runPersistent(reader: ByteReader, { log }: PersistentOptions): Promise<number> {
+  for (let n = 1; ; n++) {
+    const frame = await readFrame(reader);
+    switch (frame.kind) {
+      case "eof":
+        log.debug(`host closed the connection after ${n - 1} frames`);
+        return EXIT.ok;
+      case "cut":
+        log.error(`frame ${n}: connection closed after ${frame.got} of ${frame.wanted} bytes; nothing was run`);
+        return EXIT.input;
+      case "empty":
+        log.debug(`frame ${n}: empty, nothing to run`);
+        continue;
+      case "too-long":
+        log.error(`frame ${n}: command is ${frame.length} bytes, over the 2048-byte limit; dropped, nothing was run`);
+        continue;
+      case "command": {
+        const command = cutAtNul(frame.command);
+        if (command.byteLength === 0) {
+          log.debug(`frame ${n}: empty command, nothing to run`);
+          continue;
+        }
+        const status = await runShell(command);
+        log.info(`command ${n} (${describeCommand(command, log.verbose)}) ${status}`);
+      }
+    }
+  }
+}
+
+async function runShell(command: Uint8Array): Promise<string> {
+  try {
+    const proc = Bun.spawn(["/bin/sh", "-c", new TextDecoder().decode(command)], { stdio: ["inherit", "inherit", "inherit"] });
+    await proc.exited;
+    return describeExit(proc.exitCode, proc.signalCode).text;
+  } catch (e) {
+    return `failed to start: ${(e as Error).message}`;
+  }
+}

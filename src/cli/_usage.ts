@@ -1,0 +1,13 @@
+// Help text for both CLIs: citty's usage plus our own notes, coloured only for a terminal that wants it.
+import { renderUsage, type CommandDef } from "citty";
+
+export function wantsColor(stream: { isTTY?: boolean } = process.stdout): boolean {
+  const env = process.env;
+  if (env.NO_COLOR !== undefined || env.TERM === "dumb" || env.CI) return false;
+  return !!stream.isTTY;
+}
+
+export async function usageText(cmd: CommandDef<any>, notes = ""): Promise<string> {
+  const text = (await renderUsage(cmd)) + (notes ? `\n${notes.trimEnd()}\n` : "");
+  return wantsColor() ? text : Bun.stripANSI(text);
+}

@@ -1,0 +1,35 @@
+// The one libc symbol table. Opened on first use so that importing this module costs nothing.
+import { dlopen, FFIType } from "bun:ffi";
+
+const { i32, u32, i64, ptr, u64 } = FFIType;
+
+const SYMBOLS = {
+  __errno_location: { args: [], returns: ptr },
+  socket: { args: [i32, i32, i32], returns: i32 },
+  connect: { args: [i32, ptr, u32], returns: i32 },
+  bind: { args: [i32, ptr, u32], returns: i32 },
+  listen: { args: [i32, i32], returns: i32 },
+  accept4: { args: [i32, ptr, ptr, i32], returns: i32 },
+  getsockname: { args: [i32, ptr, ptr], returns: i32 },
+  getpeername: { args: [i32, ptr, ptr], returns: i32 },
+  getsockopt: { args: [i32, i32, i32, ptr, ptr], returns: i32 },
+  setsockopt: { args: [i32, i32, i32, ptr, u32], returns: i32 },
+  shutdown: { args: [i32, i32], returns: i32 },
+  read: { args: [i32, ptr, u64], returns: i64 },
+  write: { args: [i32, ptr, u64], returns: i64 },
+  close: { args: [i32], returns: i32 },
+  poll: { args: [ptr, u64, i32], returns: i32 },
+  fcntl: { args: [i32, i32, i32], returns: i32 },
+  execve: { args: [ptr, ptr, ptr], returns: i32 },
+  signal: { args: [i32, ptr], returns: ptr },
+  sigprocmask: { args: [i32, ptr, ptr], returns: i32 },
+} as const;
+
+type Lib = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];
+let lib: Lib | undefined;
+
+export function libc(): Lib {
+  // glibc's soname; the compiled agent is itself linked against glibc, so this is already mapped.
+  lib ??= dlopen("libc.so.6", SYMBOLS).symbols;
+  return lib;
+}

@@ -1,0 +1,6 @@
+// bun-ffi-vsock: AF_VSOCK (and AF_UNIX) sockets for Bun through libc. Knows nothing of any protocol.
+export * from "./sockaddr.ts";
+export * from "./socket.ts";
+export * from "./vsock.ts";
+export { execve, resetSignals } from "./exec.ts";
+export { SyscallError, errnoName } from "./_errno.ts";

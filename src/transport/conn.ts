@@ -1,0 +1,127 @@
+// A connected stream socket driven by Bun's event loop: reads arrive in a ByteReader, writes respect
+// back-pressure. Works for any fd the FFI layer made (AF_VSOCK or AF_UNIX) and for Bun's own sockets.
+import type { Socket } from "bun";
+import { ByteReader } from "./reader.ts";
+
+export interface Conn {
+  readonly reader: ByteReader;
+  /** Resolves once everything is handed to the kernel. */
+  write(data: Uint8Array): Promise<void>;
+  /** Half-close: no more writes from us; reads go on. */
+  end(): void;
+  close(): void;
+  readonly closed: Promise<void>;
+}
+
+interface State {
+  conn: SocketConn;
+}
+
+class SocketConn implements Conn {
+  readonly reader: ByteReader;
+  socket!: Socket<State>;
+  private queue: Uint8Array[] = [];
+  private drained: (() => void)[] = [];
+  private resolveClosed!: () => void;
+  readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
+  private isClosed = false;
+
+  constructor(highWater?: number) {
+    this.reader = new ByteReader({ pause: () => this.socket.pause(), resume: () => this.socket.resume() }, highWater);
+  }
+
+  attach(socket: Socket<State>): void {
+    this.socket = socket;
+  }
+
+  write(data: Uint8Array): Promise<void> {
+    if (this.isClosed) return Promise.reject(new Error("write: connection closed"));
+    if (this.queue.length === 0) {
+      const n = this.socket.write(data);
+      if (n === data.byteLength) return Promise.resolve();
+      data = data.subarray(Math.max(n, 0));
+    }
+    this.queue.push(data);
+    return new Promise((resolve) => this.drained.push(resolve));
+  }
+
+  flush(): void {
+    while (this.queue.length > 0) {
+      const head = this.queue[0]!;
+      const n = this.socket.write(head);
+      if (n < head.byteLength) {
+        this.queue[0] = head.subarray(Math.max(n, 0));
+        return;
+      }
+      this.queue.shift();
+    }
+    for (const r of this.drained.splice(0)) r();
+  }
+
+  end(): void {
+    if (!this.isClosed) this.socket.shutdown(true);
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.socket.end();
+    this.onClose();
+  }
+
+  onClose(err?: Error): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.reader.end(err);
+    // Writers waiting for a drain that will never come are released; their data is lost with the peer.
+    for (const r of this.drained.splice(0)) r();
+    this.resolveClosed();
+  }
+}
+
+const handlers = {
+  data(s: Socket<State>, d: Uint8Array) {
+    s.data.conn.reader.push(d);
+  },
+  drain(s: Socket<State>) {
+    s.data.conn.flush();
+  },
+  end(s: Socket<State>) {
+    s.data.conn.reader.end();
+  },
+  close(s: Socket<State>, err?: Error) {
+    s.data.conn.onClose(err);
+  },
+  error(s: Socket<State>, err: Error) {
+    s.data.conn.onClose(err);
+  },
+};
+
+/** Adopts a connected fd made by the FFI layer; Bun owns and closes it from here on. */
+export async function adoptFd(fd: number, highWater?: number): Promise<Conn> {
+  const conn = new SocketConn(highWater);
+  // allowHalfOpen: a peer's half-close must not close our side (disposable hosts shut down writes first).
+  const socket = await Bun.connect<State>({ fd, allowHalfOpen: true, data: { conn }, socket: handlers } as never);
+  conn.attach(socket);
+  return conn;
+}
+
+/** Socket handlers for Bun.listen({ unix }) servers: call `accepted(conn)` for each new connection. */
+export function serverHandlers(accepted: (conn: Conn) => void, highWater?: number) {
+  return {
+    ...handlers,
+    open(s: Socket<State>) {
+      const conn = new SocketConn(highWater);
+      conn.attach(s);
+      s.data = { conn };
+      accepted(conn);
+    },
+  };
+}
+
+/** Connects to a Unix socket with Bun's own client. */
+export async function connectUnix(path: string, highWater?: number): Promise<Conn> {
+  const conn = new SocketConn(highWater);
+  const socket = await Bun.connect<State>({ unix: path, allowHalfOpen: true, data: { conn }, socket: handlers } as never);
+  conn.attach(socket);
+  return conn;
+}
