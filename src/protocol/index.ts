@@ -1,0 +1,4 @@
+// The wire formats, as pure functions over bytes: the original two and v2.
+export * from "./legacy.ts";
+export * from "./v2/frame.ts";
+export * from "./v2/messages.ts";

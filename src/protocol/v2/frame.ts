@@ -1,0 +1,142 @@
+// v2 framing: pure functions over bytes. See PROTOCOL.md §2–3.
+
+/** Sent once by the host before anything else. FF FF can never start a valid original-format message. */
+export const MAGIC = new Uint8Array([0xff, 0xff, 0x56, 0x47, 0x45, 0x32, 0x0d, 0x0a]); // FF FF "VGE2" CR LF
+
+/** Header: u32 LE length of what follows it (type + id + payload), u8 type, u32 LE id. */
+export const HEADER_SIZE = 9;
+/** Largest payload in one frame. Peers must reject anything larger. */
+export const MAX_PAYLOAD = 256 * 1024;
+/** Largest data chunk an implementation should send; leaves room under MAX_PAYLOAD. */
+export const CHUNK = 64 * 1024;
+/** Flow-control window per stream direction unless the hello says otherwise. */
+export const DEFAULT_WINDOW = 256 * 1024;
+
+export const T = {
+  HELLO: 0x01,
+  WELCOME: 0x02,
+  EXEC: 0x10,
+  STARTED: 0x11,
+  STDIN: 0x12,
+  STDIN_EOF: 0x13,
+  STDOUT: 0x14,
+  STDERR: 0x15,
+  SIGNAL: 0x16,
+  RESIZE: 0x17,
+  EXIT: 0x18,
+  WINDOW: 0x19,
+  PUT: 0x20,
+  GET: 0x21,
+  FILE_DATA: 0x22,
+  FILE_END: 0x23,
+  RESULT: 0x24,
+  PING: 0x30,
+  PONG: 0x31,
+  ERROR: 0x7f,
+} as const;
+
+export type FrameType = (typeof T)[keyof typeof T];
+const KNOWN = new Set<number>(Object.values(T));
+const NAMES = new Map<number, string>(Object.entries(T).map(([k, v]) => [v, k]));
+
+export function typeName(t: number): string {
+  return NAMES.get(t) ?? `0x${t.toString(16).padStart(2, "0")}`;
+}
+
+export interface Frame {
+  type: number;
+  id: number;
+  payload: Uint8Array;
+}
+
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+}
+
+export function encodeFrame(type: number, id: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
+  if (payload.byteLength > MAX_PAYLOAD) throw new RangeError(`payload of ${payload.byteLength} bytes exceeds ${MAX_PAYLOAD}`);
+  if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new RangeError(`id must be a u32, got ${id}`);
+  const out = new Uint8Array(HEADER_SIZE + payload.byteLength);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, 5 + payload.byteLength, true);
+  v.setUint8(4, type);
+  v.setUint32(5, id, true);
+  out.set(payload, HEADER_SIZE);
+  return out;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder("utf-8", { fatal: true });
+
+export function encodeJson(type: number, id: number, body: unknown): Uint8Array {
+  return encodeFrame(type, id, enc.encode(JSON.stringify(body)));
+}
+
+/** A JSON object payload, or ProtocolError. */
+export function decodeJson<T = Record<string, unknown>>(f: Frame): T {
+  let v: unknown;
+  try {
+    v = JSON.parse(dec.decode(f.payload));
+  } catch {
+    throw new ProtocolError(`${typeName(f.type)} frame: payload is not UTF-8 JSON`);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new ProtocolError(`${typeName(f.type)} frame: payload is not a JSON object`);
+  return v as T;
+}
+
+export function encodeWindow(id: number, bytes: number): Uint8Array {
+  const p = new Uint8Array(4);
+  new DataView(p.buffer).setUint32(0, bytes, true);
+  return encodeFrame(T.WINDOW, id, p);
+}
+
+export function decodeWindow(f: Frame): number {
+  if (f.payload.byteLength !== 4) throw new ProtocolError(`WINDOW frame: payload must be 4 bytes, got ${f.payload.byteLength}`);
+  return new DataView(f.payload.buffer, f.payload.byteOffset, 4).getUint32(0, true);
+}
+
+/**
+ * Incremental decoder: push bytes in any pieces, take whole frames out. Throws ProtocolError on a length
+ * outside 5..5+MAX_PAYLOAD or an unknown type, before buffering the body, so a bad length never allocates.
+ */
+export class FrameDecoder {
+  private buf = new Uint8Array(0);
+
+  push(bytes: Uint8Array): Frame[] {
+    this.buf = this.buf.byteLength ? concat(this.buf, bytes) : bytes;
+    const out: Frame[] = [];
+    let off = 0;
+    while (this.buf.byteLength - off >= HEADER_SIZE) {
+      const v = new DataView(this.buf.buffer, this.buf.byteOffset + off);
+      const len = v.getUint32(0, true);
+      const type = v.getUint8(4);
+      if (len < 5 || len > 5 + MAX_PAYLOAD) throw new ProtocolError(`frame length ${len} is outside 5..${5 + MAX_PAYLOAD}`);
+      if (!KNOWN.has(type)) throw new ProtocolError(`unknown frame type ${typeName(type)}`);
+      if (this.buf.byteLength - off < 4 + len) break;
+      const id = v.getUint32(5, true);
+      out.push({ type, id, payload: this.buf.slice(off + HEADER_SIZE, off + 4 + len) });
+      off += 4 + len;
+    }
+    this.buf = this.buf.subarray(off);
+    return out;
+  }
+
+  /** Bytes held that do not yet make a whole frame. */
+  get pending(): number {
+    return this.buf.byteLength;
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a);
+  out.set(b, a.byteLength);
+  return out;
+}
+
+/** True if `bytes` (the start of a connection) is, or may still become, the v2 magic. */
+export function magicPrefixState(bytes: Uint8Array): "match" | "maybe" | "no" {
+  const n = Math.min(bytes.byteLength, MAGIC.byteLength);
+  for (let i = 0; i < n; i++) if (bytes[i] !== MAGIC[i]) return "no";
+  return n === MAGIC.byteLength ? "match" : "maybe";
+}

@@ -1,0 +1,54 @@
+// Regenerates test/vectors/v2.json from the TypeScript encoder: `bun test/vectors/generate.ts`.
+// The committed file is the reference: test/protocol/v2-vectors.test.ts fails if the encoder drifts from
+// it, and the Python implementation (test/hosts/v2_host.py) decodes and re-encodes it independently.
+import { MAGIC, T, encodeFrame, encodeJson, encodeWindow } from "../../src/protocol/v2/frame.ts";
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+const bytes = (s: string) => new TextEncoder().encode(s);
+
+type V = { name: string; type: string; id: number; hex: string; json?: unknown; data_hex?: string; credit?: number; note?: string };
+const vectors: V[] = [];
+const json = (name: string, type: keyof typeof T, id: number, body: unknown, note?: string) =>
+  vectors.push({ name, type, id, json: body, hex: hex(encodeJson(T[type], id, body)), ...(note ? { note } : {}) });
+const data = (name: string, type: keyof typeof T, id: number, d: Uint8Array, note?: string) =>
+  vectors.push({ name, type, id, data_hex: hex(d), hex: hex(encodeFrame(T[type], id, d)), ...(note ? { note } : {}) });
+
+json("hello", "HELLO", 0, { versions: [2], client: "vge/0.2.0" });
+json("welcome", "WELCOME", 0, { version: 2, agent: "0.2.0", capabilities: ["exec", "pty", "signal", "timeout", "files", "ping", "flow"], hostname: "guest", kernel: "6.1.0-28-cloud-amd64", arch: "x64", initrd: true, pid: 212, maxPayload: 262144, window: 262144 });
+json("exec argv", "EXEC", 1, { argv: ["sh", "-c", "echo out; echo err >&2; exit 3"] });
+json("exec shell with options", "EXEC", 2, { shell: "make -j2", env: { CC: "clang", DEBUG: null }, cwd: "/src", user: "builder", stdin: "closed", merge: true, timeoutMs: 60000, killSignal: "SIGTERM" });
+json("exec pty", "EXEC", 3, { argv: ["/bin/sh"], pty: { cols: 120, rows: 40, term: "xterm-256color" } });
+json("started", "STARTED", 1, { pid: 4242 });
+data("stdin bytes", "STDIN", 1, bytes("hello\n"));
+data("stdin binary", "STDIN", 1, new Uint8Array([0, 1, 2, 0xfe, 0xff]), "data payloads are raw bytes, NUL and 0xFF included");
+data("stdin eof", "STDIN_EOF", 1, new Uint8Array(0));
+data("stdout", "STDOUT", 1, bytes("out\n"));
+data("stderr", "STDERR", 1, bytes("err\n"));
+data("empty stdout", "STDOUT", 7, new Uint8Array(0), "the smallest frame: length 5");
+json("signal", "SIGNAL", 1, { signal: "SIGTERM" });
+json("resize", "RESIZE", 3, { cols: 100, rows: 30 });
+json("exit code", "EXIT", 1, { status: "exited", code: 3 });
+json("exit signal", "EXIT", 2, { status: "signaled", signal: "SIGKILL", signo: 9 });
+json("exit timeout", "EXIT", 2, { status: "timeout", signal: "SIGKILL", signo: 9 });
+json("exit start failure", "EXIT", 4, { status: "error", errno: "ENOENT", message: "program not found: nosuch" });
+vectors.push({ name: "window", type: "WINDOW", id: 1, credit: 65536, hex: hex(encodeWindow(1, 65536)) });
+vectors.push({ name: "window max id", type: "WINDOW", id: 0xffffffff, credit: 0xffffffff, hex: hex(encodeWindow(0xffffffff, 0xffffffff)) });
+json("put", "PUT", 5, { path: "/etc/motd", size: 6, mode: 0o644 });
+data("file data", "FILE_DATA", 5, bytes("hello\n"));
+data("file end", "FILE_END", 5, new Uint8Array(0));
+json("result ok", "RESULT", 5, { ok: true, size: 6 });
+json("get", "GET", 6, { path: "/etc/hostname", maxSize: 1048576 });
+json("result error", "RESULT", 6, { ok: false, errno: "ENOENT", message: "no such file: /etc/hostname" });
+data("ping", "PING", 9, bytes("12345678"));
+data("pong", "PONG", 9, bytes("12345678"));
+json("error", "ERROR", 0, { code: "EPROTO", message: "frame length 4 is outside 5..262149" });
+
+const invalid = [
+  { name: "length below 5", hex: "04000000" + "10" + "01000000", reason: "length" },
+  { name: "length above max", hex: hex(new Uint8Array([0x06, 0x00, 0x04, 0x00])) + "14" + "01000000", reason: "length" },
+  { name: "unknown type", hex: "05000000" + "55" + "01000000", reason: "type" },
+];
+
+const out = { magic_hex: hex(MAGIC), header: "u32le length (of type+id+payload), u8 type, u32le id", max_payload: 262144, vectors, invalid };
+await Bun.write(new URL("./v2.json", import.meta.url), JSON.stringify(out, null, 2) + "\n");
+console.log(`wrote ${vectors.length} vectors, ${invalid.length} invalid frames`);
