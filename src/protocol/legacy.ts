@@ -51,7 +51,7 @@ export async function readDisposable(reader: ByteReader, pauseMs: number): Promi
   return len === 0 ? { kind: "empty" } : { kind: "command", command: buf.subarray(0, len), ended: "eof" };
 }
 
-export type Frame =
+export type LegacyFrame =
   | { kind: "command"; command: Uint8Array }
   | { kind: "empty" }
   | { kind: "too-long"; length: number }
@@ -62,7 +62,7 @@ export type Frame =
  * Persistent format: u16 little-endian length, then that many bytes. An oversize frame is read and
  * dropped so that the stream stays in sync; EOF between frames is the normal end.
  */
-export async function readFrame(reader: ByteReader): Promise<Frame> {
+export async function readFrame(reader: ByteReader): Promise<LegacyFrame> {
   let header: Uint8Array | null;
   try {
     header = await reader.readExact(2);
@@ -88,7 +88,7 @@ export async function readFrame(reader: ByteReader): Promise<Frame> {
 }
 
 /** Encodes one persistent-format frame (for hosts and tests). */
-export function encodeFrame(command: Uint8Array | string): Uint8Array {
+export function encodeLegacyFrame(command: Uint8Array | string): Uint8Array {
   const body = typeof command === "string" ? new TextEncoder().encode(command) : command;
   if (body.byteLength > MAX_COMMAND) throw new RangeError(`command is ${body.byteLength} bytes; the limit is ${MAX_COMMAND}`);
   const out = new Uint8Array(2 + body.byteLength);

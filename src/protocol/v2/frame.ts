@@ -100,7 +100,7 @@ export function decodeWindow(f: Frame): number {
  * outside 5..5+MAX_PAYLOAD or an unknown type, before buffering the body, so a bad length never allocates.
  */
 export class FrameDecoder {
-  private buf = new Uint8Array(0);
+  private buf: Uint8Array = new Uint8Array(0);
 
   push(bytes: Uint8Array): Frame[] {
     this.buf = this.buf.byteLength ? concat(this.buf, bytes) : bytes;
