@@ -13,6 +13,9 @@ export const agentArgs = {
   port: { type: "string", valueHint: "N", description: "Port to dial, 0..4294967295; overrides the address" },
   unix: { type: "string", valueHint: "PATH", description: "Dial this Unix socket instead of AF_VSOCK (same formats)" },
   retry: { type: "string", valueHint: "SECONDS", description: `Keep retrying while the host is not listening, up to this long (default ${DEFAULT_RETRY_S}; 0 tries once)` },
+  listen: { type: "boolean", description: "Listen on PORT (any local CID) or on --unix PATH and serve every host that dials in, many at once" },
+  "allow-cid": { type: "string", valueHint: "LIST", description: "Listen mode: peer CIDs to accept, comma-separated, or `any` (default 2, the host)" },
+  reconnect: { type: "boolean", description: "Dial again, with backoff, whenever the host goes away (persistent and v2 hosts)" },
   pause: { type: "string", valueHint: "MS", description: `Disposable: a command is complete after this long without new bytes (default ${DEFAULT_PAUSE_MS})` },
   verbose: { type: "boolean", alias: "v", description: "Log command texts and connection details" },
   version: { type: "boolean", alias: "V", description: "Print the version" },
@@ -24,10 +27,13 @@ export interface AgentConfig {
   retryMs: number;
   pauseMs: number;
   verbose: boolean;
+  listen: boolean;
+  allowCids: Set<number> | "any";
+  reconnect: boolean;
   warnings: string[];
 }
 
-type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; verbose?: boolean; _: string[] };
+type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; verbose?: boolean; listen?: boolean; "allow-cid"?: string; reconnect?: boolean; _: string[] };
 
 function num(name: string, text: string, min: number, max: number): number {
   const n = parseUint(name, text, min, max);
@@ -61,7 +67,15 @@ export function toConfig(args: Parsed): AgentConfig {
   }
   const retryMs = args.retry === undefined ? DEFAULT_RETRY_S * 1000 : num("--retry", args.retry, 0, 86_400) * 1000;
   const pauseMs = args.pause === undefined ? DEFAULT_PAUSE_MS : num("--pause", args.pause, 1, 60_000);
-  return { target, mode, retryMs, pauseMs, verbose: !!args.verbose, warnings };
+  const listen = !!args.listen;
+  if (listen && args.reconnect) throw new UsageError("--reconnect is for dialing the host; it cannot be combined with --listen");
+  if (!listen && args["allow-cid"] !== undefined) throw new UsageError("--allow-cid only applies with --listen");
+  let allowCids: AgentConfig["allowCids"] = new Set([2]);
+  if (args["allow-cid"] !== undefined) {
+    const text = args["allow-cid"];
+    allowCids = text === "any" ? "any" : new Set(text.split(",").map((c) => num("--allow-cid", c.trim(), 0, 0xffffffff)));
+  }
+  return { target, mode, retryMs, pauseMs, verbose: !!args.verbose, listen, allowCids, reconnect: !!args.reconnect, warnings };
 }
 
 export const agentCommand = defineCommand({

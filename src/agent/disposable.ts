@@ -4,7 +4,7 @@ import { setCloexec } from "../sys/socket.ts";
 import { readDisposable } from "../protocol/legacy.ts";
 import type { ByteReader } from "../transport/reader.ts";
 import { EXIT } from "./limits.ts";
-import { describeCommand, type Log } from "./log.ts";
+import { describeCommand, describeExit, type Log } from "./log.ts";
 
 export interface DisposableOptions {
   pauseMs: number;
@@ -35,4 +35,21 @@ export async function runDisposable(reader: ByteReader, keepFd: number, { pauseM
     log.error(`cannot run /bin/sh: ${(e as Error).message}`);
     return EXIT.exec;
   }
+}
+
+/**
+ * Disposable format on a connection the agent accepted (listen mode): the listener must live on, so the
+ * command runs as a child, and the connection is closed when it has finished, as the host expects.
+ */
+export async function runDisposableInChild(reader: ByteReader, { pauseMs, log }: DisposableOptions): Promise<number> {
+  const got = await readDisposable(reader, pauseMs);
+  if (got.kind !== "command") {
+    log.error(got.kind === "too-long" ? "command is longer than 2048 bytes; refused, nothing was run" : "the host sent no command; nothing was run");
+    return EXIT.input;
+  }
+  const proc = Bun.spawn(["/bin/sh", "-c", new TextDecoder().decode(got.command)], { stdio: ["inherit", "inherit", "inherit"] });
+  await proc.exited;
+  const { text, status } = describeExit(proc.exitCode, proc.signalCode);
+  log.info(`command (${describeCommand(got.command, log.verbose)}) ${text}`);
+  return status;
 }

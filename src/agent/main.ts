@@ -9,7 +9,8 @@ import { describeTarget, dial } from "../transport/dial.ts";
 import { agentArgs, agentCommand, toConfig, type AgentConfig } from "./cli.ts";
 import { EXIT } from "./limits.ts";
 import { makeLog } from "./log.ts";
-import { serve } from "./session.ts";
+import { serveConnection } from "./session.ts";
+import { listenUnix, listenVsock } from "./listen.ts";
 
 const HELP_NOTES = `
 EXAMPLES
@@ -17,6 +18,11 @@ EXAMPLES
   vsock_guest_exec :1025 persistent   serve length-prefixed commands on port 1025 until the host closes
   vsock_guest_exec -1:                CID -1 (VMADDR_CID_ANY), port 1024
   vsock_guest_exec --unix /run/h.sock persistent   same formats over a Unix socket (tests, proxies)
+  vsock_guest_exec --listen :1024     let hosts dial in (QEMU AF_VSOCK connect, Firecracker CONNECT 1024)
+  vsock_guest_exec --reconnect persistent          serve the host again after it restarts
+
+  Protocol v2 (exit status, output, stdin, PTYs, files; see PROTOCOL.md) is chosen by the host on any
+  connection; the mode argument only matters for hosts speaking the original formats.
 
 EXIT STATUS
   disposable: the command's own status (126/127 from the shell); 0 when a persistent host closes;
@@ -44,22 +50,30 @@ async function main(argv: string[]): Promise<number> {
   const log = makeLog(cfg.verbose);
   for (const w of cfg.warnings) log.info(`warning: ${w}`);
 
-  const where = describeTarget(cfg.target);
-  let fd: number;
-  try {
-    fd = await dial(cfg.target, {
-      retryMs: cfg.retryMs,
-      onRetry: (err, _wait, attempt) => {
-        if (attempt === 1) log.info(`${where}: ${err.message}; host not listening yet, retrying for up to ${cfg.retryMs / 1000}s`);
-        else log.debug(`${where}: attempt ${attempt}: ${err.message}`);
-      },
-    });
-  } catch (e) {
-    log.error(`cannot connect to ${where}: ${(e as Error).message}`);
-    return EXIT.connect;
+  if (cfg.listen) {
+    return cfg.target.kind === "unix" ? listenUnix(cfg, cfg.target.path, log) : listenVsock(cfg, cfg.target.port, cfg.allowCids, log);
   }
-  log.debug(`connected to ${where}`);
-  return serve(await adoptFd(fd), fd, cfg, log);
+  const where = describeTarget(cfg.target);
+  for (let session = 1; ; session++) {
+    let fd: number;
+    try {
+      fd = await dial(cfg.target, {
+        // Reconnecting waits for the host as long as it takes: that is what the option is for.
+        retryMs: session > 1 ? Infinity : cfg.retryMs,
+        onRetry: (err, _wait, attempt) => {
+          if (attempt === 1) log.info(`${where}: ${err.message}; host not listening yet, retrying${session > 1 ? "" : ` for up to ${cfg.retryMs / 1000}s`}`);
+          else log.debug(`${where}: attempt ${attempt}: ${err.message}`);
+        },
+      });
+    } catch (e) {
+      log.error(`cannot connect to ${where}: ${(e as Error).message}`);
+      return EXIT.connect;
+    }
+    log.debug(`connected to ${where}`);
+    const code = await serveConnection(await adoptFd(fd), cfg, log, { execFd: fd });
+    if (!cfg.reconnect) return code;
+    log.info(`${where}: host closed the connection; reconnecting`);
+  }
 }
 
 try {

@@ -1,11 +1,30 @@
 // One connection to the host: decide which format it speaks and serve it.
 import type { Conn } from "../transport/conn.ts";
 import type { AgentConfig } from "./cli.ts";
-import { runDisposable } from "./disposable.ts";
-import { runPersistent } from "./persistent.ts";
+import { runDisposable, runDisposableInChild } from "./disposable.ts";
+import { EXIT } from "./limits.ts";
 import type { Log } from "./log.ts";
+import { runPersistent } from "./persistent.ts";
+import { sniffV2 } from "./v2/sniff.ts";
+import { V2Session } from "./v2/server.ts";
 
-export async function serve(conn: Conn, fd: number, cfg: AgentConfig, log: Log): Promise<number> {
-  if (cfg.mode === "persistent") return runPersistent(conn.reader, { log });
-  return runDisposable(conn.reader, fd, { pauseMs: cfg.pauseMs, log });
+export interface ServeOptions {
+  /** The connection's fd when this process may become the command (connect mode, disposable). */
+  execFd?: number;
+}
+
+/** Serves one connection to its end and closes it; returns what the agent's exit code would be. */
+export async function serveConnection(conn: Conn, cfg: AgentConfig, log: Log, opts: ServeOptions = {}): Promise<number> {
+  try {
+    if (await sniffV2(conn.reader, cfg.pauseMs)) {
+      log.debug("host speaks protocol v2");
+      await new V2Session(conn, log).run();
+      return EXIT.ok;
+    }
+    if (cfg.mode === "persistent") return await runPersistent(conn.reader, { log });
+    if (opts.execFd !== undefined) return await runDisposable(conn.reader, opts.execFd, { pauseMs: cfg.pauseMs, log });
+    return await runDisposableInChild(conn.reader, { pauseMs: cfg.pauseMs, log });
+  } finally {
+    conn.close();
+  }
 }

@@ -18,6 +18,7 @@ const SYMBOLS = {
   read: { args: [i32, ptr, u64], returns: i64 },
   write: { args: [i32, ptr, u64], returns: i64 },
   close: { args: [i32], returns: i32 },
+  pipe2: { args: [ptr, i32], returns: i32 },
   poll: { args: [ptr, u64, i32], returns: i32 },
   fcntl: { args: [i32, i32, i32], returns: i32 },
   execve: { args: [ptr, ptr, ptr], returns: i32 },

@@ -4,3 +4,4 @@ export * from "./socket.ts";
 export * from "./vsock.ts";
 export { execve, resetSignals } from "./exec.ts";
 export { SyscallError, errnoName } from "./_errno.ts";
+export { pipe } from "./pipe.ts";

@@ -25,11 +25,13 @@ export interface WaitOptions {
   /** Give up after this many milliseconds (default: wait forever). */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Longest sleep between polls (default 20 ms); idle listeners use more to wake less often. */
+  maxNapMs?: number;
 }
 
 /**
  * Waits until `fd` is ready for `events` without blocking the event loop: poll(2) with a zero timeout,
- * then a short sleep that grows to 20 ms while nothing happens. Returns revents, or 0 on timeout.
+ * then a short sleep that grows to `maxNapMs` while nothing happens. Returns revents, or 0 on timeout.
  */
 export async function waitFd(fd: number, events: number, opts: WaitOptions = {}): Promise<number> {
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
@@ -40,7 +42,7 @@ export async function waitFd(fd: number, events: number, opts: WaitOptions = {})
     if (revents) return revents;
     if (Date.now() >= deadline) return 0;
     await Bun.sleep(Math.min(nap, Math.max(0, deadline - Date.now())));
-    nap = Math.min(nap * 2, 20);
+    nap = Math.min(nap * 2, opts.maxNapMs ?? 20);
   }
 }
 

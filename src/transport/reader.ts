@@ -49,6 +49,11 @@ export class ByteReader {
     return this.ended && this.buffered === 0;
   }
 
+  /** The peer has closed; buffered bytes may remain. */
+  get sawEnd(): boolean {
+    return this.ended;
+  }
+
   get available(): number {
     return this.buffered;
   }
@@ -84,6 +89,12 @@ export class ByteReader {
    */
   async waitData(timeoutMs?: number): Promise<boolean> {
     if (this.buffered > 0 || this.ended) return true;
+    return this.waitMore(timeoutMs);
+  }
+
+  /** Waits for the next chunk or the end, whatever is buffered already. False on timeout. */
+  waitMore(timeoutMs?: number): Promise<boolean> {
+    if (this.ended) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       this.wake = () => {

@@ -1,0 +1,42 @@
+// Listen mode: the host dials the guest (QEMU's AF_VSOCK connect, Firecracker's `CONNECT <port>`).
+// Any number of connections at once, each served on its own.
+import { existsSync, lstatSync, unlinkSync } from "node:fs";
+import { POLLIN, VMADDR_CID_ANY, close, vsockAccept, vsockListen, waitFd } from "../sys/index.ts";
+import { adoptFd, serverHandlers, type Conn } from "../transport/conn.ts";
+import type { AgentConfig } from "./cli.ts";
+import type { Log } from "./log.ts";
+import { serveConnection } from "./session.ts";
+
+function serveInBackground(conn: Conn, cfg: AgentConfig, log: Log, who: string): void {
+  log.debug(`accepted ${who}`);
+  serveConnection(conn, cfg, log).then(
+    (code) => log.debug(`${who}: done (${code})`),
+    (e) => log.error(`${who}: ${(e as Error).message}`),
+  );
+}
+
+export async function listenVsock(cfg: AgentConfig, port: number, allowed: Set<number> | "any", log: Log): Promise<never> {
+  const lfd = vsockListen({ cid: VMADDR_CID_ANY, port });
+  log.info(`listening on vsock port ${port} (accepting ${allowed === "any" ? "any CID" : `CID ${[...allowed].join(", ")}`})`);
+  for (;;) {
+    // An idle agent polls the listener about 20 times a second; accepting is not latency-critical.
+    await waitFd(lfd, POLLIN, { maxNapMs: 50 });
+    for (let got = vsockAccept(lfd); got; got = vsockAccept(lfd)) {
+      if (allowed !== "any" && !allowed.has(got.peer.cid)) {
+        log.error(`refused a connection from CID ${got.peer.cid} port ${got.peer.port} (see --allow-cid)`);
+        close(got.fd);
+        continue;
+      }
+      serveInBackground(await adoptFd(got.fd), cfg, log, `CID ${got.peer.cid} port ${got.peer.port}`);
+    }
+  }
+}
+
+export async function listenUnix(cfg: AgentConfig, path: string, log: Log): Promise<never> {
+  // A socket file left by an earlier run would make bind fail; anything else at that path is not ours.
+  if (existsSync(path) && lstatSync(path).isSocket()) unlinkSync(path);
+  let n = 0;
+  Bun.listen({ unix: path, allowHalfOpen: true, data: undefined as never, socket: serverHandlers((conn) => serveInBackground(conn, cfg, log, `unix connection ${++n}`)) } as never);
+  log.info(`listening on unix ${path}`);
+  return new Promise<never>(() => {});
+}

@@ -1,0 +1,156 @@
+// PUT and GET: whole files in and out, streamed within their windows. A PUT lands by rename, so a reader
+// sees the old file or the complete new one, never half of it.
+import { open, rename, stat, unlink, type FileHandle } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
+import type { FileResult, GetRequest, PutRequest } from "../../protocol/v2/messages.ts";
+import { Credit } from "./credit.ts";
+import { sendWithin, type Send } from "./output.ts";
+
+const DEFAULT_MAX_GET = 1024 ** 3;
+
+function failure(e: unknown): FileResult {
+  const err = e as { code?: string; message?: string };
+  return { ok: false, errno: typeof err.code === "string" ? err.code : "EIO", message: err.message ?? String(e) };
+}
+
+function checkPath(kind: string, b: Record<string, unknown>): string {
+  const p = b.path;
+  if (typeof p !== "string" || !p.startsWith("/") || p.includes("\0")) throw new ProtocolError(`${kind}: path must be an absolute path`);
+  return p;
+}
+
+export function validatePut(b: Record<string, unknown>): PutRequest {
+  const path = checkPath("PUT", b);
+  const u32 = (v: unknown) => v === undefined || (typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffffffff);
+  if (typeof b.size !== "number" || !Number.isSafeInteger(b.size) || b.size < 0) throw new ProtocolError("PUT: size must be a non-negative integer");
+  if (!u32(b.mode) || !u32(b.uid) || !u32(b.gid)) throw new ProtocolError("PUT: mode, uid and gid must be u32");
+  return { path, size: b.size, mode: b.mode as number | undefined, uid: b.uid as number | undefined, gid: b.gid as number | undefined };
+}
+
+export function validateGet(b: Record<string, unknown>): GetRequest {
+  const path = checkPath("GET", b);
+  if (b.maxSize !== undefined && (typeof b.maxSize !== "number" || !Number.isSafeInteger(b.maxSize) || b.maxSize < 0)) throw new ProtocolError("GET: maxSize must be a non-negative integer");
+  return { path, maxSize: b.maxSize as number | undefined };
+}
+
+export class PutOp {
+  private credit = DEFAULT_WINDOW;
+  private received = 0;
+  private chain: Promise<unknown>;
+  private fh: FileHandle | undefined;
+  private readonly tmp: string;
+  private failed: FileResult | undefined;
+
+  constructor(
+    readonly id: number,
+    private readonly req: PutRequest,
+    private readonly send: Send,
+    private readonly finished: () => void,
+  ) {
+    this.tmp = join(dirname(req.path), `.${basename(req.path)}.vge-${randomBytes(4).toString("hex")}`);
+    this.chain = open(this.tmp, "wx", req.mode ?? 0o644).then(
+      (fh) => (this.fh = fh),
+      (e) => (this.failed = failure(e)),
+    );
+  }
+
+  onData(data: Uint8Array): void {
+    if (data.byteLength > this.credit) throw new ProtocolError(`FILE_DATA: ${data.byteLength} bytes exceed the ${this.credit} bytes of credit`);
+    this.credit -= data.byteLength;
+    this.received += data.byteLength;
+    if (this.received > this.req.size && !this.failed) this.failed = { ok: false, errno: "EFBIG", message: `more than the announced ${this.req.size} bytes` };
+    this.chain = this.chain.then(async () => {
+      if (!this.failed && this.fh) await this.fh.write(data).catch((e) => (this.failed = failure(e)));
+      this.credit += data.byteLength;
+      await this.send(encodeWindow(this.id, data.byteLength)).catch(() => {});
+    });
+  }
+
+  onEnd(): void {
+    this.chain = this.chain.then(async () => {
+      if (!this.failed && this.received !== this.req.size) this.failed = { ok: false, errno: "EIO", message: `got ${this.received} of ${this.req.size} bytes` };
+      let result: FileResult;
+      if (this.failed) result = this.failed;
+      else {
+        try {
+          const fh = this.fh!;
+          // open() honoured the umask; the host asked for this exact mode.
+          if (this.req.mode !== undefined) await fh.chmod(this.req.mode);
+          if (this.req.uid !== undefined || this.req.gid !== undefined) await fh.chown(this.req.uid ?? -1, this.req.gid ?? -1);
+          await fh.sync();
+          await fh.close();
+          this.fh = undefined;
+          await rename(this.tmp, this.req.path);
+          result = { ok: true, size: this.received };
+        } catch (e) {
+          result = failure(e);
+        }
+      }
+      await this.cleanup(!result.ok);
+      await this.send(encodeJson(T.RESULT, this.id, result)).catch(() => {});
+      this.finished();
+    });
+  }
+
+  private async cleanup(removeTmp: boolean): Promise<void> {
+    await this.fh?.close().catch(() => {});
+    this.fh = undefined;
+    if (removeTmp) await unlink(this.tmp).catch(() => {});
+  }
+
+  abort(): void {
+    this.failed ??= { ok: false, errno: "ECONNRESET", message: "connection closed" };
+    this.chain = this.chain.then(() => this.cleanup(true));
+  }
+}
+
+export class GetOp {
+  private readonly out = new Credit(DEFAULT_WINDOW);
+
+  constructor(
+    readonly id: number,
+    private readonly req: GetRequest,
+    private readonly send: Send,
+    private readonly finished: () => void,
+  ) {
+    void this.run();
+  }
+
+  private async run(): Promise<void> {
+    let result: FileResult;
+    let fh: FileHandle | undefined;
+    try {
+      const st = await stat(this.req.path);
+      if (!st.isFile()) throw Object.assign(new Error(`not a regular file: ${this.req.path}`), { code: st.isDirectory() ? "EISDIR" : "EINVAL" });
+      const max = this.req.maxSize ?? DEFAULT_MAX_GET;
+      if (st.size > max) throw Object.assign(new Error(`${this.req.path} is ${st.size} bytes, over the limit of ${max}`), { code: "EFBIG" });
+      fh = await open(this.req.path, "r");
+      const buf = new Uint8Array(CHUNK);
+      let size = 0;
+      for (;;) {
+        if (!(await this.out.wait())) throw Object.assign(new Error("connection closed"), { code: "ECONNRESET" });
+        const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, this.out.available));
+        if (bytesRead === 0) break;
+        size += bytesRead;
+        if (size > max) throw Object.assign(new Error(`${this.req.path} grew past the limit of ${max}`), { code: "EFBIG" });
+        if (!(await sendWithin(this.out, this.send, T.FILE_DATA, this.id, buf.slice(0, bytesRead)))) throw Object.assign(new Error("connection closed"), { code: "ECONNRESET" });
+      }
+      result = { ok: true, size, mode: st.mode & 0o7777 };
+    } catch (e) {
+      result = failure(e);
+    }
+    await fh?.close().catch(() => {});
+    await this.send(encodeJson(T.RESULT, this.id, result)).catch(() => {});
+    this.finished();
+  }
+
+  onWindow(n: number): void {
+    this.out.add(n);
+  }
+
+  abort(): void {
+    this.out.close();
+  }
+}

@@ -1,0 +1,18 @@
+// Sending one execution's (or one GET's) bytes to the host within its window, in CHUNK-sized frames.
+import { CHUNK, encodeFrame } from "../../protocol/v2/frame.ts";
+import type { Credit } from "./credit.ts";
+
+export type Send = (frame: Uint8Array) => Promise<void>;
+
+/** Sends `data` as frames of `type`; false if the window was closed (connection gone) before the end. */
+export async function sendWithin(credit: Credit, send: Send, type: number, id: number, data: Uint8Array): Promise<boolean> {
+  let off = 0;
+  while (off < data.byteLength) {
+    if (!(await credit.wait())) return false;
+    const n = Math.min(credit.available, CHUNK, data.byteLength - off);
+    credit.take(n);
+    await send(encodeFrame(type, id, data.subarray(off, off + n)));
+    off += n;
+  }
+  return true;
+}

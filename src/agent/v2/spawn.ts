@@ -1,0 +1,42 @@
+// Turning an EXEC request into Bun.spawn options: command line, environment, identity, stdio.
+import type { ExecRequest } from "../../protocol/v2/messages.ts";
+import { lookupUser } from "./users.ts";
+
+export interface SpawnPlan {
+  cmd: string[];
+  env: Record<string, string>;
+  cwd?: string;
+  uid?: number;
+  gid?: number;
+}
+
+export function planSpawn(req: ExecRequest, baseEnv: Record<string, string | undefined> = process.env): SpawnPlan {
+  const cmd = req.argv ?? ["/bin/sh", "-c", req.shell!];
+  const env: Record<string, string> = {};
+  if (!req.clearEnv) for (const [k, v] of Object.entries(baseEnv)) if (v !== undefined) env[k] = v;
+  let uid = req.uid;
+  let gid = req.gid;
+  if (req.user !== undefined) {
+    const acct = lookupUser(req.user);
+    uid ??= acct.uid;
+    gid ??= acct.gid;
+    // What login(1) would set, so that tools looking for a home or a name find the target user's.
+    if (acct.home) env.HOME = acct.home;
+    if (acct.name) env.USER = env.LOGNAME = acct.name;
+  }
+  if (uid !== undefined && gid === undefined) gid = uid;
+  if (req.pty) env.TERM = req.pty.term ?? "xterm-256color";
+  for (const [k, v] of Object.entries(req.env ?? {})) {
+    if (v === null) delete env[k];
+    else env[k] = v;
+  }
+  return { cmd, env, cwd: req.cwd, uid, gid };
+}
+
+/** A spawn failure as an errno name and a message for the EXIT frame. */
+export function startError(e: unknown, cmd: string[]): { errno: string; message: string } {
+  const err = e as { code?: string; message?: string; errno?: string };
+  const errno = typeof err.code === "string" && /^E[A-Z0-9]+$/.test(err.code) ? err.code : "EIO";
+  const what = errno === "ENOENT" && /not found/i.test(err.message ?? "") ? `program not found: ${cmd[0]}` : (err.message ?? String(e));
+  return { errno, message: what };
+}

@@ -1,0 +1,35 @@
+// User names to ids, from the guest's own /etc/passwd (no NSS in an initrd).
+import { readFileSync } from "node:fs";
+
+export interface Account {
+  uid: number;
+  gid: number;
+  name?: string;
+  home?: string;
+}
+
+export class UserError extends Error {
+  constructor(
+    readonly errno: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function lookupUser(user: string, passwd = "/etc/passwd"): Account {
+  let lines: string[] = [];
+  try {
+    lines = readFileSync(passwd, "utf8").split("\n");
+  } catch {
+    // No passwd file: only numeric ids can work.
+  }
+  const numeric = /^\d+$/.test(user) ? Number(user) : undefined;
+  for (const line of lines) {
+    const f = line.split(":");
+    if (f.length < 7) continue;
+    if (f[0] === user || (numeric !== undefined && Number(f[2]) === numeric)) return { name: f[0], uid: Number(f[2]), gid: Number(f[3]), home: f[5] };
+  }
+  if (numeric !== undefined && numeric <= 0xffffffff) return { uid: numeric, gid: numeric };
+  throw new UserError("ENOENT", `no such user: ${user}`);
+}
