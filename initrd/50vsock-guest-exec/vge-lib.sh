@@ -1,0 +1,49 @@
+#!/bin/sh
+# Shared by the vsock-guest-exec hooks. Sourced by dracut's init after dracut-lib.sh (getarg,
+# getargbool, warn, die), so: no `exit`, and every variable is prefixed VGE_/_vge_.
+# shellcheck disable=SC2034 # the VGE_ variables are read by the hooks that source this file
+
+VGE_BIN=/usr/bin/vsock_guest_exec
+VGE_RUN=/run/vsock-guest-exec
+
+# Progress lines on the console, stamped with the uptime (boot-time measurements read them).
+vge_say() {
+    read -r _vge_up _vge_idle < /proc/uptime
+    echo "vsock-guest-exec: [$_vge_up] $*" >&2
+    unset _vge_up _vge_idle
+}
+
+# Reads the rd.vge.* kernel arguments into VGE_MODE, VGE_CID, VGE_PORT, VGE_RETRY, VGE_ONERROR,
+# VGE_HOLD and VGE_VERBOSE. Numbers are checked by the agent itself (exit 2 on a bad one).
+vge_config() {
+    VGE_MODE=$(getarg rd.vge.mode=) || VGE_MODE=off
+    case $VGE_MODE in
+        off | disposable | persistent) ;;
+        *)
+            warn "vsock-guest-exec: rd.vge.mode=$VGE_MODE is not off, disposable or persistent; treating it as off"
+            VGE_MODE=off
+            ;;
+    esac
+    VGE_CID=$(getarg rd.vge.cid=) || VGE_CID=2
+    VGE_PORT=$(getarg rd.vge.port=) || VGE_PORT=1024
+    VGE_RETRY=$(getarg rd.vge.retry=) || VGE_RETRY=30
+    VGE_HOLD=$(getarg rd.vge.hold=) || VGE_HOLD=0
+    VGE_ONERROR=$(getarg rd.vge.onerror=) || VGE_ONERROR=fail
+    case $VGE_ONERROR in
+        fail | continue) ;;
+        *)
+            warn "vsock-guest-exec: rd.vge.onerror=$VGE_ONERROR is not fail or continue; using fail"
+            VGE_ONERROR=fail
+            ;;
+    esac
+    VGE_VERBOSE=
+    if getargbool 0 rd.vge.verbose; then VGE_VERBOSE=--verbose; fi
+}
+
+# The virtio-vsock transport, in dependency order (modprobe resolves the rest from modules.dep).
+# virtio_pci first: without the bus driver the transport finds no device.
+vge_load_modules() {
+    vge_say "loading the virtio-vsock modules"
+    modprobe -a virtio_pci vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport \
+        || warn "vsock-guest-exec: modprobe of the virtio-vsock modules failed; the agent will likely not connect"
+}
