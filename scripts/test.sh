@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The test command (README "Run the tests"): installs what the tests need on a fresh Debian machine,
+# builds the agent, runs every test level (units, the compiled binary, real QEMU guests) and ends with
+# the line "N passed, N failed" read from bun's junit report.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v bun >/dev/null 2>&1; then
+  echo "test.sh: installing bun from npm"
+  npm install -g bun@1.4.5 >/dev/null
+fi
+bash scripts/guest-deps.sh
+bun install --frozen-lockfile
+bun run build
+bunx tsc --noEmit -p .
+
+mkdir -p test-results
+rm -f test-results/junit.xml
+status=0
+bun test --reporter=junit --reporter-outfile=test-results/junit.xml "$@" || status=$?
+summary=0
+bun scripts/junit-summary.ts test-results/junit.xml || summary=$?
+[ "$status" -eq 0 ] && [ "$summary" -eq 0 ]
