@@ -1,0 +1,49 @@
+// The compiled agent, rebuilt once per test run when it is missing or older than what it is built from.
+import { spawnSync } from "bun";
+import { mkdirSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+export const ROOT = join(import.meta.dir, "..", "..");
+export const AGENT_BINARY = join(ROOT, "dist", `vsock_guest_exec-linux-${process.arch === "arm64" ? "arm64" : "x64"}`);
+
+/** What the binary is built from: a change to any of these means a rebuild. */
+const SOURCES = ["src", "package.json", "build.ts", "bun.lock"];
+
+function newestMtime(path: string): number {
+  const st = statSync(path);
+  if (!st.isDirectory()) return st.mtimeMs;
+  let newest = st.mtimeMs;
+  for (const name of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, name)));
+  return newest;
+}
+
+function isStale(): boolean {
+  let built: number;
+  try {
+    built = statSync(AGENT_BINARY).mtimeMs;
+  } catch {
+    return true;
+  }
+  const sources = SOURCES.map((p) => newestMtime(join(ROOT, p)));
+  return Math.max(...sources) > built;
+}
+
+let checked = false;
+
+/**
+ * Path of the agent binary for this machine, built first if needed. The build runs under flock(1) so that
+ * test runs started side by side (other engineers, --parallel workers) do not write the file together,
+ * and staleness is checked again inside the lock so only the first of them builds.
+ */
+export function agentBinary(): string {
+  if (checked) return AGENT_BINARY;
+  if (isStale()) {
+    const target = AGENT_BINARY.slice(AGENT_BINARY.lastIndexOf("linux-"));
+    const script = `[ ! -e "$1" ] || [ -n "$(find ${SOURCES.join(" ")} -newer "$1" | head -n 1)" ] || exit 0; exec bun build.ts ${target}`;
+    mkdirSync(join(ROOT, "dist"), { recursive: true });
+    const r = spawnSync(["flock", join(ROOT, "dist", ".build.lock"), "sh", "-c", script, "sh", AGENT_BINARY], { cwd: ROOT, stdout: "pipe", stderr: "pipe", timeout: 120_000 });
+    if (r.exitCode !== 0) throw new Error(`building the agent failed (exit ${r.exitCode}):\n${r.stdout.toString()}${r.stderr.toString()}`);
+  }
+  checked = true;
+  return AGENT_BINARY;
+}
