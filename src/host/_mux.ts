@@ -1,0 +1,127 @@
+// One v2 connection, host side: the hello, a read loop that hands each frame to the request that owns
+// its id, and one failure path that rejects everything pending with the same clear error.
+import type { Conn } from "../transport/conn.ts";
+import { FrameDecoder, MAGIC, ProtocolError, T, decodeJson, encodeJson, typeName, type Frame } from "../protocol/v2/frame.ts";
+import { PROTOCOL_VERSION, type Welcome } from "../protocol/v2/messages.ts";
+import { GuestError } from "./errors.ts";
+
+/** Whoever owns an id: an exec, a file request or a ping. */
+export interface Handler {
+  frame(f: Frame): void;
+  fail(err: Error): void;
+}
+
+export class Mux {
+  private handlers = new Map<number, Handler>();
+  private next = 1;
+  private failure: Error | undefined;
+  private readonly decoder = new FrameDecoder();
+  private welcomed!: { resolve: (w: Welcome) => void; reject: (e: Error) => void };
+  readonly welcome = new Promise<Welcome>((resolve, reject) => (this.welcomed = { resolve, reject }));
+  private closedByUs = false;
+
+  constructor(
+    private readonly conn: Conn,
+    /** How the connection is named in errors: "guest unix:/run/g.sock". */
+    readonly name: string,
+  ) {
+    this.welcome.catch(() => {});
+    void this.loop();
+  }
+
+  /** Magic and HELLO; the WELCOME arrives on `welcome`. */
+  hello(client: string): void {
+    this.post(MAGIC);
+    this.post(encodeJson(T.HELLO, 0, { versions: [PROTOCOL_VERSION], client }));
+  }
+
+  /** A fresh id, never 0, never one still open. */
+  register(h: Handler): number {
+    if (this.failure) throw this.failure;
+    while (this.next === 0 || this.handlers.has(this.next)) this.next = (this.next + 1) >>> 0;
+    const id = this.next;
+    this.next = (this.next + 1) >>> 0;
+    this.handlers.set(id, h);
+    return id;
+  }
+
+  /** The request is over; late frames for its id are ignored, as the agent does. */
+  release(id: number): void {
+    this.handlers.delete(id);
+  }
+
+  /** Queues a frame; a connection that has failed makes it a no-op (the failure reached everyone). */
+  send(frame: Uint8Array): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    return this.conn.write(frame).catch((e) => {
+      throw this.fail(new GuestError("ECLOSED", `${this.name}: write failed: ${(e as Error).message}`, { cause: e }));
+    });
+  }
+
+  /** send() for frames nobody waits on (signals, credit): a failure has already reached every request. */
+  post(frame: Uint8Array): void {
+    this.send(frame).catch(() => {});
+  }
+
+  get error(): Error | undefined {
+    return this.failure;
+  }
+
+  close(): void {
+    this.closedByUs = true;
+    this.fail(new GuestError("ECLOSED", `${this.name}: connection closed by the host`));
+  }
+
+  /** Ends the connection and rejects everything pending with `err` (the first failure wins). */
+  fail(err: Error): Error {
+    if (this.failure) return this.failure;
+    this.failure = err;
+    this.conn.close();
+    this.welcomed.reject(err);
+    const pending = [...this.handlers.values()];
+    this.handlers.clear();
+    for (const h of pending) h.fail(err);
+    return err;
+  }
+
+  private async loop(): Promise<void> {
+    const r = this.conn.reader;
+    try {
+      for (;;) {
+        await r.waitData();
+        if (this.failure) return;
+        if (r.isEnded) break;
+        for (const f of this.decoder.push(r.readAvailable(r.available))) {
+          this.dispatch(f);
+          if (this.failure) return;
+        }
+      }
+      const cut = this.decoder.pending > 0 ? ` in the middle of a frame` : "";
+      this.fail(new GuestError("ECLOSED", `${this.name}: the agent closed the connection${cut}`));
+    } catch (e) {
+      if (e instanceof ProtocolError) this.fail(new GuestError("EPROTO", `${this.name}: malformed frame from the agent: ${e.message}`, { cause: e }));
+      else this.fail(e instanceof GuestError ? e : new GuestError("EPROTO", `${this.name}: ${(e as Error).message}`, { cause: e }));
+    }
+  }
+
+  private dispatch(f: Frame): void {
+    if (f.id !== 0) {
+      this.handlers.get(f.id)?.frame(f);
+      return;
+    }
+    if (f.type === T.WELCOME) {
+      const w = decodeJson<Welcome>(f);
+      if (w.version !== PROTOCOL_VERSION) throw new ProtocolError(`WELCOME chose version ${w.version}; this host speaks ${PROTOCOL_VERSION}`);
+      this.welcomed.resolve(w);
+    } else if (f.type === T.ERROR) {
+      const e = decodeJson<{ code?: unknown; message?: unknown }>(f);
+      const code = typeof e.code === "string" ? e.code : "EREMOTE";
+      this.fail(new GuestError(code, `${this.name}: the agent reported ${code}: ${typeof e.message === "string" ? e.message : "(no message)"}`));
+    } else throw new ProtocolError(`unexpected ${typeName(f.type)} frame for id 0`);
+  }
+
+  /** True once close() was called by this side (not a failure of the peer). */
+  get closedByHost(): boolean {
+    return this.closedByUs;
+  }
+}

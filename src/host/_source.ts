@@ -1,0 +1,45 @@
+// What putFile accepts, turned into a size and a stream of chunks. node:fs (not Bun.file) keeps this
+// usable on Node. A stream of unknown size is read into memory first: PUT announces its size up front.
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { collect } from "./_inbox.ts";
+
+/** A local file to upload; its permission bits become the default mode. */
+export interface LocalFile {
+  localPath: string;
+}
+
+export type PutSource = Uint8Array | ArrayBuffer | string | Blob | ReadableStream<Uint8Array> | LocalFile;
+
+export interface Prepared {
+  size: number;
+  /** The local file's permission bits, if the source is a local file. */
+  mode?: number;
+  chunks: AsyncIterable<Uint8Array>;
+}
+
+async function* once(b: Uint8Array): AsyncIterable<Uint8Array> {
+  if (b.byteLength > 0) yield b;
+}
+
+export async function prepareSource(src: PutSource, size?: number): Promise<Prepared> {
+  if (typeof src === "string") {
+    const b = new TextEncoder().encode(src);
+    return { size: b.byteLength, chunks: once(b) };
+  }
+  if (src instanceof Uint8Array) return { size: src.byteLength, chunks: once(src) };
+  if (src instanceof ArrayBuffer) return { size: src.byteLength, chunks: once(new Uint8Array(src)) };
+  if (src instanceof Blob) return { size: src.size, chunks: src.stream() as unknown as AsyncIterable<Uint8Array> };
+  if (src instanceof ReadableStream) {
+    if (size !== undefined) return { size, chunks: src as unknown as AsyncIterable<Uint8Array> };
+    const b = await collect(src);
+    return { size: b.byteLength, chunks: once(b) };
+  }
+  if (typeof src === "object" && src !== null && typeof src.localPath === "string") {
+    const st = await stat(src.localPath);
+    if (!st.isFile()) throw new Error(`${src.localPath}: not a regular file`);
+    const chunks = createReadStream(src.localPath, { highWaterMark: 64 * 1024 }) as AsyncIterable<Uint8Array>;
+    return { size: st.size, mode: st.mode & 0o7777, chunks };
+  }
+  throw new TypeError("putFile: data must be bytes, a string, a Blob, a ReadableStream or { localPath }");
+}

@@ -1,0 +1,43 @@
+// Errors the host library throws or rejects with. Each carries a short `code` to branch on and a message
+// that reads as one line ("guest unix:/run/g.sock: the agent closed the connection").
+
+/**
+ * A failure of the connection or the protocol: every pending exec, file request and ping of that
+ * connection is rejected with the same error.
+ *   ECLOSED    the connection dropped or was closed
+ *   EPROTO     the agent sent a malformed frame
+ *   EHELLO     no usable WELCOME (timeout, an original-format agent, a refused version)
+ *   ETIMEDOUT  a host-side deadline passed
+ *   other      the code of the agent's ERROR frame (EFLOW, EVERSION, ...)
+ */
+export class GuestError extends Error {
+  override name = "GuestError";
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A PUT or GET the agent refused or failed: `errno` is the agent's (ENOENT, EACCES, EFBIG, ...). */
+export class FileError extends Error {
+  override name = "FileError";
+  constructor(
+    readonly errno: string,
+    readonly path: string,
+    message: string,
+  ) {
+    super(`${path}: ${message}`);
+  }
+}
+
+/** Writing to a process's stdin after it has exited (or after its connection failed). */
+export class StdinClosedError extends Error {
+  override name = "StdinClosedError";
+  readonly code = "EPIPE";
+  constructor(message = "stdin: the process has exited") {
+    super(message);
+  }
+}

@@ -1,0 +1,134 @@
+// PUT and GET (PROTOCOL.md §8): uploads send only the credit the agent grants; downloads are streams whose
+// credit goes back as they are read, like an execution's output.
+import { CHUNK, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
+import type { FileResult, GetRequest, PutRequest } from "../protocol/v2/messages.ts";
+import { Credit } from "./_credit.ts";
+import { Inbox, collect } from "./_inbox.ts";
+import type { Mux } from "./_mux.ts";
+import { prepareSource, type PutSource } from "./_source.ts";
+import { FileError } from "./errors.ts";
+
+export interface PutOptions {
+  /** Permission bits; default: the local file's for `{ localPath }`, else 0o644. */
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  /** Size of a ReadableStream source; without it the stream is read into memory first. */
+  size?: number;
+}
+
+export interface FileInfo {
+  size: number;
+  mode?: number;
+}
+
+function decodeResult(f: Frame, path: string): FileInfo {
+  const r = decodeJson<FileResult>(f);
+  if (r.ok === true) return { size: r.size, ...(r.mode !== undefined ? { mode: r.mode } : {}) };
+  if (r.ok === false) throw new FileError(r.errno, path, `${r.errno}: ${r.message}`);
+  throw new ProtocolError("RESULT frame: ok must be a boolean");
+}
+
+export async function putFile(mux: Mux, window: number, path: string, src: PutSource, opts: PutOptions = {}): Promise<FileInfo> {
+  const prepared = await prepareSource(src, opts.size);
+  const credit = new Credit(window);
+  let settle!: { ok: (i: FileInfo) => void; fail: (e: Error) => void };
+  const done = new Promise<FileInfo>((ok, fail) => (settle = { ok, fail }));
+  done.catch(() => {});
+  const id = mux.register({
+    frame(f) {
+      if (f.type === T.WINDOW) return credit.add(decodeWindow(f));
+      if (f.type !== T.RESULT) throw new ProtocolError(`unexpected ${typeName(f.type)} frame for a PUT`);
+      mux.release(id);
+      try {
+        settle.ok(decodeResult(f, path));
+      } catch (e) {
+        if (!(e instanceof FileError)) throw e;
+        settle.fail(e);
+      }
+      credit.fail(new Error("PUT answered"));
+    },
+    fail(e) {
+      credit.fail(e);
+      settle.fail(e);
+    },
+  });
+  const req: PutRequest = { path, size: prepared.size, mode: opts.mode ?? prepared.mode ?? 0o644 };
+  if (opts.uid !== undefined) req.uid = opts.uid;
+  if (opts.gid !== undefined) req.gid = opts.gid;
+  mux.post(encodeJson(T.PUT, id, req));
+  let sent = 0;
+  try {
+    for await (const chunk of prepared.chunks) {
+      for (let off = 0; off < chunk.byteLength; ) {
+        const n = await credit.take(Math.min(CHUNK, chunk.byteLength - off));
+        await mux.send(encodeFrame(T.FILE_DATA, id, chunk.subarray(off, off + n)));
+        off += n;
+        sent += n;
+      }
+    }
+    await mux.send(encodeFrame(T.FILE_END, id));
+  } catch {
+    // An early RESULT (the agent refused the file) or a failed connection: `done` carries the reason.
+  }
+  const info = await done;
+  if (sent !== prepared.size) throw new FileError("EIO", path, `the source gave ${sent} bytes, not the ${prepared.size} announced`);
+  return info;
+}
+
+export interface GetOptions {
+  /** Refuse files larger than this (the agent's default: 1 GiB). */
+  maxSize?: number;
+}
+
+/** A download in progress: read `stream`; `done` has the size and mode once all bytes arrived. */
+export interface RemoteFile {
+  readonly stream: ReadableStream<Uint8Array>;
+  readonly done: Promise<FileInfo>;
+  /** The whole file in memory. */
+  bytes(): Promise<Uint8Array>;
+}
+
+export function getFile(mux: Mux, path: string, opts: GetOptions = {}): RemoteFile {
+  let finished = false;
+  let settle!: { ok: (i: FileInfo) => void; fail: (e: Error) => void };
+  const done = new Promise<FileInfo>((ok, fail) => (settle = { ok, fail }));
+  done.catch(() => {});
+  const inbox = new Inbox((n) => {
+    if (!finished && !mux.error) mux.post(encodeWindow(id, n));
+  });
+  const id = mux.register({
+    frame(f) {
+      if (f.type === T.FILE_DATA) return inbox.push(f.payload);
+      if (f.type !== T.RESULT) throw new ProtocolError(`unexpected ${typeName(f.type)} frame for a GET`);
+      finished = true;
+      mux.release(id);
+      try {
+        const info = decodeResult(f, path);
+        inbox.end();
+        settle.ok(info);
+      } catch (e) {
+        if (!(e instanceof FileError)) throw e;
+        inbox.fail(e);
+        settle.fail(e);
+      }
+    },
+    fail(e) {
+      finished = true;
+      inbox.fail(e);
+      settle.fail(e);
+    },
+  });
+  const req: GetRequest = { path };
+  if (opts.maxSize !== undefined) req.maxSize = opts.maxSize;
+  mux.post(encodeJson(T.GET, id, req));
+  return {
+    stream: inbox.stream,
+    done,
+    async bytes() {
+      const b = await collect(inbox.stream);
+      await done;
+      return b;
+    },
+  };
+}

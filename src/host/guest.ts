@@ -1,0 +1,125 @@
+// A v2 client over one connection: the hello, then any number of executions, file transfers and pings at
+// once, each under its own id. A failure of the connection rejects everything pending with one error.
+import pkg from "../../package.json" with { type: "json" };
+import { DEFAULT_WINDOW, T, encodeFrame } from "../protocol/v2/frame.ts";
+import type { Welcome } from "../protocol/v2/messages.ts";
+import type { Conn } from "../transport/conn.ts";
+import { Mux } from "./_mux.ts";
+import type { PutSource } from "./_source.ts";
+import { GuestError } from "./errors.ts";
+import { getFile, putFile, type FileInfo, type GetOptions, type PutOptions, type RemoteFile } from "./files.ts";
+import { toExecRequest, type Command, type ExecOptions } from "./options.ts";
+import { RemoteProcess } from "./process.ts";
+import { runProcess, type RunOptions, type RunResult } from "./run.ts";
+
+export interface GuestOptions {
+  /** Give up on the hello after this long (default 10 s). */
+  helloTimeoutMs?: number;
+  /** Sent in HELLO as `client`. */
+  client?: string;
+  /** How this guest is named in errors and logs (default: "guest"). */
+  name?: string;
+}
+
+const DEFAULT_HELLO_MS = 10_000;
+
+export class Guest {
+  /** The agent's WELCOME: version, capabilities, hostname, kernel, arch, initrd, pid, window, ... */
+  readonly info: Welcome;
+  readonly name: string;
+  /** Resolves when the connection has ended, for whatever reason. */
+  readonly closed: Promise<void>;
+  private readonly window: number;
+
+  private constructor(
+    private readonly mux: Mux,
+    info: Welcome,
+    closed: Promise<void>,
+  ) {
+    this.info = info;
+    this.name = mux.name;
+    this.closed = closed;
+    this.window = typeof info.window === "number" && info.window > 0 ? info.window : DEFAULT_WINDOW;
+  }
+
+  /** Says hello over a connected stream and waits for the WELCOME. Closes `conn` on failure. */
+  static async open(conn: Conn, opts: GuestOptions = {}): Promise<Guest> {
+    const name = opts.name ?? "guest";
+    const mux = new Mux(conn, name);
+    const ms = opts.helloTimeoutMs ?? DEFAULT_HELLO_MS;
+    mux.hello(opts.client ?? `vge/${pkg.version}`);
+    const timer = setTimeout(() => mux.fail(new GuestError("EHELLO", `${name}: no WELCOME within ${ms / 1000} s; an agent older than 0.2.0 speaks only the original format (use sendDisposable / vge send)`)), ms);
+    try {
+      return new Guest(mux, await mux.welcome, conn.closed);
+    } catch (e) {
+      const err = e as GuestError;
+      if (err.code === "ECLOSED") throw new GuestError("EHELLO", `${name}: the agent closed the connection without answering the hello; an agent older than 0.2.0 does that (use sendDisposable / vge send)`, { cause: e });
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Starts a process. Throws at once if the connection has already failed or an option is invalid. */
+  exec(cmd: Command, opts: ExecOptions = {}): RemoteProcess {
+    return new RemoteProcess(this.mux, toExecRequest(cmd, opts), this.window);
+  }
+
+  /** Runs a process to its end and collects its output (stdin closed unless `input` is given). */
+  run(cmd: Command, opts: RunOptions = {}): Promise<RunResult> {
+    return runProcess((c, o) => this.exec(c, o), cmd, opts);
+  }
+
+  /** Writes a file in the guest atomically (temporary file, fsync, rename). */
+  putFile(path: string, data: PutSource, opts: PutOptions = {}): Promise<FileInfo> {
+    return putFile(this.mux, this.window, path, data, opts);
+  }
+
+  /** Reads a file from the guest as a stream. */
+  getFile(path: string, opts: GetOptions = {}): RemoteFile {
+    return getFile(this.mux, path, opts);
+  }
+
+  /** A whole file from the guest. */
+  readFile(path: string, opts: GetOptions = {}): Promise<Uint8Array> {
+    return this.getFile(path, opts).bytes();
+  }
+
+  /** Round trip of a PING, in milliseconds. */
+  ping(timeoutMs = 10_000): Promise<number> {
+    const payload = crypto.getRandomValues(new Uint8Array(8));
+    return new Promise<number>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const id = this.mux.register({
+        frame: (f) => {
+          if (f.type !== T.PONG) return;
+          clearTimeout(timer);
+          this.mux.release(id);
+          const same = f.payload.byteLength === payload.byteLength && f.payload.every((b, i) => b === payload[i]);
+          if (same) resolve(performance.now() - t0);
+          else reject(this.mux.fail(new GuestError("EPROTO", `${this.name}: PONG does not carry the PING's payload`)));
+        },
+        fail: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      timer = setTimeout(() => {
+        this.mux.release(id);
+        reject(new GuestError("ETIMEDOUT", `${this.name}: no PONG within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      const t0 = performance.now();
+      this.mux.post(encodeFrame(T.PING, id, payload));
+    });
+  }
+
+  /** The connection's failure, if it has failed. */
+  get error(): Error | undefined {
+    return this.mux.error;
+  }
+
+  /** Closes the connection; the agent kills this connection's processes that still run. */
+  close(): void {
+    this.mux.close();
+  }
+}

@@ -1,0 +1,130 @@
+// One execution in the guest, shaped after Bun.spawn / child_process: web streams for stdio, `exited`,
+// `kill()`. Output credit goes back as the streams are read; stdin sends only what the agent granted.
+import { CHUNK, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
+import type { ExecRequest, ExitResult } from "../protocol/v2/messages.ts";
+import { Credit } from "./_credit.ts";
+import { Inbox } from "./_inbox.ts";
+import type { Mux } from "./_mux.ts";
+import { signalName } from "./_signals.ts";
+import { StdinClosedError } from "./errors.ts";
+
+const STATUSES = new Set(["exited", "signaled", "timeout", "error"]);
+const enc = new TextEncoder();
+
+export class RemoteProcess {
+  readonly id: number;
+  /** The process's stdout (with a PTY or `merge`, everything it writes). */
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  /** null with `stdin: "closed"`. close() sends STDIN_EOF; writes after the exit reject with EPIPE. */
+  readonly stdin: WritableStream<Uint8Array | string> | null;
+  /** The guest pid, once STARTED arrived. */
+  pid: number | undefined;
+  /** Resolves with the pid when the process runs, or null when it never started. */
+  readonly started: Promise<number | null>;
+  /** The exit result; rejects with a GuestError if the connection fails first. */
+  readonly exited: Promise<ExitResult>;
+  exitResult: ExitResult | undefined;
+
+  private readonly out: Inbox;
+  private readonly err: Inbox;
+  private readonly credit: Credit;
+  private settle!: { started: (pid: number | null) => void; exited: (r: ExitResult) => void; failed: (e: Error) => void };
+
+  constructor(
+    private readonly mux: Mux,
+    req: ExecRequest,
+    window: number,
+  ) {
+    this.out = new Inbox((n) => this.giveCredit(n));
+    this.err = new Inbox((n) => this.giveCredit(n));
+    this.credit = new Credit(window);
+    this.stdout = this.out.stream;
+    this.stderr = this.err.stream;
+    let started!: (pid: number | null) => void;
+    this.started = new Promise((r) => (started = r));
+    this.exited = new Promise<ExitResult>((resolve, reject) => (this.settle = { started, exited: resolve, failed: reject }));
+    // Callers that only read the streams must not see an unhandled rejection; awaiting `exited` still throws.
+    this.exited.catch(() => {});
+    this.id = mux.register({ frame: (f) => this.onFrame(f), fail: (e) => this.onFail(e) });
+    this.stdin = req.stdin === "closed" ? null : this.makeStdin();
+    mux.post(encodeJson(T.EXEC, this.id, req));
+  }
+
+  /** Sends a signal to the process group; false if the process has already exited. */
+  kill(signal: string | number = "SIGTERM"): boolean {
+    const name = signalName(signal);
+    if (this.exitResult || this.mux.error) return false;
+    this.mux.post(encodeJson(T.SIGNAL, this.id, { signal: name }));
+    return true;
+  }
+
+  /** New PTY window size. */
+  resize(cols: number, rows: number): void {
+    if (this.exitResult || this.mux.error) return;
+    this.mux.post(encodeJson(T.RESIZE, this.id, { cols, rows }));
+  }
+
+  private giveCredit(n: number): void {
+    if (!this.exitResult && !this.mux.error) this.mux.post(encodeWindow(this.id, n));
+  }
+
+  private makeStdin(): WritableStream<Uint8Array | string> {
+    return new WritableStream<Uint8Array | string>({
+      write: async (chunk) => {
+        const bytes = typeof chunk === "string" ? enc.encode(chunk) : chunk;
+        for (let off = 0; off < bytes.byteLength; ) {
+          const n = await this.credit.take(Math.min(CHUNK, bytes.byteLength - off));
+          await this.mux.send(encodeFrame(T.STDIN, this.id, bytes.subarray(off, off + n)));
+          off += n;
+        }
+      },
+      close: async () => {
+        if (!this.exitResult && !this.mux.error) await this.mux.send(encodeFrame(T.STDIN_EOF, this.id));
+      },
+      abort: () => {
+        if (!this.exitResult && !this.mux.error) this.mux.post(encodeFrame(T.STDIN_EOF, this.id));
+      },
+    });
+  }
+
+  private onFrame(f: Frame): void {
+    switch (f.type) {
+      case T.STARTED: {
+        const { pid } = decodeJson<{ pid: unknown }>(f);
+        if (typeof pid !== "number") throw new ProtocolError("STARTED frame: pid must be a number");
+        this.pid = pid;
+        this.settle.started(pid);
+        return;
+      }
+      case T.STDOUT:
+        return this.out.push(f.payload);
+      case T.STDERR:
+        return this.err.push(f.payload);
+      case T.WINDOW:
+        return this.credit.add(decodeWindow(f));
+      case T.EXIT: {
+        const r = decodeJson<ExitResult>(f);
+        if (!STATUSES.has(r.status)) throw new ProtocolError(`EXIT frame: unknown status ${JSON.stringify(r.status)}`);
+        this.exitResult = r;
+        this.mux.release(this.id);
+        this.out.end();
+        this.err.end();
+        this.credit.fail(new StdinClosedError());
+        this.settle.started(this.pid ?? null);
+        this.settle.exited(r);
+        return;
+      }
+      default:
+        throw new ProtocolError(`unexpected ${typeName(f.type)} frame for an execution`);
+    }
+  }
+
+  private onFail(e: Error): void {
+    this.out.fail(e);
+    this.err.fail(e);
+    this.credit.fail(e);
+    this.settle.started(this.pid ?? null);
+    this.settle.failed(e);
+  }
+}

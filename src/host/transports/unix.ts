@@ -1,0 +1,72 @@
+// Unix sockets through node:net (so they work on Node too). Listening is where guests dial in through a
+// VMM: Firecracker / Cloud Hypervisor forward guest port P to `uds_path_P`; vfkit, krunkit and libkrun
+// give each vsock port its own socket file.
+import { lstatSync, unlinkSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { connectUnixNet, netConn } from "../../transport/netconn.ts";
+import type { Conn } from "../../transport/conn.ts";
+import { AcceptQueue, ListenerClosedError, acceptAll } from "./_queue.ts";
+import type { Accepted, ConnListener, DialOptions } from "./types.ts";
+
+export function connectUnix(path: string, opts: DialOptions = {}): Promise<Conn> {
+  return connectUnixNet(path, { timeoutMs: opts.timeoutMs ?? 10_000, signal: opts.signal });
+}
+
+function listenOnce(server: Server, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error) => reject(e);
+    server.once("error", onError);
+    server.listen(path, () => {
+      server.off("error", onError);
+      resolve();
+    });
+  });
+}
+
+/** A socket file left by a listener that died is taken over; a live one or a non-socket is an error. */
+async function removeIfStale(path: string): Promise<void> {
+  let isSocket = false;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch {
+    return;
+  }
+  if (!isSocket) throw new Error(`listen unix-listen:${path}: EADDRINUSE (the path exists and is not a socket)`);
+  try {
+    (await connectUnix(path, { timeoutMs: 1000 })).close();
+  } catch (e) {
+    if ((e as { code?: string }).code === "ECONNREFUSED") return unlinkSync(path);
+    throw e;
+  }
+  throw new Error(`listen unix-listen:${path}: EADDRINUSE (another process is listening there)`);
+}
+
+export async function listenUnix(path: string, address = `unix-listen:${path}`): Promise<ConnListener> {
+  const queue = new AcceptQueue<Accepted>((a) => a.conn.close());
+  let count = 0;
+  const server = createServer({ allowHalfOpen: true }, (sock) => queue.push({ conn: netConn(sock), peer: `${address}#${++count}` }));
+  try {
+    await listenOnce(server, path);
+  } catch (e) {
+    if ((e as { code?: string }).code !== "EADDRINUSE") throw new Error(`listen ${address}: ${(e as { code?: string }).code ?? (e as Error).message}`);
+    await removeIfStale(path);
+    await listenOnce(server, path);
+  }
+  const ino = lstatSync(path).ino;
+  return {
+    address,
+    accept: () => queue.take(),
+    [Symbol.asyncIterator]: () => acceptAll(() => queue.take()),
+    async close() {
+      if (queue.isClosed) return;
+      queue.close(new ListenerClosedError(`${address}: the listener is closed`));
+      await new Promise<void>((r) => server.close(() => r()));
+      // Only our own socket file: another listener may have taken the path over since.
+      try {
+        if (lstatSync(path).ino === ino) unlinkSync(path);
+      } catch {
+        // Already gone.
+      }
+    },
+  };
+}
