@@ -49,3 +49,16 @@ export function splitArgv(argv: string[], def: ArgsDef): string[] {
   }
   return [...flags, "--", ...positionals];
 }
+
+/**
+ * Every value of a repeatable string option (`--env A=1 --env B=2`), from splitArgv's output; citty keeps
+ * only the last. `names` are the option's name and aliases.
+ */
+export function repeatedValues(split: string[], names: string[]): string[] {
+  const end = split.indexOf("--");
+  const out: string[] = [];
+  for (const a of split.slice(0, end < 0 ? split.length : end)) {
+    for (const n of names) if (a.startsWith(`--${n}=`)) out.push(a.slice(n.length + 3));
+  }
+  return out;
+}

@@ -7,7 +7,8 @@ export function wantsColor(stream: { isTTY?: boolean } = process.stdout): boolea
   return !!stream.isTTY;
 }
 
-export async function usageText(cmd: CommandDef<any>, notes = ""): Promise<string> {
-  const text = (await renderUsage(cmd)) + (notes ? `\n${notes.trimEnd()}\n` : "");
+/** `parent` names a subcommand after its command in the usage line (`vge run`). */
+export async function usageText(cmd: CommandDef<any>, notes = "", parent?: CommandDef<any>): Promise<string> {
+  const text = (await renderUsage(cmd, parent)) + (notes ? `\n${notes.trimEnd()}\n` : "");
   return wantsColor() ? text : Bun.stripANSI(text);
 }

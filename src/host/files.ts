@@ -25,7 +25,7 @@ export interface FileInfo {
 function decodeResult(f: Frame, path: string): FileInfo {
   const r = decodeJson<FileResult>(f);
   if (r.ok === true) return { size: r.size, ...(r.mode !== undefined ? { mode: r.mode } : {}) };
-  if (r.ok === false) throw new FileError(r.errno, path, `${r.errno}: ${r.message}`);
+  if (r.ok === false) throw new FileError(r.errno, path, r.message.startsWith(r.errno) ? r.message : `${r.errno}: ${r.message}`);
   throw new ProtocolError("RESULT frame: ok must be a boolean");
 }
 

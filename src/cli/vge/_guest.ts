@@ -1,0 +1,91 @@
+// Getting hold of a guest for one command: listen addresses wait for a guest to dial in (saying so once,
+// then how long every 5 s), connect addresses dial, retrying for --wait. The listener is closed (and its
+// socket file removed) as soon as one guest is in, and also on Ctrl-C while waiting.
+import { GuestError, connect, formatAddress, isListenAddress, listen, listenRaw, connectRaw, isTransient, type Address, type Conn, type Guest } from "../../host/index.ts";
+import type { Log } from "./_log.ts";
+
+const NOTICE_EVERY_MS = 5000;
+
+export interface OpenOptions {
+  /** Undefined: listen addresses wait without limit, connect addresses try once. */
+  waitMs?: number;
+  log: Log;
+}
+
+function notices(log: Log, what: string): { start(reason?: string): void; stop(): void } {
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const t0 = Date.now();
+  return {
+    start(reason) {
+      if (timer || log.quiet) return;
+      log.info(`waiting for ${what}${reason ? ` (${reason})` : ""}`);
+      timer = setInterval(() => log.info(`still waiting for ${what} (${Math.round((Date.now() - t0) / 1000)} s)`), NOTICE_EVERY_MS);
+    },
+    stop: () => clearInterval(timer),
+  };
+}
+
+function timeoutError(a: Address, ms: number, what: string): GuestError {
+  return new GuestError("ETIMEDOUT", `${what} at ${formatAddress(a)} within ${ms / 1000} s`);
+}
+
+/** Resolves with the first item a listener yields, within `waitMs`; the listener is closed either way. */
+async function firstOf<T>(a: Address, accept: () => Promise<T>, close: () => Promise<void>, o: OpenOptions, what: string): Promise<T> {
+  const n = notices(o.log, `${what} to connect to ${formatAddress(a)}`);
+  const interrupted = (sig: NodeJS.Signals) => void close().finally(() => process.exit(sig === "SIGINT" ? 130 : 143));
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    n.start();
+    const limit = new Promise<never>((_, reject) => {
+      if (o.waitMs !== undefined) timer = setTimeout(() => reject(timeoutError(a, o.waitMs!, `no ${what.replace(/^an? /, "")} connected`)), o.waitMs);
+    });
+    return await Promise.race([accept(), limit]);
+  } finally {
+    n.stop();
+    clearTimeout(timer);
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
+    await close();
+  }
+}
+
+export async function openGuest(a: Address, o: OpenOptions): Promise<Guest> {
+  if (isListenAddress(a)) {
+    const l = await listen(a, { onError: (e, peer) => o.log.warn(`${peer}: ${e.message}`) });
+    return firstOf(a, () => l.accept(), () => l.close(), o, "a guest");
+  }
+  const n = notices(o.log, `the agent at ${formatAddress(a)}`);
+  try {
+    return await connect(a, { retryMs: o.waitMs ?? 0, onRetry: (e) => n.start(e.message) });
+  } catch (e) {
+    if (o.waitMs && isTransient(e)) throw new GuestError("ETIMEDOUT", `${timeoutError(a, o.waitMs, "no agent answering").message}; last: ${(e as Error).message}`, { cause: e });
+    throw e;
+  } finally {
+    n.stop();
+  }
+}
+
+/** A connected stream without any hello, for agents in the original formats. */
+export async function openRaw(a: Address, o: OpenOptions): Promise<Conn> {
+  if (isListenAddress(a)) {
+    const l = await listenRaw(a);
+    return (await firstOf(a, () => l.accept(), () => l.close(), o, "an agent")).conn;
+  }
+  const n = notices(o.log, `the agent at ${formatAddress(a)}`);
+  const deadline = Date.now() + (o.waitMs ?? 0);
+  try {
+    for (;;) {
+      try {
+        return await connectRaw(a);
+      } catch (e) {
+        if (!isTransient(e) || Date.now() >= deadline) throw new GuestError((e as { code?: string }).code ?? "ECONNECT", `${formatAddress(a)}: ${(e as Error).message}`, { cause: e });
+        n.start((e as Error).message);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  } finally {
+    n.stop();
+  }
+}

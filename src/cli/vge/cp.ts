@@ -1,0 +1,99 @@
+// `vge cp ADDRESS SRC DST`: exactly one of SRC and DST is in the guest, written with a leading ':'
+// (`:/etc/motd`), the way scp writes `host:path` with the host given on its own. `-` is stdin / stdout.
+import { defineCommand } from "citty";
+import { createWriteStream } from "node:fs";
+import { chmod, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { UsageError } from "../_argv.ts";
+import type { Guest } from "../../host/index.ts";
+import { address, addressArg, commonArgs, seconds, waitArg } from "./_args.ts";
+import { openGuest } from "./_guest.ts";
+import { makeLog } from "./_log.ts";
+import { pumpOut } from "./_stdio.ts";
+
+export const CP_NOTES = `
+EXAMPLES
+  vge cp unix:/run/agent.sock ./build.tar :/tmp/build.tar    host → guest (mode kept)
+  vge cp unix:/run/agent.sock :/var/log/boot.log ./boot.log  guest → host (mode kept)
+  vge cp unix:/run/agent.sock ./tool :/usr/local/bin/        a guest path ending in / takes the file's name
+  tar c . | vge cp vsock:3:1024 - :/tmp/src.tar             stdin → guest;  :PATH - writes to stdout
+`;
+
+function parseMode(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^[0-7]{1,4}$/.test(text)) throw new UsageError(`--mode must be octal permission bits like 644 or 0755, got "${text}"`);
+  return parseInt(text, 8);
+}
+
+async function isDir(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => null))?.isDirectory() ?? false;
+}
+
+async function put(guest: Guest, local: string, remote: string, mode: number | undefined): Promise<void> {
+  if (local === "-") {
+    if (remote.endsWith("/")) throw new UsageError("with - as the source, give the guest path a file name");
+    // PUT announces its size first, so stdin is read whole before the upload starts.
+    await guest.putFile(remote, Bun.stdin.stream(), { mode });
+    return;
+  }
+  const target = remote.endsWith("/") ? remote + basename(local) : remote;
+  await guest.putFile(target, { localPath: local }, { mode });
+}
+
+/** Into a temporary file next to the target, then renamed: a reader never sees half a file. */
+async function get(guest: Guest, remote: string, local: string, maxSize: number | undefined, mode: number | undefined): Promise<void> {
+  const file = guest.getFile(remote, { maxSize });
+  if (local === "-") {
+    await pumpOut(file.stream, process.stdout);
+    await file.done;
+    return;
+  }
+  const target = (await isDir(local)) ? join(local, basename(remote)) : local;
+  const tmp = join(dirname(target), `.${basename(target)}.vge-${process.pid}`);
+  try {
+    await pumpOut(file.stream, createWriteStream(tmp, { mode: 0o600 }));
+    const info = await file.done;
+    await chmod(tmp, mode ?? (info.mode ?? 0o644) & 0o7777);
+    await rename(tmp, target);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+export default defineCommand({
+  meta: { name: "cp", description: "Copy a file into or out of the guest (the guest side starts with ':')" },
+  args: {
+    ...addressArg,
+    source: { type: "positional", required: true, valueHint: "SRC", description: "LOCAL, :GUEST_PATH or -" },
+    dest: { type: "positional", required: true, valueHint: "DST", description: "LOCAL, :GUEST_PATH or -" },
+    mode: { type: "string", valueHint: "OCTAL", description: "Permission bits for the new file (default: the source's)" },
+    "max-size": { type: "string", valueHint: "BYTES", description: "Refuse guest files larger than this (default 1 GiB)" },
+    ...waitArg,
+    ...commonArgs,
+  },
+  async run({ args }) {
+    if (args._.length !== 3) throw new UsageError("usage: vge cp ADDRESS SRC DST, with one of SRC and DST written :GUEST_PATH");
+    const [addrText, src, dst] = args._ as [string, string, string];
+    const a = address(addrText);
+    const mode = parseMode(args.mode);
+    const remoteSrc = src.startsWith(":");
+    if (remoteSrc === dst.startsWith(":")) throw new UsageError("exactly one of SRC and DST must be a guest path, written :PATH");
+    const remote = (remoteSrc ? src : dst).slice(1);
+    if (remote === "") throw new UsageError("the guest path after ':' is empty");
+    let maxSize: number | undefined;
+    if (args["max-size"] !== undefined) {
+      if (!/^\d+$/.test(args["max-size"])) throw new UsageError(`--max-size must be a number of bytes, got "${args["max-size"]}"`);
+      maxSize = Number(args["max-size"]);
+    }
+    const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
+    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log });
+    try {
+      if (remoteSrc) await get(guest, remote, dst, maxSize, mode);
+      else await put(guest, src, remote, mode);
+      return 0;
+    } finally {
+      guest.close();
+    }
+  },
+});

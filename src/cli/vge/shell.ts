@@ -1,0 +1,45 @@
+// `vge shell ADDRESS [-- PROGRAM ARGS...]`: an interactive login shell on a pseudo-terminal in the guest.
+import { defineCommand } from "citty";
+import { UsageError, repeatedValues } from "../_argv.ts";
+import { shellStatus, type Command } from "../../host/index.ts";
+import { address, addressArg, commonArgs, envVars, execArgs, seconds, waitArg } from "./_args.ts";
+import { openGuest } from "./_guest.ts";
+import { makeLog } from "./_log.ts";
+import { pumpIn, pumpOut } from "./_stdio.ts";
+import { attachTerminal, localPty } from "./_tty.ts";
+
+/** The guest's login shell when it has one in $SHELL, else /bin/sh (an initramfs has no login setup). */
+const LOGIN_SHELL: Command = { shell: 'exec "${SHELL:-/bin/sh}" -l' };
+
+export default defineCommand({
+  meta: { name: "shell", description: "Open an interactive shell in the guest on a pseudo-terminal" },
+  args: { ...addressArg, ...execArgs, ...waitArg, ...commonArgs },
+  async run({ args, rawArgs }) {
+    const [addrText, ...argv] = args._;
+    const a = address(addrText);
+    if (!process.stdin.isTTY) throw new UsageError("vge shell needs a terminal on stdin; use vge run for scripts and pipes");
+    const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
+    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log });
+    try {
+      const proc = guest.exec(argv.length ? argv : LOGIN_SHELL, {
+        env: envVars(repeatedValues(rawArgs, ["env", "e"])),
+        clearEnv: args["clear-env"] || undefined,
+        cwd: args.cwd,
+        user: args.user,
+        pty: localPty(),
+      });
+      const restore = attachTerminal(proc);
+      const stopIn = pumpIn(proc);
+      try {
+        const [result] = await Promise.all([proc.exited, pumpOut(proc.stdout, process.stdout), pumpOut(proc.stderr, process.stderr)]);
+        if (result.status === "error") log.error(`${result.message} (${result.errno})`);
+        return shellStatus(result);
+      } finally {
+        stopIn();
+        restore();
+      }
+    } finally {
+      guest.close();
+    }
+  },
+});
