@@ -12,7 +12,7 @@ if [ "$VGE_MODE" = persistent ]; then
     mkdir -p "$VGE_RUN"
     vge_say "persistent: dialing CID $VGE_CID port $VGE_PORT (retry ${VGE_RETRY}s) in the background"
     # shellcheck disable=SC2086 # VGE_VERBOSE is empty or one word
-    "$VGE_BIN" --cid "$VGE_CID" --port "$VGE_PORT" --retry "$VGE_RETRY" $VGE_VERBOSE persistent \
+    "$VGE_BIN" --retry "$VGE_RETRY" $VGE_VERBOSE "$VGE_CID:$VGE_PORT" persistent \
         < /dev/console > /dev/console 2>&1 &
     echo $! > "$VGE_RUN/agent.pid"
 fi

@@ -1,0 +1,38 @@
+#!/bin/sh
+# /init of the busybox test initramfs (built by busybox-initrd.sh). It loads the virtio-vsock modules,
+# runs the agent once with arguments from the kernel command line, prints markers and powers off.
+#
+# Kernel arguments (unknown key=value arguments arrive here as environment variables):
+#   vge_args=A,B,C   the agent's arguments, commas for spaces (default: none, i.e. disposable 2:1024)
+#   vge_runs=N       run the agent N times in a row (default 1), e.g. to follow a host restart
+# Markers on the console: "VGE-INIT: up", "VGE-INIT: agent exited N", "VGE-INIT: poweroff".
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /tmp /run
+mount -t tmpfs tmpfs /tmp
+
+up() { read -r _s _ < /proc/uptime; echo "$_s"; }
+echo "VGE-INIT: up uptime=$(up)"
+
+# The documented order: bus first, then the socket family, then its virtio transport.
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \
+    vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport; do
+    insmod "/lib/modules/$m.ko" || echo "VGE-INIT: insmod $m failed"
+done
+
+args=$(echo "${vge_args:-}" | tr ',' ' ')
+runs=${vge_runs:-1}
+i=0
+while [ "$i" -lt "$runs" ]; do
+    i=$((i + 1))
+    echo "VGE-INIT: agent start run=$i args=[$args] uptime=$(up)"
+    # shellcheck disable=SC2086 # args is a word list on purpose
+    /usr/bin/vsock_guest_exec $args
+    echo "VGE-INIT: agent exited $? run=$i uptime=$(up)"
+done
+
+sync
+echo "VGE-INIT: poweroff uptime=$(up)"
+poweroff -f

@@ -1,0 +1,87 @@
+// Guest images for the tests, built on demand and cached under $VGE_GUEST_CACHE/images by a hash of
+// every input (agent bytes, scripts, dracut module files, kernel version), so that a rebuilt agent or an
+// edited hook gives a new image and an unchanged tree reuses the old one (~1 s instead of ~2–3 s).
+import { spawnSync } from "bun";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { CACHE, REPO, type GuestDeps, which } from "./_deps.ts";
+
+const HERE = import.meta.dir;
+const BUILD_TIMEOUT_MS = 300_000;
+const digests = new Map<string, string>();
+
+/** sha256 of a file, remembered per path+size+mtime (the agent is ~100 MB). */
+function fileDigest(path: string): string {
+  const st = statSync(path);
+  const key = `${path}:${st.size}:${st.mtimeMs}`;
+  let d = digests.get(key);
+  if (!d) {
+    d = new Bun.CryptoHasher("sha256").update(readFileSync(path)).digest("hex");
+    digests.set(key, d);
+  }
+  return d;
+}
+
+/** Every regular file under `dir`, sorted, recursively. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
+}
+
+/** Tools whose bytes go into an image (busybox) or decide its layout (dracut's version). */
+function tools(...names: string[]): string[] {
+  return names.map((n) => which(n)).filter((p): p is string => p !== undefined);
+}
+
+function keyOf(parts: string[], files: string[]): string {
+  const h = new Bun.CryptoHasher("sha256");
+  for (const p of parts) h.update(`${p}\n`);
+  for (const f of files) h.update(`${f.slice(REPO.length)} ${fileDigest(f)}\n`);
+  return h.digest("hex").slice(0, 16);
+}
+
+/** Runs `build(tmpOut)` unless `${kind}-${key}.img` exists; removes older images of the same kind. */
+function cached(kind: string, key: string, argv: (out: string) => string[], env: Record<string, string> = {}): string {
+  const dir = join(CACHE, "images");
+  mkdirSync(dir, { recursive: true });
+  const out = join(dir, `${kind}-${key}.img`);
+  if (existsSync(out)) return out;
+  const tmp = `${out}.${process.pid}.tmp`;
+  const started = performance.now();
+  const r = spawnSync(argv(tmp), { cwd: REPO, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe", timeout: BUILD_TIMEOUT_MS });
+  if (r.exitCode !== 0) {
+    rmSync(tmp, { force: true });
+    throw new Error(`building the ${kind} image failed (exit ${r.exitCode}):\n${r.stdout.toString()}${r.stderr.toString()}`);
+  }
+  renameSync(tmp, out);
+  for (const f of readdirSync(dir)) {
+    if (f.startsWith(`${kind}-`) && f.endsWith(".img") && join(dir, f) !== out) rmSync(join(dir, f), { force: true });
+  }
+  console.error(`images: built ${out} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  return out;
+}
+
+/** busybox /init (busybox-init.sh) + vsock modules + agent; reads vge_args / vge_runs from the kernel command line. */
+export function busyboxInitrd(deps: GuestDeps): string {
+  const script = join(HERE, "busybox-initrd.sh");
+  const key = keyOf([deps.kver, deps.kroot], [script, join(HERE, "busybox-init.sh"), deps.agent, ...tools("busybox")]);
+  return cached("busybox", key, (out) => ["bash", script, "-o", out, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot]);
+}
+
+/**
+ * The dracut image as scripts/build-initrd.sh makes it (initrd/50vsock-guest-exec), plus the test-only
+ * module vge-testroot: root=vge-testroot boots into a throw-away tmpfs root whose init prints
+ * "VGE-TESTROOT: ..." markers and powers off (see dracut/59vge-testroot).
+ */
+export function dracutInitrd(deps: GuestDeps): string {
+  const script = join(REPO, "scripts/build-initrd.sh");
+  const testModule = join(HERE, "dracut/59vge-testroot");
+  const files = [script, ...filesUnder(join(REPO, "initrd/50vsock-guest-exec")), ...filesUnder(testModule), deps.agent, ...tools("busybox", "dracut")];
+  const key = keyOf([deps.kver, deps.kroot], files);
+  return cached("dracut", key, (out) => [
+    "bash", script, "-o", out, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot,
+    "--module-dir", testModule, "--add", "vge-testroot",
+  ]);
+}
