@@ -85,7 +85,7 @@ export function parseAddress(text: string): Address {
       return { kind: "fc", ...pathAndPort(text, rest) };
     case "fc-listen": {
       const a = pathAndPort(text, rest);
-      unixPath(text, `${a.path}_${a.port}`);
+      unixPath(text, fcListenPath(a.path, a.port));
       return { kind: "fc-listen", ...a };
     }
     default:

@@ -1,5 +1,7 @@
 // One execution in the guest, shaped after Bun.spawn / child_process: web streams for stdio, `exited`,
 // `kill()`. Output credit goes back as the streams are read; stdin sends only what the agent granted.
+// As with pipes to a local child, read (or cancel) stdout and stderr: once a process has written a
+// window's worth (256 KiB) that nobody reads, it waits for its reader.
 import { CHUNK, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
 import type { ExecRequest, ExitResult } from "../protocol/v2/messages.ts";
 import { Credit } from "./_credit.ts";
