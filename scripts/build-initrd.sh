@@ -67,7 +67,7 @@ for m in "$SYS_DRACUT"/modules.d/* "${module_dirs[@]}"; do
 done
 
 say "dracut --kver $kver -m \"${modules[*]}\" agent=$agent -> $out"
-start=$(date +%s.%N)
+start=$(date +%s%N)
 # --nostrip: stripping the agent (a bun --compile executable) would drop its embedded program.
 if ! dracutbasedir=$base VSOCK_GUEST_EXEC_BIN=$agent dracut \
   --force --quiet --no-hostonly --no-hostonly-cmdline --nostrip --no-early-microcode \
@@ -80,5 +80,5 @@ if ! dracutbasedir=$base VSOCK_GUEST_EXEC_BIN=$agent dracut \
   die "dracut failed (last lines above)"
 fi
 mv "$out.tmp" "$out"
-end=$(date +%s.%N)
-say "done in $(printf '%.1f' "$(echo "$end - $start" | bc 2>/dev/null || awk "BEGIN{print $end - $start}")") s, $(du -h "$out" | cut -f1)"
+ms=$((($(date +%s%N) - start) / 1000000))
+say "done in $((ms / 1000)).$((ms % 1000 / 100)) s, $(du -h "$out" | cut -f1)"

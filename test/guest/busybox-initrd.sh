@@ -34,7 +34,8 @@ moddir=$kroot/lib/modules/$kver
 [ -d "$moddir" ] || die "$moddir missing (run scripts/guest-deps.sh)"
 [ -x "$agent" ] || die "agent $agent not found or not executable (run: bun run build)"
 busybox=$(command -v busybox) || die "busybox not installed (run scripts/guest-deps.sh)"
-file -L "$busybox" | grep -q 'statically linked' || die "$busybox is not static (install busybox-static)"
+# ldd fails on a static executable ("not a dynamic executable"); a dynamic busybox would need its libraries.
+if ldd "$busybox" > /dev/null 2>&1; then die "$busybox is not static (install busybox-static)"; fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
