@@ -4,7 +4,7 @@
 # /run/vsock-guest-exec/disposable.status, which the real root sees as well (/run is carried over).
 # On failure: rd.vge.onerror=fail (default) stops the boot with dracut's die; =continue warns and boots.
 
-# shellcheck source=vge-lib.sh
+# shellcheck source=SCRIPTDIR/vge-lib.sh
 . /lib/vge-lib.sh
 vge_config
 

@@ -3,7 +3,7 @@
 # It serves length-prefixed commands with the console as their stdio; the cleanup hook (vge-stop.sh)
 # ends it before switch_root.
 
-# shellcheck source=vge-lib.sh
+# shellcheck source=SCRIPTDIR/vge-lib.sh
 . /lib/vge-lib.sh
 vge_config
 

@@ -4,7 +4,7 @@
 # It gets rd.vge.hold seconds (default 0) to finish by itself, i.e. for the host to close the
 # session; then SIGTERM, and SIGKILL 2 s later. In the real root, vsock-guest-exec.service dials anew.
 
-# shellcheck source=vge-lib.sh
+# shellcheck source=SCRIPTDIR/vge-lib.sh
 . /lib/vge-lib.sh
 
 if [ -f "$VGE_RUN/agent.pid" ]; then
