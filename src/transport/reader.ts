@@ -119,7 +119,7 @@ export class ByteReader {
         }
         throw new EndOfStream(this.buffered, n);
       }
-      await this.waitData();
+      await this.waitMore();
     }
     return this.take(n);
   }
