@@ -47,3 +47,11 @@ vge_load_modules() {
     modprobe -a virtio_pci vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport \
         || warn "vsock-guest-exec: modprobe of the virtio-vsock modules failed; the agent will likely not connect"
 }
+
+# True while process $1 runs. A zombie counts as gone: an agent that ended while dracut's init (its
+# parent) had not reaped it yet still answers kill -0.
+vge_alive() {
+    kill -0 "$1" 2> /dev/null || return 1
+    read -r _vge_p _vge_comm _vge_state _vge_rest < "/proc/$1/stat" || return 1
+    [ "$_vge_state" != Z ]
+}

@@ -13,18 +13,18 @@ if [ -f "$VGE_RUN/agent.pid" ]; then
     rm -f "$VGE_RUN/agent.pid"
     # Tenths of a second: sleep 0.1 is in bash's and busybox's sleep.
     _vge_wait=$((VGE_HOLD * 10))
-    if [ "$_vge_wait" -gt 0 ] && kill -0 "$_vge_pid" 2> /dev/null; then
+    if [ "$_vge_wait" -gt 0 ] && vge_alive "$_vge_pid"; then
         vge_say "persistent: holding switch_root up to ${VGE_HOLD}s for the host to close the session"
-        while [ "$_vge_wait" -gt 0 ] && kill -0 "$_vge_pid" 2> /dev/null; do
+        while [ "$_vge_wait" -gt 0 ] && vge_alive "$_vge_pid"; do
             sleep 0.1
             _vge_wait=$((_vge_wait - 1))
         done
     fi
-    if kill -0 "$_vge_pid" 2> /dev/null; then
+    if vge_alive "$_vge_pid"; then
         vge_say "persistent: stopping the initrd's agent (pid $_vge_pid) before switch_root"
         kill -TERM "$_vge_pid" 2> /dev/null
         _vge_wait=20
-        while [ "$_vge_wait" -gt 0 ] && kill -0 "$_vge_pid" 2> /dev/null; do
+        while [ "$_vge_wait" -gt 0 ] && vge_alive "$_vge_pid"; do
             sleep 0.1
             _vge_wait=$((_vge_wait - 1))
         done

@@ -104,3 +104,19 @@ test.skipIf(!!skip)("dracut persistent: initrd session, then the real root's age
     await g.waitFor("VGE-TESTROOT: poweroff", STEP, at);
   });
 }, TEST_TIMEOUT);
+
+test.skipIf(!!skip)("dracut persistent: a session still open at switch_root is ended (rd.vge.hold=0)", async () => {
+  const id = crypto.randomUUID().slice(0, 8);
+  await bootDracut(["rd.vge.mode=persistent", "rd.vge.retry=60"], async (g) => {
+    const host = await g.listen(1024);
+    await g.start();
+    const conn = await host.accept(STEP);
+    await conn.write(legacyFrame(`echo VGE-T-open-${id}`));
+    let at = await g.waitFor(`VGE-T-open-${id}`, STEP);
+    // The host keeps the session open; the cleanup hook must not wait for it.
+    at = await g.waitFor("persistent: stopping the initrd's agent", STEP, at);
+    await conn.closed;
+    at = await g.waitFor("persistent: the initrd's session ended", STEP, at);
+    await g.waitFor("VGE-TESTROOT: poweroff", STEP, at);
+  });
+}, TEST_TIMEOUT);
