@@ -95,6 +95,7 @@ export class Mux {
           this.dispatch(f);
           if (this.failure) return;
         }
+        this.decoder.finish();
       }
       const cut = this.decoder.pending > 0 ? ` in the middle of a frame` : "";
       this.fail(new GuestError("ECLOSED", `${this.name}: the agent closed the connection${cut}`));

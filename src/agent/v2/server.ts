@@ -30,6 +30,7 @@ export class V2Session {
         await reader.waitData();
         if (reader.isEnded) break;
         for (const f of this.decoder.push(reader.readAvailable(1 << 20))) this.handle(f);
+        this.decoder.finish();
       }
       if (this.decoder.pending > 0) this.log.error(`v2: connection closed inside a frame (${this.decoder.pending} bytes pending)`);
     } catch (e) {

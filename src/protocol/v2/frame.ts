@@ -98,11 +98,15 @@ export function decodeWindow(f: Frame): number {
 /**
  * Incremental decoder: push bytes in any pieces, take whole frames out. Throws ProtocolError on a length
  * outside 5..5+MAX_PAYLOAD or an unknown type, before buffering the body, so a bad length never allocates.
+ * Frames that arrived before a bad one are returned first; the error comes with the next push (or `finish`).
  */
 export class FrameDecoder {
   private buf: Uint8Array = new Uint8Array(0);
 
+  private failed: ProtocolError | undefined;
+
   push(bytes: Uint8Array): Frame[] {
+    if (this.failed) throw this.failed;
     this.buf = this.buf.byteLength ? concat(this.buf, bytes) : bytes;
     const out: Frame[] = [];
     let off = 0;
@@ -110,8 +114,16 @@ export class FrameDecoder {
       const v = new DataView(this.buf.buffer, this.buf.byteOffset + off);
       const len = v.getUint32(0, true);
       const type = v.getUint8(4);
-      if (len < 5 || len > 5 + MAX_PAYLOAD) throw new ProtocolError(`frame length ${len} is outside 5..${5 + MAX_PAYLOAD}`);
-      if (!KNOWN.has(type)) throw new ProtocolError(`unknown frame type ${typeName(type)}`);
+      let bad: string | undefined;
+      if (len < 5 || len > 5 + MAX_PAYLOAD) bad = `frame length ${len} is outside 5..${5 + MAX_PAYLOAD}`;
+      else if (!KNOWN.has(type)) bad = `unknown frame type ${typeName(type)}`;
+      if (bad) {
+        // The good frames before the bad one still count: hand them out now, fail on the next push.
+        this.failed = new ProtocolError(bad);
+        if (out.length === 0) throw this.failed;
+        this.buf = new Uint8Array(0);
+        return out;
+      }
       if (this.buf.byteLength - off < 4 + len) break;
       const id = v.getUint32(5, true);
       out.push({ type, id, payload: this.buf.slice(off + HEADER_SIZE, off + 4 + len) });
@@ -119,6 +131,11 @@ export class FrameDecoder {
     }
     this.buf = this.buf.subarray(off);
     return out;
+  }
+
+  /** Throws the error held back by `push`, if any. */
+  finish(): void {
+    if (this.failed) throw this.failed;
   }
 
   /** Bytes held that do not yet make a whole frame. */
