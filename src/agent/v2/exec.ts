@@ -186,7 +186,7 @@ export class Execution {
     const pid = this.proc?.pid;
     if (!pid || signalNumber(name) === undefined) return;
     try {
-      process.kill(-pid, name as NodeJS.Signals);
+      process.kill(-pid, signalNumber(name)!);
     } catch {
       // The group is gone already.
     }
