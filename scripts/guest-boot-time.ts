@@ -24,6 +24,8 @@ const kinds: { name: string; opts: GuestOptions; end: string }[] = [
 ];
 
 const s = (ms: number) => (ms / 1000).toFixed(1);
+const load = async () => (await Bun.file("/proc/loadavg").text()).split(" ").slice(0, 3).join(" ");
+console.log(`load average before: ${await load()} (2 cores: above ~1 the other work slows the guest)`);
 console.log("image    run  connected  first-result  power-off   (seconds from QEMU start, host clock)");
 for (const k of kinds) {
   for (let i = 1; i <= runs; i++) {
@@ -40,3 +42,4 @@ for (const k of kinds) {
     });
   }
 }
+console.log(`load average after: ${await load()}`);
