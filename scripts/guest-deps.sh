@@ -30,6 +30,8 @@ on_error() {
   exit "$rc"
 }
 trap on_error ERR
+scratch=""
+trap '[ -z "$scratch" ] || rm -rf "$scratch"' EXIT
 
 apt_updated=0
 apt_update_once() {
@@ -109,7 +111,7 @@ else
   dpkg -x "$deb" "$kroot.tmp"
   # The .deb ships no modules.dep; modprobe and dracut need it.
   depmod -b "$kroot.tmp" "$kver"
-  rm -rf "$kroot" "$scratch"
+  rm -rf "$kroot"
   mv "$kroot.tmp" "$kroot"
   say "kernel ready: $kroot"
 fi
