@@ -208,7 +208,7 @@ export class Execution {
   }
 
   onStdin(data: Uint8Array): void {
-    if (data.byteLength > this.stdinCredit) throw new ProtocolError(`STDIN: ${data.byteLength} bytes exceed the ${this.stdinCredit} bytes of credit`);
+    if (data.byteLength > this.stdinCredit) throw Object.assign(new ProtocolError(`STDIN: ${data.byteLength} bytes exceed the ${this.stdinCredit} bytes of credit`), { code: "EFLOW" });
     this.stdinCredit -= data.byteLength;
     this.stdinChain = this.stdinChain.then(async () => {
       try {
