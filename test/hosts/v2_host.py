@@ -8,7 +8,8 @@ from struct and json as a host author would write them from the spec, not from s
     v2_host.py listen PATH --script JSON|@FILE     listen on PATH; the agent dials it (`--unix PATH`)
     v2_host.py connect PATH --script JSON|@FILE    dial an agent started with `--listen --unix PATH`
 
-A script is a JSON object: {"ops": [OP, ...], "timeout_s": 30, "hello": {"versions": [2]}}. Ops start
+A script is a JSON object: {"ops": [OP, ...], "timeout_s": 30, "hello": {"versions": [2]}, "linger_ms": 0}
+("linger_ms": go on reading that long after the last op is done, e.g. for an ERROR). Ops start
 once WELCOME has arrived (or at once with "no_wait_welcome": true), concurrently, each when the ops named
 in its "after" list are done and a further "delay_ms" has passed. Every op has a non-zero "id".
 
@@ -541,6 +542,7 @@ class Session:
         sel.register(self.sock, selectors.EVENT_READ)
         deadline = self.t0 + timeout_s
         timed_out = False
+        linger_end = None
         while True:
             now = time.monotonic()
             if now > deadline:
@@ -550,7 +552,11 @@ class Session:
             if self.error is not None or self.closed_by_agent:
                 break
             if not self.waiting and all(op.done for op in self.ops.values()) and self.welcome is not None and not self.outbuf:
-                break
+                # "linger_ms": keep reading a while after the last op (an ERROR may still be on its way).
+                linger_end = linger_end or now + self.script.get("linger_ms", 0) / 1000
+                if now >= linger_end:
+                    break
+                wakes.append(linger_end)
             wakes = [w for w in wakes if w is not None]
             wait = max(0.0, min([deadline] + wakes) - now)
             sel.modify(self.sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if self.outbuf else 0))

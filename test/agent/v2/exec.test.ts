@@ -17,7 +17,7 @@ beforeAll(async () => {
   agent = await listeningAgent(sock());
   host = await V2Host.connect(sock());
   await host.hello();
-});
+}, 60_000); // may build the agent first
 
 afterAll(async () => {
   host?.close();

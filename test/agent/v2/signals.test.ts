@@ -16,7 +16,7 @@ beforeAll(async () => {
   agent = await listeningAgent(dir.file("agent.sock"));
   host = await V2Host.connect(dir.file("agent.sock"));
   await host.hello();
-});
+}, 60_000); // may build the agent first
 
 afterAll(async () => {
   host?.close();
