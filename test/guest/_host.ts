@@ -3,7 +3,7 @@
 // must be listening on before the guest dials. Only Unix sockets here: nothing on this machine ever
 // touches AF_VSOCK.
 import { existsSync, readFileSync, unlinkSync } from "node:fs";
-import { createServer, type Server, type Socket } from "node:net";
+import { connect as netConnect, createServer, type Server, type Socket } from "node:net";
 
 /** True when some process listens on the Unix socket `path` (read from /proc/net/unix, never by connecting). */
 export function unixListening(path: string): boolean {
@@ -23,7 +23,9 @@ export class HostConnection {
   /** Resolves when the connection is fully closed (our side follows the guest's EOF at once). */
   readonly closed: Promise<void>;
 
-  constructor(readonly socket: Socket) {
+  /** `initial`: bytes that arrived before this wrapper took over (after a CONNECT reply). */
+  constructor(readonly socket: Socket, initial?: Buffer) {
+    if (initial?.length) this.chunks.push(initial);
     socket.on("data", (b: Buffer) => this.chunks.push(b));
     socket.on("error", () => {}); // a reset shows as `closed`; the test decides whether it matters
     this.ended = new Promise((res) => socket.once("end", () => res()).once("close", () => res()));
@@ -105,6 +107,47 @@ export class HostListener {
     await new Promise<void>((res) => this.server.close(() => res()));
     if (existsSync(this.path)) unlinkSync(this.path);
   }
+}
+
+/**
+ * Dials a guest that listens on vsock port `port`, Firecracker style: connect to the backend's Unix
+ * socket `uds`, write `CONNECT <port>\n`, expect `OK <host port>\n`. The backend closes the connection
+ * instead while nothing listens in the guest: retried every 200 ms until timeoutMs.
+ */
+export async function connectGuest(uds: string, port: number, timeoutMs: number): Promise<HostConnection> {
+  const until = Date.now() + timeoutMs;
+  let last = "";
+  for (;;) {
+    const r = await connectOnce(uds, port);
+    if (r instanceof HostConnection) return r;
+    last = r;
+    if (Date.now() > until) throw new Error(`CONNECT ${port} via ${uds} failed for ${timeoutMs} ms; last: ${last}`);
+    await new Promise((res) => setTimeout(res, 200));
+  }
+}
+
+function connectOnce(uds: string, port: number): Promise<HostConnection | string> {
+  return new Promise((resolve) => {
+    const sock = netConnect({ path: uds, allowHalfOpen: false });
+    let head = Buffer.alloc(0);
+    const fail = (why: string) => {
+      sock.destroy();
+      resolve(why);
+    };
+    const onData = (b: Buffer) => {
+      head = Buffer.concat([head, b]);
+      const nl = head.indexOf(10);
+      if (nl < 0) return;
+      const line = head.subarray(0, nl).toString();
+      if (!line.startsWith("OK ")) return fail(`reply "${line}"`);
+      sock.off("data", onData).off("close", onClose).off("error", onError);
+      resolve(new HostConnection(sock, head.subarray(nl + 1)));
+    };
+    const onClose = () => fail("closed before OK (is the agent listening on that port?)");
+    const onError = (e: Error) => fail(e.message);
+    sock.on("data", onData).once("close", onClose).once("error", onError);
+    sock.once("connect", () => sock.write(`CONNECT ${port}\n`));
+  });
 }
 
 /** The original persistent format: a 2-byte little-endian length, then the command bytes. */

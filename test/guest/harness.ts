@@ -14,8 +14,8 @@
 //   vhost-device-vsock --vm guest-cid=CID,socket=g.dir/vhost.sock,uds-path=g.uds   (the vhost-user backend)
 //   qemu-system-x86_64 -accel tcg -cpu max … -device vhost-user-vsock-pci         (serial log: g.serialPath)
 // Host side, Firecracker style: the guest dialing host port P reaches the Unix socket `${g.uds}_${P}`
-// (g.portPath(P)); listen there BEFORE the guest dials. A host dialing a listening guest connects to
-// g.uds and writes `CONNECT P\n` (see g.uds; no helper yet).
+// (g.portPath(P), g.listen(P)); listen there BEFORE the guest dials. A host dialing a listening guest
+// connects to g.uds and writes `CONNECT P\n` (g.connect(P); `vge … fc:${g.uds}:P` does the same).
 // Both processes run under coreutils `timeout`, so they end even if the test process dies.
 // QEMU's exit status means nothing (a panicking guest also exits 0): read markers with waitFor().
 //
@@ -28,10 +28,10 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, r
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findGuestDeps, type GuestDeps } from "./_deps.ts";
-import { HostListener, unixListening } from "./_host.ts";
+import { connectGuest, type HostConnection, HostListener, unixListening } from "./_host.ts";
 
 export { findGuestDeps, guestSkipReason, type GuestDeps } from "./_deps.ts";
-export { HostConnection, HostListener, legacyFrame, unixListening } from "./_host.ts";
+export { connectGuest, HostConnection, HostListener, legacyFrame, unixListening } from "./_host.ts";
 
 export interface GuestOptions {
   initrd: string;
@@ -166,6 +166,11 @@ export class Guest {
     const l = await HostListener.listen(this.portPath(port));
     this.listeners.push(l);
     return l;
+  }
+
+  /** Dials the guest's vsock port `port` (an agent with --listen) through the backend's CONNECT. */
+  connect(port: number, timeoutMs = 60_000): Promise<HostConnection> {
+    return connectGuest(this.uds, port, timeoutMs);
   }
 
   /** True while QEMU runs. */
