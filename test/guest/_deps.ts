@@ -64,3 +64,8 @@ export function guestSkipReason(extraTools: string[] = []): string | undefined {
   for (const tool of extraTools) if (!which(tool)) return `${tool} not found (run scripts/guest-deps.sh)`;
   return undefined;
 }
+
+/** A test's name with the skip reason in it, so that the runner's and junit's lists say why. */
+export function named(name: string, skipReason: string | undefined): string {
+  return skipReason ? `${name} [skipped: ${skipReason}]` : name;
+}

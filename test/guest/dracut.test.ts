@@ -2,11 +2,10 @@
 // initrd/50vsock-guest-exec) plus the test-only vge-testroot module, which gives dracut a throw-away
 // tmpfs root (root=vge-testroot) so the whole flow runs: hooks, switch_root, the real root's init.
 import { expect, test } from "bun:test";
-import { findGuestDeps, type Guest, guestSkipReason, legacyFrame, withGuest } from "./harness.ts";
+import { findGuestDeps, type Guest, guestSkipReason, named, legacyFrame, withGuest } from "./harness.ts";
 import { dracutInitrd } from "./images.ts";
 
 const skip = guestSkipReason();
-if (skip) console.warn(`guest tests skipped: ${skip}`);
 const TEST_TIMEOUT = 180_000;
 const STEP = 90_000; // one wait in the log: a dracut boot under TCG is ~12 s, give CI room
 
@@ -20,7 +19,7 @@ function bootDracut(append: string[], fn: (g: Guest) => Promise<void>) {
   return withGuest({ initrd: image(), append: ["root=vge-testroot", ...append] }, fn);
 }
 
-test.skipIf(!!skip)("dracut disposable: the command runs before switch_root, boot waits for it", async () => {
+test.skipIf(!!skip)(named("dracut disposable: the command runs before switch_root, boot waits for it", skip), async () => {
   const id = crypto.randomUUID().slice(0, 8);
   await bootDracut(["rd.vge.mode=disposable", "rd.vge.retry=60"], async (g) => {
     const host = await g.listen(1024);
@@ -48,7 +47,7 @@ test.skipIf(!!skip)("dracut disposable: the command runs before switch_root, boo
   });
 }, TEST_TIMEOUT);
 
-test.skipIf(!!skip)("dracut disposable: a failing command stops the boot, visibly", async () => {
+test.skipIf(!!skip)(named("dracut disposable: a failing command stops the boot, visibly", skip), async () => {
   const id = crypto.randomUUID().slice(0, 8);
   // rd.shell=0: dracut halts instead of waiting in an emergency shell on the console.
   await bootDracut(["rd.vge.mode=disposable", "rd.vge.retry=60", "rd.shell=0"], async (g) => {
@@ -64,7 +63,7 @@ test.skipIf(!!skip)("dracut disposable: a failing command stops the boot, visibl
   });
 }, TEST_TIMEOUT);
 
-test.skipIf(!!skip)("dracut disposable: rd.vge.onerror=continue boots on after a failure", async () => {
+test.skipIf(!!skip)(named("dracut disposable: rd.vge.onerror=continue boots on after a failure", skip), async () => {
   const id = crypto.randomUUID().slice(0, 8);
   await bootDracut(["rd.vge.mode=disposable", "rd.vge.retry=60", "rd.vge.onerror=continue"], async (g) => {
     const host = await g.listen(1024);
@@ -78,7 +77,7 @@ test.skipIf(!!skip)("dracut disposable: rd.vge.onerror=continue boots on after a
   });
 }, TEST_TIMEOUT);
 
-test.skipIf(!!skip)("dracut persistent: initrd session, then the real root's agent takes over", async () => {
+test.skipIf(!!skip)(named("dracut persistent: initrd session, then the real root's agent takes over", skip), async () => {
   const id = crypto.randomUUID().slice(0, 8);
   const append = ["rd.vge.mode=persistent", "rd.vge.retry=60", "rd.vge.hold=60", "rd.vgetest.agent=1", "vgetest.serve=1024"];
   await bootDracut(append, async (g) => {
@@ -105,7 +104,7 @@ test.skipIf(!!skip)("dracut persistent: initrd session, then the real root's age
   });
 }, TEST_TIMEOUT);
 
-test.skipIf(!!skip)("dracut persistent: a session still open at switch_root is ended (rd.vge.hold=0)", async () => {
+test.skipIf(!!skip)(named("dracut persistent: a session still open at switch_root is ended (rd.vge.hold=0)", skip), async () => {
   const id = crypto.randomUUID().slice(0, 8);
   await bootDracut(["rd.vge.mode=persistent", "rd.vge.retry=60"], async (g) => {
     const host = await g.listen(1024);

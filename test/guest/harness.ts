@@ -30,7 +30,7 @@ import { join } from "node:path";
 import { findGuestDeps, type GuestDeps } from "./_deps.ts";
 import { connectGuest, type HostConnection, HostListener, unixListening } from "./_host.ts";
 
-export { findGuestDeps, guestSkipReason, type GuestDeps } from "./_deps.ts";
+export { findGuestDeps, guestSkipReason, type GuestDeps, named } from "./_deps.ts";
 export { connectGuest, HostConnection, HostListener, legacyFrame, unixListening } from "./_host.ts";
 
 export interface GuestOptions {

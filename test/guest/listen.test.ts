@@ -2,13 +2,12 @@
 // vhost-device-vsock's Firecracker-style `CONNECT 1024` (Guest.connect). A raw command on an accepted
 // connection is the original disposable format: it runs, and the connection closes when it finished.
 import { expect, test } from "bun:test";
-import { findGuestDeps, guestSkipReason, withGuest } from "./harness.ts";
+import { findGuestDeps, guestSkipReason, named, withGuest } from "./harness.ts";
 import { busyboxInitrd } from "./images.ts";
 
 const skip = guestSkipReason();
-if (skip) console.warn(`guest tests skipped: ${skip}`);
 
-test.skipIf(!!skip)("listen: the host dials in through CONNECT, twice", async () => {
+test.skipIf(!!skip)(named("listen: the host dials in through CONNECT, twice", skip), async () => {
   const found = findGuestDeps();
   if ("missing" in found) throw new Error(found.missing);
   const id = crypto.randomUUID().slice(0, 8);

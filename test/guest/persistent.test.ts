@@ -2,13 +2,12 @@
 // busybox test initrd. Several frames in one write; commands run in order; a clean host close ends
 // the agent with status 0.
 import { test } from "bun:test";
-import { findGuestDeps, guestSkipReason, legacyFrame, withGuest } from "./harness.ts";
+import { findGuestDeps, guestSkipReason, named, legacyFrame, withGuest } from "./harness.ts";
 import { busyboxInitrd } from "./images.ts";
 
 const skip = guestSkipReason();
-if (skip) console.warn(`guest tests skipped: ${skip}`);
 
-test.skipIf(!!skip)("persistent: frames run in order, host close ends the agent with 0", async () => {
+test.skipIf(!!skip)(named("persistent: frames run in order, host close ends the agent with 0", skip), async () => {
   const found = findGuestDeps();
   if ("missing" in found) throw new Error(found.missing);
   const id = crypto.randomUUID().slice(0, 8);

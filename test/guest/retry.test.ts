@@ -1,13 +1,12 @@
 // Scenario (c): the agent starts before the host listens. It keeps retrying (--retry) and is
 // served once the host starts listening a couple of seconds after the agent began to dial.
 import { expect, test } from "bun:test";
-import { findGuestDeps, guestSkipReason, withGuest } from "./harness.ts";
+import { findGuestDeps, guestSkipReason, named, withGuest } from "./harness.ts";
 import { busyboxInitrd } from "./images.ts";
 
 const skip = guestSkipReason();
-if (skip) console.warn(`guest tests skipped: ${skip}`);
 
-test.skipIf(!!skip)("retry: a host that listens late is still served", async () => {
+test.skipIf(!!skip)(named("retry: a host that listens late is still served", skip), async () => {
   const found = findGuestDeps();
   if ("missing" in found) throw new Error(found.missing);
   const id = crypto.randomUUID().slice(0, 8);
