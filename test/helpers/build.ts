@@ -36,6 +36,9 @@ let checked = false;
  * and staleness is checked again inside the lock so only the first of them builds.
  */
 export function agentBinary(): string {
+  // Testing a binary built elsewhere (a release, or an older commit to show a test catches a bug).
+  const given = process.env.VGE_AGENT_BINARY;
+  if (given) return given;
   if (checked) return AGENT_BINARY;
   if (isStale()) {
     const target = AGENT_BINARY.slice(AGENT_BINARY.lastIndexOf("linux-"));
