@@ -22,7 +22,8 @@ in its "after" list are done and a further "delay_ms" has passed. Every op has a
      "resizes": [{"cols": C, "rows": R, "after_ms": N}],  after STARTED
      "keep": N}                                     bytes of each stream kept as text (default 65536)
     {"op": "put", "id": 2, "req": {"path", "mode"?, "uid"?, "gid"?}, "size"?: N (default: the data's),
-     "data": TEXT | "data_hex": HEX | "gen": {"size", "seed"}, "chunk": N, "chunk_delay_ms": N, "no_end": true}
+     "data": TEXT | "data_hex": HEX | "gen": {"size", "seed"}, "chunk": N, "chunk_delay_ms": N, "no_end": true,
+     "ignore_credit": true}
     {"op": "get", "id": 3, "req": {"path", "maxSize"?}, "credit": as for exec}
     {"op": "ping", "id": 4, "data_hex": HEX}
     {"op": "raw", "id": 5, "hex": HEX}              bytes as they are, for malformed-input tests
@@ -394,10 +395,11 @@ class PutOp(Op):
     def tick(self, now):
         chunk_size = self.spec.get("chunk", CHUNK)
         delay = self.spec.get("chunk_delay_ms", 0) / 1000
-        while self.data.remaining and self.credit > 0 and self.sess.out_room():
+        ignore = self.spec.get("ignore_credit", False)
+        while self.data.remaining and (ignore or self.credit > 0) and self.sess.out_room():
             if now < self.next_at:
                 return self.next_at
-            chunk = self.data.take(min(chunk_size, self.credit))
+            chunk = self.data.take(chunk_size if ignore else min(chunk_size, self.credit))
             self.credit -= len(chunk)
             self.sess.send(encode(TYPES["FILE_DATA"], self.id, chunk))
             self.next_at = now + delay
@@ -480,6 +482,7 @@ class Session:
         self.welcome = None
         self.error = None
         self.closed_by_agent = False
+        self.write_failed = False
         self.stray = []
         self.ops = {}
         self.waiting = []
@@ -490,7 +493,9 @@ class Session:
         self.ready_at = None
 
     def send(self, data: bytes):
-        self.outbuf += data
+        # Once the agent has stopped reading (it closes after an ERROR), what we would send is moot.
+        if not self.write_failed:
+            self.outbuf += data
 
     def out_room(self) -> bool:
         return len(self.outbuf) < self.OUT_HIGH
@@ -551,7 +556,9 @@ class Session:
             wakes = [self.start_due(now)] + [op.tick(now) for op in self.ops.values()]
             if self.error is not None or self.closed_by_agent:
                 break
-            if not self.waiting and all(op.done for op in self.ops.values()) and self.welcome is not None and not self.outbuf:
+            if self.write_failed and not self.outbuf and self.error is None and not self.closed_by_agent:
+                pass  # wait below for the agent's last frames and its EOF
+            elif not self.waiting and all(op.done for op in self.ops.values()) and self.welcome is not None and not self.outbuf:
                 # "linger_ms": keep reading a while after the last op (an ERROR may still be on its way).
                 linger_end = linger_end or now + self.script.get("linger_ms", 0) / 1000
                 if now >= linger_end:
@@ -568,13 +575,15 @@ class Session:
                     except BlockingIOError:
                         pass
                     except OSError:
-                        self.closed_by_agent = True
+                        # EPIPE: the agent closed. Keep reading: its ERROR may still be queued for us.
+                        self.write_failed = True
+                        self.outbuf.clear()
                 if events & selectors.EVENT_READ:
                     try:
                         data = self.sock.recv(1 << 20)
                     except BlockingIOError:
                         continue
-                    except OSError:
+                    except OSError:  # ECONNRESET: closed with our bytes unread
                         data = b""
                     if not data:
                         self.closed_by_agent = True
@@ -589,6 +598,9 @@ class Session:
             try:
                 while self.sock.recv(65536):
                     pass
+                self.closed_by_agent = True
+            except ConnectionResetError:
+                # It closed with some of our bytes unread: a Unix socket reports that as a reset.
                 self.closed_by_agent = True
             except OSError:
                 pass

@@ -87,7 +87,7 @@ export class V2Host {
     for (const w of this.waiters.splice(0)) w();
   }
 
-  /** Resolves once the kernel has the bytes; rejects if the agent has gone. */
+  /** Resolves once the socket has taken the bytes (maybe only into its buffer); rejects if the agent has gone. */
   write(bytes: Uint8Array): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.sock.destroyed) return reject(new Error("socket closed"));
