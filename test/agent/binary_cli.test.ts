@@ -1,5 +1,5 @@
 // The compiled agent's command line and connection handling, run as a user would run it.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync, writeFileSync } from "node:fs";
 import pkg from "../../package.json" with { type: "json" };
 import { close } from "../../src/sys/socket.ts";
@@ -12,6 +12,8 @@ import { tempDir } from "../helpers/tmp.ts";
 const dir = tempDir();
 afterAll(() => dir.remove());
 beforeAll(() => void agentBinary(), 120_000);
+// Each test spawns processes and waits on real time: room for a loaded machine, still bounded.
+setDefaultTimeout(20_000);
 
 // Every invocation names a Unix socket that nobody serves and allows one attempt, so that even if an
 // argument were wrongly accepted the agent would fail fast on a file, never dial AF_VSOCK.

@@ -4,7 +4,7 @@
 // Safety: random bytes end up as shell commands. Garbage is drawn only from control characters and bytes
 // >= 0x7f, which can form no builtin, path, redirection or expansion; PATH points nowhere; the only ASCII
 // text is our own `echo K >> ran` markers. At worst a shifted fragment of a marker runs in the temp dir.
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { startAgent } from "../helpers/agent.ts";
@@ -21,6 +21,8 @@ const V2_MAGIC = Buffer.from([0xff, 0xff, 0x56, 0x47, 0x45, 0x32, 0x0d, 0x0a]);
 const root = tempDir();
 afterAll(() => root.remove());
 beforeAll(() => void agentBinary(), 120_000);
+// Each test spawns processes and waits on real time: room for a loaded machine, still bounded.
+setDefaultTimeout(20_000);
 
 /** mulberry32: small, seedable, good enough to spread inputs. */
 function prng(seed: number) {

@@ -1,6 +1,6 @@
 // Persistent mode, the compiled agent against legacy_host.py: u16 LE length + command, one at a time, in
 // order, until the host closes.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { lines } from "../helpers/agent.ts";
 import { agentBinary } from "../helpers/build.ts";
 import type { Step } from "../helpers/pyhost.ts";
@@ -10,6 +10,8 @@ import { tempDir } from "../helpers/tmp.ts";
 const root = tempDir();
 afterAll(() => root.remove());
 beforeAll(() => void agentBinary(), 120_000);
+// Each test spawns processes and waits on real time: room for a loaded machine, still bounded.
+setDefaultTimeout(20_000);
 
 const P = ["persistent"];
 const END: Step = { shutdown: true };
