@@ -48,6 +48,12 @@ describe("accepted command lines", () => {
     [["--verbose"], { verbose: true }, 0],
     [["-v"], { verbose: true }, 0],
     [["--no-verbose"], { verbose: false }, 0],
+    // Listen mode and reconnect (hosts that dial in, hosts that restart).
+    [[], { listen: false, reconnect: false, allowCids: new Set([2]) }, 0],
+    [["--listen", ":1025"], { listen: true, target: { kind: "vsock", cid: 2, port: 1025 } }, 0],
+    [["--listen", "--allow-cid", "any"], { listen: true, allowCids: "any" }, 0],
+    [["--listen", "--allow-cid", "3, 4"], { listen: true, allowCids: new Set([3, 4]) }, 0],
+    [["--unix", "/run/h.sock", "--reconnect", "persistent"], { reconnect: true, mode: "persistent" }, 0],
   ];
 
   test.each(cases)("%j", (argv, want, warnings) => {
@@ -85,6 +91,10 @@ describe("rejected command lines: UsageError, one line, no dialing", () => {
     [["--unix", "/run/h.sock", "2:1024", "persistent"], "--unix"],
     [["--unix", ""], "--unix"],
     [["1:1", "persistent", "extra"], 'unexpected argument "extra"'],
+    [["--listen", "--reconnect"], "--reconnect"],
+    [["--allow-cid", "3"], "--allow-cid only applies with --listen"],
+    [["--listen", "--allow-cid", "3,x"], "--allow-cid"],
+    [["--listen", "--allow-cid", ""], "--allow-cid"],
   ];
 
   test.each(cases)("%j", (argv, part) => {
