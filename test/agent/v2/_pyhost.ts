@@ -12,6 +12,7 @@ export interface Script {
   timeout_s?: number;
   hello?: Json;
   no_wait_welcome?: boolean;
+  linger_ms?: number;
 }
 
 export interface PyRun {

@@ -6,6 +6,7 @@ import { hostname, release } from "node:os";
 import { tempDir, type TempDir } from "../../helpers/tmp.ts";
 import { listeningAgent, type Agent } from "./_agent.ts";
 import { T, V2Host, json } from "./_host.ts";
+import { encodeFrame, encodeJson } from "../../../src/protocol/v2/frame.ts";
 
 let dir: TempDir;
 let agent: Agent;
@@ -43,6 +44,22 @@ test("WELCOME states version, capabilities and facts of this machine", () => {
   // WELCOME is the first frame, and id 0.
   expect(host.frames[0]!.type).toBe(T.WELCOME);
   expect(host.frames[0]!.id).toBe(0);
+});
+
+test("the host may send frames right after HELLO, in the same write: WELCOME still comes first", async () => {
+  const h = await V2Host.connect(sock());
+  const all = Buffer.concat([
+    Buffer.from([0xff, 0xff, 0x56, 0x47, 0x45, 0x32, 0x0d, 0x0a]),
+    encodeJson(T.HELLO, 0, { versions: [2] }),
+    encodeJson(T.EXEC, 1, { argv: ["echo", "eager"] }),
+    encodeFrame(T.PING, 2, new Uint8Array([1, 2, 3])),
+  ]);
+  await h.write(new Uint8Array(all));
+  const r = await h.exit(1);
+  expect(r.stdout).toBe("eager\n");
+  await h.until((f) => f.type === T.PONG && f.id === 2);
+  expect(h.frames[0]!.type).toBe(T.WELCOME);
+  h.close();
 });
 
 test("a HELLO without version 2 gets ERROR EVERSION and a closed connection", async () => {
@@ -88,6 +105,12 @@ describe("exec", () => {
     for (const f of r.frames) expect(f.payload.byteLength).toBeLessThanOrEqual(65536);
   });
 
+  test("output a background child writes shortly after the shell has exited still comes before EXIT", async () => {
+    const r = await host.run(id(), { shell: "(sleep 0.2; echo late) & echo early" });
+    expect(r.stdout).toBe("early\nlate\n");
+    expect(r.frames.at(-1)!.type).toBe(T.EXIT);
+  });
+
   test("exit results: signaled", async () => {
     const r = await host.run(id(), { shell: "kill -TERM $$" });
     expect(r.exit).toEqual({ status: "signaled", signal: "SIGTERM", signo: 15 });
@@ -130,6 +153,11 @@ describe("exec", () => {
     const explicit = await host.run(id(), { shell: "id -u; id -g", uid: 4321, gid: 8765 });
     expect(explicit.stdout).toBe("4321\n8765\n");
   });
+
+  // Found while testing: `user: "postgres"` (in group ssl-cert here) runs with groups=104 only, where su and
+  // login give 104,103. The spec does not promise supplementary groups; planSpawn's comment aims at what
+  // login(1) sets. Left as a todo for the agent's owner to decide.
+  test.todo("user: supplementary groups from /etc/group, as login(1) sets them");
 
   test("env: set over the agent's environment, and remove", async () => {
     const r = await host.run(id(), { shell: 'echo "$VGE_A|${VGE_TEST_INHERITED-unset}|${HOME-unset}"', env: { VGE_A: "x y=z", HOME: null } });

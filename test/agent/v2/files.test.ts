@@ -157,6 +157,22 @@ describe("PUT and GET", () => {
     expect(temps()).toEqual([]);
   });
 
+  test("a connection closed in the middle of a PUT leaves no temporary file and the destination untouched", async () => {
+    const path = dir.file("interrupted");
+    writeFileSync(path, "original");
+    const h = await V2Host.connect(dir.file("agent.sock"));
+    await h.hello();
+    await h.sendJson(T.PUT, 1, { path, size: 1_000_000 });
+    h.spend(1, 100_000);
+    await h.send(T.FILE_DATA, 1, new Uint8Array(100_000));
+    await h.waitFor(() => h.inputCredit(1) === 262144, 5000, "the chunk to be written");
+    expect(temps()).toHaveLength(1);
+    h.close();
+    for (let t = 0; temps().length > 0 && t < 100; t++) await Bun.sleep(20);
+    expect(temps()).toEqual([]);
+    expect(readFileSync(path, "utf8")).toBe("original");
+  });
+
   test("PUT into a missing directory: ENOENT", async () => {
     const r = await put(nextId++, { path: dir.file("no/such/dir/file") }, new Uint8Array(10));
     expect(r).toMatchObject({ ok: false, errno: "ENOENT" });
