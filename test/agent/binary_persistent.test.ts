@@ -1,8 +1,11 @@
 // Persistent mode, the compiled agent against legacy_host.py: u16 LE length + command, one at a time, in
 // order, until the host closes.
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { lines } from "../helpers/agent.ts";
+import { mkdtempSync } from "node:fs";
+import { join } from "node:path";
+import { lines, startAgent } from "../helpers/agent.ts";
 import { agentBinary } from "../helpers/build.ts";
+import { listenUnix } from "../helpers/host.ts";
 import type { Step } from "../helpers/pyhost.ts";
 import { scenario } from "../helpers/scenario.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -102,6 +105,23 @@ describe("frames that run nothing", () => {
     expect(s.marker("good")).toBe("good\n");
     expect(errors(s.agent.stderr)).toHaveLength(1);
     expect(errors(s.agent.stderr)[0]).toContain("65535 bytes");
+  });
+
+  test("a flood of 200 oversize frames (13 MB) is read through and dropped; the next frame runs", async () => {
+    // Too big for legacy_host.py's argv: an in-process host sends it.
+    const dir = mkdtempSync(join(root.path, "flood"));
+    const host = await listenUnix(join(dir, "h.sock"));
+    const agent = startAgent(["--unix", host.path, ...P], { cwd: dir });
+    const conn = await host.accepted;
+    const oversize = Buffer.concat([Buffer.from([0xff, 0xff]), Buffer.alloc(65535, "x")]);
+    for (let i = 0; i < 200; i++) await conn.send(oversize);
+    await conn.send(Buffer.concat([Buffer.from([16, 0]), Buffer.from("echo after-flood")]));
+    conn.shutdownWrite();
+    const r = await agent.done;
+    await host.close();
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("after-flood\n");
+    expect(errors(r.stderr)).toHaveLength(200);
   });
 
   test("length 65535 whose body comes after a pause is still an original-format frame", async () => {
