@@ -98,6 +98,14 @@ describe("cannot connect: exit 1 with one line naming the syscall and errno", ()
     expect(lines(r.stderr)).toEqual([expect.stringContaining("connect: ECONNREFUSED")]);
   });
 
+  test("a socket path over the 107-byte sun_path limit fails at once, without retrying, in one line", async () => {
+    const long = dir.file("x".repeat(120));
+    const r = await runAgent(["--unix", long]); // default --retry 30: must not be spent on this
+    expect([1, 2]).toContain(r.code!);
+    expect(r.ms).toBeLessThan(3000);
+    expect(lines(r.stderr)).toEqual([expect.stringContaining("the limit is 107")]);
+  });
+
   test("--retry 1, nobody ever listens: tries for about a second, then exit 1", async () => {
     const r = await runAgent(["--unix", dir.file("never.sock"), "--retry", "1"]);
     expect(r.code).toBe(1);
