@@ -3,7 +3,7 @@
 # for the kernel that scripts/guest-deps.sh unpacked (no kernel needs to be installed on this machine).
 #
 #   scripts/build-initrd.sh [-o OUT] [--kver KVER] [--kroot DIR] [--agent FILE]
-#                           [--module-dir DIR]... [--add MODULE]... [--compress CMD]
+#                           [--module-dir DIR]... [--add MODULE]... [--compress CMD] [-- DRACUT-ARGS...]
 #
 #   -o, --out FILE     image to write (default: $VGE_GUEST_CACHE/initrd-vsock-guest-exec-KVER.img)
 #   --kver KVER        kernel version (default: the one in $VGE_GUEST_CACHE/kernel/current)
@@ -12,6 +12,7 @@
 #   --module-dir DIR   another dracut module folder (NNname) to make available; repeatable
 #   --add MODULE       another dracut module to include; repeatable
 #   --compress CMD     compressor command (default "zstd -3 -q -T0"; "cat" for none)
+#   -- DRACUT-ARGS     passed on to dracut, e.g. -- --add-drivers "virtio_blk" for a disk root
 #
 # Modules: dash (a faster /bin/sh than bash under TCG: ~1 s less boot), base, vsock-guest-exec, plus --add.
 # dracut only looks for modules under its base folder (/usr/lib/dracut/modules.d). Rather than write
@@ -28,6 +29,7 @@ say() { printf 'build-initrd: %s\n' "$*"; }
 
 out="" kver="" kroot="" agent="$REPO/dist/vsock_guest_exec-linux-x64" compress="zstd -3 -q -T0"
 module_dirs=("$REPO/initrd/50vsock-guest-exec")
+extra=()
 modules=(dash base vsock-guest-exec)
 while [ $# -gt 0 ]; do
   case $1 in
@@ -38,6 +40,7 @@ while [ $# -gt 0 ]; do
     --module-dir) module_dirs+=("$(cd "$2" && pwd)"); shift 2 ;;
     --add) modules+=("$2"); shift 2 ;;
     --compress) compress=$2; shift 2 ;;
+    --) shift; extra=("$@"); break ;;
     -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -73,7 +76,7 @@ if ! dracutbasedir=$base VSOCK_GUEST_EXEC_BIN=$agent dracut \
   --force --quiet --no-hostonly --no-hostonly-cmdline --nostrip --no-early-microcode \
   --conf /dev/null --confdir "$work/conf.d" --tmpdir "$work/tmp" \
   --kver "$kver" --kmoddir "$kroot/lib/modules/$kver" \
-  -m "${modules[*]}" --compress "$compress" \
+  -m "${modules[*]}" --compress "$compress" "${extra[@]}" \
   "$out.tmp" > "$work/dracut.log" 2>&1; then
   tail -n 30 "$work/dracut.log" >&2
   rm -f "$out.tmp"

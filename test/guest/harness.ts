@@ -42,6 +42,8 @@ export interface GuestOptions {
   memoryMiB?: number;
   /** Hard limit on QEMU's life, from start() (default 120 s). */
   timeoutMs?: number;
+  /** More QEMU arguments, e.g. ["-drive", "file=root.img,if=virtio,format=raw"]. */
+  qemuArgs?: string[];
   deps?: GuestDeps;
 }
 
@@ -144,7 +146,8 @@ export class Guest {
         "-serial", `file:${this.serialPath}`,
         "-kernel", this.deps.kernel, "-initrd", this.opts.initrd, "-append", append,
         "-object", `memory-backend-memfd,id=mem,size=${mem}M,share=on`, "-machine", "memory-backend=mem",
-        "-chardev", `socket,id=c0,path=${this.vhostSock}`, "-device", "vhost-user-vsock-pci,chardev=c0"],
+        "-chardev", `socket,id=c0,path=${this.vhostSock}`, "-device", "vhost-user-vsock-pci,chardev=c0",
+        ...(this.opts.qemuArgs ?? [])],
       { stdout: Bun.file(join(this.dir, "qemu.log")), stderr: Bun.file(join(this.dir, "qemu.err")), stdin: "ignore" },
     );
     this.startedAt = performance.now();

@@ -57,7 +57,8 @@ function cached(kind: string, key: string, argv: (out: string) => string[], env:
   }
   renameSync(tmp, out);
   for (const f of readdirSync(dir)) {
-    if (f.startsWith(`${kind}-`) && f.endsWith(".img") && join(dir, f) !== out) rmSync(join(dir, f), { force: true });
+    // Exactly KIND-HASH.img: "dracut" must not prune "dracut-systemd-….img".
+    if (new RegExp(`^${kind}-[0-9a-f]{16}\\.img$`).test(f) && join(dir, f) !== out) rmSync(join(dir, f), { force: true });
   }
   console.error(`images: built ${out} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   return out;
@@ -83,5 +84,28 @@ export function dracutInitrd(deps: GuestDeps): string {
   return cached("dracut", key, (out) => [
     "bash", script, "-o", out, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot,
     "--module-dir", testModule, "--add", "vge-testroot",
+  ]);
+}
+
+/** ext4 image of the test root (testroot-disk.sh), for root=/dev/vda; attach it with snapshot=on. */
+export function testrootDisk(): string {
+  const script = join(HERE, "testroot-disk.sh");
+  const key = keyOf([], [script, join(HERE, "dracut/59vge-testroot/testroot-init.sh"), ...tools("busybox", "mkfs.ext4")]);
+  return cached("testroot-disk", key, (out) => ["bash", script, "-o", out]);
+}
+
+/**
+ * A systemd-based dracut initrd (modules systemd, systemd-initrd, dracut-systemd, rootfs-block and the
+ * virtio_blk driver) with the vsock-guest-exec module: dracut's hooks then run from its services.
+ * Boot it with root=/dev/vda and testrootDisk().
+ */
+export function dracutSystemdInitrd(deps: GuestDeps): string {
+  const script = join(REPO, "scripts/build-initrd.sh");
+  const files = [script, ...filesUnder(join(REPO, "initrd/50vsock-guest-exec")), deps.agent, ...tools("dracut")];
+  const key = keyOf([deps.kver, deps.kroot, "systemd"], files);
+  return cached("dracut-systemd", key, (out) => [
+    "bash", script, "-o", out, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot,
+    "--add", "systemd", "--add", "systemd-initrd", "--add", "dracut-systemd", "--add", "rootfs-block",
+    "--", "--add-drivers", "virtio_blk",
   ]);
 }

@@ -27,6 +27,7 @@ const sets = [
       join(REPO, "initrd/50vsock-guest-exec/module-setup.sh"),
       join(REPO, "test/guest/dracut/59vge-testroot/module-setup.sh"),
       join(REPO, "test/guest/busybox-initrd.sh"),
+      join(REPO, "test/guest/testroot-disk.sh"),
       ...["guest-deps.sh", "build-initrd.sh", "demo.sh"].map((f) => join(REPO, "scripts", f)),
     ],
   },
