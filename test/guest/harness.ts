@@ -21,7 +21,12 @@
 //
 // Inputs (findGuestDeps in _deps.ts): scripts/guest-deps.sh and `bun run build` provide them; override
 // with VGE_QEMU, VGE_VHOST_VSOCK, VGE_KVER, VGE_KROOT, VGE_KERNEL, VGE_AGENT, VGE_GUEST_CACHE.
-// Images (images.ts): busyboxInitrd() and dracutInitrd(), cached by input hash under .cache/guest/images.
+// Images (images.ts), cached by input hash under .cache/guest/images:
+//   busyboxInitrd()        /init (busybox-init.sh) runs the agent with vge_args=A,B,… (commas for spaces),
+//                          vge_runs=N times; markers "VGE-INIT: up|agent start|agent exited N|poweroff"
+//   dracutInitrd()         scripts/build-initrd.sh + test module vge-testroot: root=vge-testroot, markers
+//                          "VGE-TESTROOT: …" from the real root's init (dracut/59vge-testroot)
+//   dracutSystemdInitrd()  the same module in a systemd-based initrd; root=/dev/vda on testrootDisk()
 // VGE_GUEST_KEEP=1 keeps every guest folder; VGE_REQUIRE_GUEST=1 turns "skip" into "fail" (CI).
 import { type Subprocess, spawn } from "bun";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
@@ -40,7 +45,7 @@ export interface GuestOptions {
   /** Guest CID (default 3). */
   cid?: number;
   memoryMiB?: number;
-  /** Hard limit on QEMU's life, from start() (default 120 s). */
+  /** Hard limit on QEMU's life, from start() (default 240 s: a safety net; tests set their own bounds). */
   timeoutMs?: number;
   /** More QEMU arguments, e.g. ["-drive", "file=root.img,if=virtio,format=raw"]. */
   qemuArgs?: string[];
@@ -117,7 +122,7 @@ export class Guest {
   }
 
   private async startBackend() {
-    const limitS = Math.ceil((this.opts.timeoutMs ?? 120_000) / 1000) + 60;
+    const limitS = Math.ceil((this.opts.timeoutMs ?? 240_000) / 1000) + 60;
     this.backend = spawn(
       ["timeout", "-k", "5", String(limitS), this.deps.backend, "--vm", `guest-cid=${this.cid},socket=${this.vhostSock},uds-path=${this.uds}`],
       { stdout: Bun.file(join(this.dir, "vhost.log")), stderr: Bun.file(join(this.dir, "vhost.err")), stdin: "ignore" },
@@ -135,7 +140,7 @@ export class Guest {
   /** Boots QEMU. */
   async start(): Promise<void> {
     const mem = this.opts.memoryMiB ?? 512;
-    const limitS = Math.ceil((this.opts.timeoutMs ?? 120_000) / 1000);
+    const limitS = Math.ceil((this.opts.timeoutMs ?? 240_000) / 1000);
     const append = ["console=ttyS0", "panic=-1", ...(this.opts.append ?? [])].join(" ");
     // -no-reboot with panic=-1: a dying guest ends QEMU at once instead of rebooting forever.
     // memfd shared memory: the vhost-user backend maps the guest's RAM.
