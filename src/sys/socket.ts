@@ -40,7 +40,7 @@ export function connect(fd: number, addr: Uint8Array, len = addr.byteLength): vo
 
 /** connect() on a non-blocking fd: true when connected at once, false when it goes on (EINPROGRESS). */
 export function connectStart(fd: number, addr: Uint8Array, len = addr.byteLength): boolean {
-  const rc = checkOr("connect", [EINPROGRESS, EAGAIN], () => libc().connect(fd, addr, len));
+  const rc = checkOr("connect", [EINPROGRESS], () => libc().connect(fd, addr, len));
   return typeof rc === "number";
 }
 
