@@ -2,8 +2,8 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync, writeFileSync } from "node:fs";
 import pkg from "../../package.json" with { type: "json" };
-import { close } from "../../src/sys/socket.ts";
-import { unixListen } from "../../src/sys/vsock.ts";
+import { POLLIN, SHUT_WR, close, shutdown, write } from "../../src/sys/socket.ts";
+import { unixAccept, unixConnect, unixListen, waitFd } from "../../src/sys/vsock.ts";
 import { lines, runAgent, startAgent } from "../helpers/agent.ts";
 import { agentBinary } from "../helpers/build.ts";
 import { startPyHost } from "../helpers/pyhost.ts";
@@ -128,6 +128,27 @@ describe("cannot connect: exit 1 with one line naming the syscall and errno", ()
     expect(r.stdout).toBe("served-late\n");
     expect(r.stderr).toContain("host not listening yet");
     expect(report.error).toBeNull();
+  });
+
+  test("a host whose listen backlog is full is retried (connect: EAGAIN), then served", async () => {
+    const path = dir.file("full.sock");
+    const listener = unixListen(path, 0);
+    const filler = await unixConnect(path); // backlog 0 admits one pending connection: now it is full
+    const agent = startAgent(["--unix", path, "--retry", "10", "-v"], { cwd: dir.path, timeoutMs: 10_000 });
+    await Bun.sleep(600);
+    expect(await waitFd(listener, POLLIN, { timeoutMs: 2000 })).toBeTruthy();
+    close(unixAccept(listener)!); // the host catches up: room for the agent
+    close(filler);
+    expect(await waitFd(listener, POLLIN, { timeoutMs: 5000 })).toBeTruthy();
+    const conn = unixAccept(listener)!;
+    write(conn, new TextEncoder().encode("echo served; exit 4"));
+    shutdown(conn, SHUT_WR);
+    const r = await agent.done;
+    close(conn);
+    close(listener);
+    expect(r.code).toBe(4);
+    expect(r.stdout).toBe("served\n");
+    expect(r.stderr).toContain("connect: EAGAIN");
   });
 
   test("the retry also covers a stale socket file replaced by a live listener", async () => {

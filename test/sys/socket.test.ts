@@ -109,12 +109,10 @@ describe("errors name the syscall and the errno", () => {
     expect((await syscallError(() => read(fd, new Uint8Array(1)))).message).toBe("read: EBADF");
   });
 
-  // BUG (src/sys/socket.ts, connectStart): EAGAIN is taken for "connect in progress". On AF_UNIX a
-  // non-blocking connect() returns EAGAIN when the listener's backlog is full, and nothing is in
-  // progress: poll() then says POLLOUT at once, SO_ERROR is 0, and unixConnect resolves with an fd that
-  // is not connected (getpeername: ENOTCONN). The agent then waits forever on it. Expected: reject with
-  // `connect: EAGAIN`, which dial() already retries. Remove `.failing` once fixed.
-  test.failing("connect to a listener whose backlog is full: connect: EAGAIN, not an unconnected fd", async () => {
+  // On AF_UNIX a non-blocking connect() returns EAGAIN when the listener's backlog is full. Nothing is in
+  // progress then: taking it for EINPROGRESS gave an fd that was never connected (the agent waited on it
+  // forever). It must fail as `connect: EAGAIN`, which dial() retries.
+  test("connect to a listener whose backlog is full: connect: EAGAIN, not an unconnected fd", async () => {
     const path = sockPath();
     const listener = unixListen(path, 0);
     const queued: number[] = [];
