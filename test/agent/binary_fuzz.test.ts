@@ -43,7 +43,7 @@ type Rng = ReturnType<typeof prng>;
 function garbage(rng: Rng, n: number): Buffer {
   const out = Buffer.alloc(n);
   for (let i = 0; i < n; i++) {
-    const b = rng.int(0, 0x20 + 0x80 - 1);
+    const b = rng.int(0, 0x20 + 0x81 - 1); // 0x00..0x1f, then 0x7f..0xff
     out[i] = b < 0x20 ? b : b - 0x20 + 0x7f;
   }
   return out;
