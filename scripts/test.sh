@@ -17,7 +17,8 @@ bunx tsc --noEmit -p .
 mkdir -p test-results
 rm -f test-results/junit.xml
 status=0
-bun test --reporter=junit --reporter-outfile=test-results/junit.xml "$@" || status=$?
+# bunfig.toml's [test] timeout is not applied by bun 1.4.5; the flag is.
+bun test --timeout 60000 --reporter=junit --reporter-outfile=test-results/junit.xml "$@" || status=$?
 summary=0
 bun scripts/junit-summary.ts test-results/junit.xml || summary=$?
 [ "$status" -eq 0 ] && [ "$summary" -eq 0 ]
