@@ -4,13 +4,16 @@ import { rmSync, writeFileSync } from "node:fs";
 import pkg from "../../package.json" with { type: "json" };
 import { POLLIN, SHUT_WR, close, shutdown, write } from "../../src/sys/socket.ts";
 import { unixAccept, unixConnect, unixListen, waitFd } from "../../src/sys/vsock.ts";
-import { lines, runAgent, startAgent } from "../helpers/agent.ts";
+import { lines, runAgent, startAgent, stopAgents } from "../helpers/agent.ts";
 import { agentBinary } from "../helpers/build.ts";
 import { startPyHost } from "../helpers/pyhost.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const dir = tempDir();
-afterAll(() => dir.remove());
+afterAll(() => {
+  stopAgents();
+  dir.remove();
+});
 beforeAll(() => void agentBinary(), 120_000);
 // Each test spawns processes and waits on real time: room for a loaded machine, still bounded.
 setDefaultTimeout(20_000);

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { startAgent } from "../helpers/agent.ts";
+import { startAgent, stopAgents } from "../helpers/agent.ts";
 import { agentBinary } from "../helpers/build.ts";
 import { listenUnix } from "../helpers/host.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -19,7 +19,10 @@ const MAX_COMMAND = 2048;
 const V2_MAGIC = Buffer.from([0xff, 0xff, 0x56, 0x47, 0x45, 0x32, 0x0d, 0x0a]);
 
 const root = tempDir();
-afterAll(() => root.remove());
+afterAll(() => {
+  stopAgents();
+  root.remove();
+});
 beforeAll(() => void agentBinary(), 120_000);
 // Each test spawns processes and waits on real time: room for a loaded machine, still bounded.
 setDefaultTimeout(20_000);

@@ -2,13 +2,16 @@
 // that are not ours (Go's binary.LittleEndian, Python's struct).
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
-import { lines, startAgent } from "../helpers/agent.ts";
+import { lines, startAgent, stopAgents } from "../helpers/agent.ts";
 import { ROOT, agentBinary } from "../helpers/build.ts";
 import { PYTHON } from "../helpers/pyhost.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const dir = tempDir();
-afterAll(() => dir.remove());
+afterAll(() => {
+  stopAgents();
+  dir.remove();
+});
 beforeAll(() => void agentBinary(), 120_000);
 // Each test spawns processes and waits on real time: room for a loaded machine, still bounded.
 setDefaultTimeout(20_000);

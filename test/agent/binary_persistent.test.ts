@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
-import { lines, startAgent } from "../helpers/agent.ts";
+import { lines, startAgent, stopAgents } from "../helpers/agent.ts";
 import { agentBinary } from "../helpers/build.ts";
 import { listenUnix } from "../helpers/host.ts";
 import type { Step } from "../helpers/pyhost.ts";
@@ -11,7 +11,10 @@ import { scenario } from "../helpers/scenario.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const root = tempDir();
-afterAll(() => root.remove());
+afterAll(() => {
+  stopAgents();
+  root.remove();
+});
 beforeAll(() => void agentBinary(), 120_000);
 // Each test spawns processes and waits on real time: room for a loaded machine, still bounded.
 setDefaultTimeout(20_000);

@@ -34,6 +34,18 @@ function assertUnix(args: string[]): void {
   if (!path) throw new Error(`refusing to run the agent without --unix PATH (it would dial AF_VSOCK): ${JSON.stringify(args)}`);
 }
 
+/** Agents still running: the deadline is kept by this process, so they must not outlive it. */
+const live = new Set<Subprocess>();
+
+/**
+ * Kills every agent still running. Binary test files call it in afterAll: a test that fails early may
+ * leave an agent behind (a hung one spins forever), and bun test runs no exit handlers.
+ */
+export function stopAgents(): void {
+  for (const p of live) p.kill("SIGKILL");
+  live.clear();
+}
+
 export function startAgent(args: string[], opts: AgentOptions = {}): RunningAgent {
   assertUnix(args);
   const started = performance.now();
@@ -46,9 +58,11 @@ export function startAgent(args: string[], opts: AgentOptions = {}): RunningAgen
     timeout: opts.timeoutMs ?? 20_000,
     killSignal: "SIGKILL",
   });
+  live.add(proc);
   const done = (async () => {
     const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
     await proc.exited;
+    live.delete(proc);
     return { code: proc.exitCode, signal: proc.signalCode, stdout, stderr, ms: performance.now() - started };
   })();
   return { proc, done };
