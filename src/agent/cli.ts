@@ -4,6 +4,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { UsageError } from "../cli/_argv.ts";
 import type { Target } from "../transport/dial.ts";
 import { parseAddress, parseUint } from "./address.ts";
+import { packSockaddrUn } from "../sys/sockaddr.ts";
 import { DEFAULT_PAUSE_MS, DEFAULT_RETRY_S } from "./limits.ts";
 
 export const agentArgs = {
@@ -48,15 +49,23 @@ export function toConfig(args: Parsed): AgentConfig {
   // With the explicit options the address is not needed, so `--unix PATH persistent` names only the mode.
   // Without them a lone "persistent" stays an (invalid) address, as the original read it.
   const explicit = args.unix !== undefined || args.cid !== undefined || args.port !== undefined;
-  if (explicit && args.address === "persistent" && args.mode === undefined) args = { ...args, address: undefined, mode: "persistent" };
+  if (explicit && args.address !== undefined) {
+    if (args.mode !== undefined) throw new UsageError("give the address either as [CID][:PORT] or with --cid/--port/--unix, not both");
+    if (args.address !== "persistent") throw new UsageError(`unexpected argument "${args.address}": with --cid, --port or --unix give no [CID][:PORT] address; the only argument is the mode "persistent"`);
+    args = { ...args, address: undefined, mode: "persistent" };
+  }
   let mode: AgentConfig["mode"] = "disposable";
   if (args.mode === "persistent") mode = "persistent";
   else if (args.mode !== undefined) warnings.push(`second argument "${args.mode}" is not "persistent"; running in disposable mode`);
 
   let target: Target;
   if (args.unix !== undefined) {
-    if (args.cid !== undefined || args.port !== undefined || args.address) throw new UsageError("--unix cannot be combined with a CID or port");
-    if (args.unix === "") throw new UsageError("--unix needs a path");
+    if (args.cid !== undefined || args.port !== undefined) throw new UsageError("--unix cannot be combined with --cid or --port");
+    try {
+      packSockaddrUn(args.unix);
+    } catch (e) {
+      throw new UsageError(`--unix: ${(e as Error).message}`);
+    }
     target = { kind: "unix", path: args.unix };
   } else {
     const addr = parseAddress(args.address);

@@ -1,6 +1,10 @@
 // v2 framing: pure functions over bytes. See PROTOCOL.md §2–3.
 
-/** Sent once by the host before anything else. FF FF can never start a valid original-format message. */
+/**
+ * Sent once by the host before anything else. As an original persistent header FF FF is length 65535,
+ * a frame the original format only ever drops; as a disposable command 0xFF is not UTF-8: neither is a
+ * command anyone could mean to run.
+ */
 export const MAGIC = new Uint8Array([0xff, 0xff, 0x56, 0x47, 0x45, 0x32, 0x0d, 0x0a]); // FF FF "VGE2" CR LF
 
 /** Header: u32 LE length of what follows it (type + id + payload), u8 type, u32 LE id. */
