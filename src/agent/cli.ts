@@ -46,13 +46,13 @@ function num(name: string, text: string, min: number, max: number): number {
 export function toConfig(args: Parsed): AgentConfig {
   if (args._.length > 2) throw new UsageError(`unexpected argument "${args._[2]}"`);
   const warnings: string[] = [];
-  // With the explicit options the address is not needed, so `--unix PATH persistent` names only the mode.
-  // Without them a lone "persistent" stays an (invalid) address, as the original read it.
+  // A lone "persistent" names the mode with the default address. The original read it as the address
+  // (atoi gave CID 0) and ran disposable, which nobody can have meant; with --unix it is the only way.
+  if (args.address === "persistent" && args.mode === undefined) args = { ...args, address: undefined, mode: "persistent" };
   const explicit = args.unix !== undefined || args.cid !== undefined || args.port !== undefined;
   if (explicit && args.address !== undefined) {
     if (args.mode !== undefined) throw new UsageError("give the address either as [CID][:PORT] or with --cid/--port/--unix, not both");
-    if (args.address !== "persistent") throw new UsageError(`unexpected argument "${args.address}": with --cid, --port or --unix give no [CID][:PORT] address; the only argument is the mode "persistent"`);
-    args = { ...args, address: undefined, mode: "persistent" };
+    throw new UsageError(`unexpected argument "${args.address}": with --cid, --port or --unix give no [CID][:PORT] address; the only argument is the mode "persistent"`);
   }
   let mode: AgentConfig["mode"] = "disposable";
   if (args.mode === "persistent") mode = "persistent";

@@ -23,8 +23,8 @@ describe("accepted command lines", () => {
     [[":1025", "persistent"], { target: { kind: "vsock", cid: 2, port: 1025 }, mode: "persistent" }, 0],
     [["-1:", "persistent"], { target: { kind: "vsock", cid: ANY, port: 1024 }, mode: "persistent" }, 0],
     [["2:1024", "other"], { mode: "disposable" }, 1],
-    // A lone "persistent" is the address, as the original read it: an invalid CID, disposable mode.
-    [["persistent"], { target: { kind: "vsock", cid: 2, port: 1024 }, mode: "disposable" }, 1],
+    // A lone "persistent" names the mode, with the default address.
+    [["persistent"], { target: { kind: "vsock", cid: 2, port: 1024 }, mode: "persistent" }, 0],
     [["--", "-1:"], { target: { kind: "vsock", cid: ANY, port: 1024 } }, 0],
     // The explicit options take any 32-bit CID and port.
     [["--cid", "3"], { target: { kind: "vsock", cid: 3, port: 1024 } }, 0],
