@@ -1,5 +1,6 @@
 // Reads bun's junit report and prints the closing line CI reads: "N passed, N failed, N skipped".
 // Exits non-zero when anything failed or when no test ran at all.
+export {};
 const path = process.argv[2] ?? "test-results/junit.xml";
 const file = Bun.file(path);
 if (!(await file.exists())) {
