@@ -154,10 +154,13 @@ describe("exec", () => {
     expect(explicit.stdout).toBe("4321\n8765\n");
   });
 
-  // Found while testing: `user: "postgres"` (in group ssl-cert here) runs with groups=104 only, where su and
-  // login give 104,103. The spec does not promise supplementary groups; planSpawn's comment aims at what
-  // login(1) sets. Left as a todo for the agent's owner to decide.
-  test.todo("user: supplementary groups from /etc/group, as login(1) sets them");
+  // Bun.spawn sets uid and gid but has no setgroups: the documented behaviour (PROTOCOL.md §5) is the
+  // primary group alone, never the agent's own (root's) supplementary groups.
+  test.skipIf(process.getuid?.() !== 0)("user: the primary group only, none of the agent's groups", async () => {
+    const nobody = readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.startsWith("nobody:"))!.split(":");
+    const r = await host.run(id(), { argv: ["id", "-G"], user: "nobody" });
+    expect(r.stdout).toBe(`${nobody[3]}\n`);
+  });
 
   test("env: set over the agent's environment, and remove", async () => {
     const r = await host.run(id(), { shell: 'echo "$VGE_A|${VGE_TEST_INHERITED-unset}|${HOME-unset}"', env: { VGE_A: "x y=z", HOME: null } });
