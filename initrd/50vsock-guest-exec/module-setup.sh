@@ -1,8 +1,9 @@
 #!/bin/bash
 # shellcheck disable=SC2154 # moddir and do_strip are set by dracut
 # dracut module "vsock-guest-exec": runs the vsock_guest_exec agent from the initrd, so that the host
-# can provision the guest (disposable mode, boot waits for the command) or drive it (persistent mode)
-# over AF_VSOCK. Kernel arguments (rd.vge.*) and the boot flow are described in initrd/README.md.
+# can provision the guest (disposable mode, boot waits for the command) or drive it (persistent mode:
+# the agent dials the host; listen mode: the host dials the agent) over AF_VSOCK. Kernel arguments
+# (rd.vge.*) and the boot flow are described in initrd/README.md.
 #
 # Build-time input: VSOCK_GUEST_EXEC_BIN, the agent to put into the image (default /usr/bin/vsock_guest_exec).
 # The agent is a `bun build --compile` executable: stripping it removes the embedded program, so the
@@ -45,10 +46,10 @@ install() {
     inst_binary "$_bin" /usr/bin/vsock_guest_exec
     inst_multiple modprobe sleep kill
     inst_simple "$moddir/vge-lib.sh" /lib/vge-lib.sh
-    # persistent: start the agent early, so the host can reach the initrd while it waits for the root.
-    inst_hook pre-udev 50 "$moddir/vge-persistent.sh"
+    # persistent, listen: start the agent early, so the host can reach the initrd while it waits for the root.
+    inst_hook pre-udev 50 "$moddir/vge-start.sh"
     # disposable: run the host's command once the real root is mounted at $NEWROOT, before switch_root.
     inst_hook pre-pivot 50 "$moddir/vge-disposable.sh"
-    # persistent: end the initrd's session before switch_root (see README: hand-over).
+    # persistent, listen: end the initrd's agent before switch_root (see README: hand-over).
     inst_hook cleanup 50 "$moddir/vge-stop.sh"
 }

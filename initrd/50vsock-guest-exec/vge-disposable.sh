@@ -9,6 +9,8 @@
 vge_config
 
 if [ "$VGE_MODE" = disposable ]; then
+    [ -z "$VGE_RECONNECT" ] || vge_unused rd.vge.reconnect persistent
+    [ -z "$VGE_ALLOWCID" ] || vge_unused rd.vge.allowcid listen
     vge_load_modules
     mkdir -p "$VGE_RUN"
     vge_say "disposable: dialing CID $VGE_CID port $VGE_PORT (retry ${VGE_RETRY}s); boot waits for the host's command"

@@ -14,13 +14,14 @@ vge_say() {
 }
 
 # Reads the rd.vge.* kernel arguments into VGE_MODE, VGE_CID, VGE_PORT, VGE_RETRY, VGE_ONERROR,
-# VGE_HOLD and VGE_VERBOSE. Numbers are checked by the agent itself (exit 2 on a bad one).
+# VGE_HOLD, VGE_ALLOWCID, VGE_RECONNECT (1 or empty) and VGE_VERBOSE. Numbers and CID lists are
+# checked by the agent itself (exit 2 on a bad one).
 vge_config() {
     VGE_MODE=$(getarg rd.vge.mode=) || VGE_MODE=off
     case $VGE_MODE in
-        off | disposable | persistent) ;;
+        off | disposable | persistent | listen) ;;
         *)
-            warn "vsock-guest-exec: rd.vge.mode=$VGE_MODE is not off, disposable or persistent; treating it as off"
+            warn "vsock-guest-exec: rd.vge.mode=$VGE_MODE is not off, disposable, persistent or listen; treating it as off"
             VGE_MODE=off
             ;;
     esac
@@ -36,8 +37,17 @@ vge_config() {
             VGE_ONERROR=fail
             ;;
     esac
+    VGE_ALLOWCID=$(getarg rd.vge.allowcid=) || VGE_ALLOWCID=
+    VGE_RECONNECT=
+    if getargbool 0 rd.vge.reconnect; then VGE_RECONNECT=1; fi
     VGE_VERBOSE=
     if getargbool 0 rd.vge.verbose; then VGE_VERBOSE=--verbose; fi
+}
+
+# Warns about an rd.vge.* argument that the mode in effect does not use (the agent would refuse the
+# option outright, exit 2, so it is not passed on). $1: the argument, $2: the modes that use it.
+vge_unused() {
+    warn "vsock-guest-exec: $1 applies to rd.vge.mode=$2 only; ignored with rd.vge.mode=$VGE_MODE"
 }
 
 # The virtio-vsock transport, in dependency order (modprobe resolves the rest from modules.dep).
@@ -54,4 +64,10 @@ vge_alive() {
     kill -0 "$1" 2> /dev/null || return 1
     read -r _vge_p _vge_comm _vge_state _vge_rest < "/proc/$1/stat" || return 1
     [ "$_vge_state" != Z ]
+}
+
+# True while the initrd's background agent $1 holds switch_root: it runs and the host has not
+# created $VGE_RUN/release (the way to end the hold for an agent that never ends by itself).
+vge_holding() {
+    vge_alive "$1" && [ ! -e "$VGE_RUN/release" ]
 }

@@ -1,18 +1,36 @@
 #!/bin/sh
-# pre-udev hook: in rd.vge.mode=persistent, start the agent in the background for the whole initrd.
-# It serves length-prefixed commands with the console as their stdio; the cleanup hook (vge-stop.sh)
-# ends it before switch_root.
+# pre-udev hook: in rd.vge.mode=persistent or listen, start the agent in the background for the whole
+# initrd, console as its stdio; the cleanup hook (vge-stop.sh) ends it before switch_root.
+#   persistent: the agent dials the host and serves it (rd.vge.reconnect: dials again whenever the
+#               host goes away, so a restarted host is served again);
+#   listen:     the agent listens on rd.vge.port and serves every host that dials in (QEMU's AF_VSOCK
+#               connect, Firecracker's CONNECT PORT) from a CID in rd.vge.allowcid (default 2).
+# Both serve protocol v2 to hosts that speak it and the original persistent format to the others.
 
 # shellcheck source=SCRIPTDIR/vge-lib.sh
 . /lib/vge-lib.sh
 vge_config
 
-if [ "$VGE_MODE" = persistent ]; then
-    vge_load_modules
-    mkdir -p "$VGE_RUN"
-    vge_say "persistent: dialing CID $VGE_CID port $VGE_PORT (retry ${VGE_RETRY}s) in the background"
-    # shellcheck disable=SC2086 # VGE_VERBOSE is empty or one word
-    "$VGE_BIN" --retry "$VGE_RETRY" $VGE_VERBOSE "$VGE_CID:$VGE_PORT" persistent \
-        < /dev/console > /dev/console 2>&1 &
-    echo $! > "$VGE_RUN/agent.pid"
-fi
+case $VGE_MODE in
+    persistent)
+        [ -z "$VGE_ALLOWCID" ] || vge_unused rd.vge.allowcid listen
+        vge_load_modules
+        mkdir -p "$VGE_RUN"
+        vge_say "persistent: dialing CID $VGE_CID port $VGE_PORT (retry ${VGE_RETRY}s${VGE_RECONNECT:+, again whenever the host goes away}) in the background"
+        # shellcheck disable=SC2086 # VGE_VERBOSE is empty or one word
+        "$VGE_BIN" --retry "$VGE_RETRY" ${VGE_RECONNECT:+--reconnect} $VGE_VERBOSE "$VGE_CID:$VGE_PORT" persistent \
+            < /dev/console > /dev/console 2>&1 &
+        echo $! > "$VGE_RUN/agent.pid"
+        ;;
+    listen)
+        # The agent refuses --reconnect with --listen: hosts come back by dialing in again anyway.
+        [ -z "$VGE_RECONNECT" ] || vge_unused rd.vge.reconnect persistent
+        vge_load_modules
+        mkdir -p "$VGE_RUN"
+        vge_say "listen: listening on port $VGE_PORT for CID ${VGE_ALLOWCID:-2} in the background"
+        # shellcheck disable=SC2086 # VGE_VERBOSE is empty or one word
+        "$VGE_BIN" --listen ${VGE_ALLOWCID:+"--allow-cid=$VGE_ALLOWCID"} $VGE_VERBOSE ":$VGE_PORT" persistent \
+            < /dev/console > /dev/console 2>&1 &
+        echo $! > "$VGE_RUN/agent.pid"
+        ;;
+esac
