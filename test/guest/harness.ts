@@ -27,6 +27,7 @@
 //   dracutInitrd()         scripts/build-initrd.sh + test module vge-testroot: root=vge-testroot, markers
 //                          "VGE-TESTROOT: …" from the real root's init (dracut/59vge-testroot)
 //   dracutSystemdInitrd()  the same module in a systemd-based initrd; root=/dev/vda on testrootDisk()
+// within(promise, ms, what) bounds a wait that has no timeout of its own (e.g. the host library's accept()).
 // VGE_GUEST_KEEP=1 keeps every guest folder; VGE_REQUIRE_GUEST=1 turns "skip" into "fail" (CI).
 import { type Subprocess, spawn } from "bun";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
@@ -283,6 +284,15 @@ export async function withGuest<T>(opts: GuestOptions, fn: (g: Guest) => Promise
   } finally {
     await g.shutdown();
   }
+}
+
+/** `p`, or a rejection naming `what` once `ms` have passed (for promises that have no timeout of their own). */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function matchEnd(text: string, marker: string | RegExp, from: number): number | undefined {
