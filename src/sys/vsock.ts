@@ -110,4 +110,3 @@ export function vsockPeerAddr(fd: number): VsockAddr {
   return unpackSockaddrVm(getpeername(fd, SOCKADDR_VM_SIZE));
 }
 
-export { POLLIN };
