@@ -1,6 +1,7 @@
 // Kernel AF_VSOCK, Bun only: sockets come from the FFI layer (src/sys) and are adopted into Bun's event
 // loop. Loaded with a dynamic import, so that the rest of the library runs on Node without bun:ffi.
-import { POLLIN, vsockAccept, vsockListen, waitFd } from "../../sys/vsock.ts";
+import { POLLIN } from "../../sys/socket.ts";
+import { vsockAccept, vsockListen, waitFd } from "../../sys/vsock.ts";
 import { close } from "../../sys/socket.ts";
 import type { VsockAddr } from "../../sys/sockaddr.ts";
 import { adoptFd, type Conn } from "../../transport/conn.ts";
