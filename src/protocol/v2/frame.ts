@@ -57,14 +57,21 @@ export class ProtocolError extends Error {
   override name = "ProtocolError";
 }
 
-export function encodeFrame(type: number, id: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
-  if (payload.byteLength > MAX_PAYLOAD) throw new RangeError(`payload of ${payload.byteLength} bytes exceeds ${MAX_PAYLOAD}`);
+/** The 9-byte header alone, for a payload the caller writes right after it without copying. */
+export function encodeHeader(type: number, id: number, payloadSize: number): Uint8Array {
+  if (payloadSize > MAX_PAYLOAD) throw new RangeError(`payload of ${payloadSize} bytes exceeds ${MAX_PAYLOAD}`);
   if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new RangeError(`id must be a u32, got ${id}`);
-  const out = new Uint8Array(HEADER_SIZE + payload.byteLength);
+  const out = new Uint8Array(HEADER_SIZE);
   const v = new DataView(out.buffer);
-  v.setUint32(0, 5 + payload.byteLength, true);
+  v.setUint32(0, 5 + payloadSize, true);
   v.setUint8(4, type);
   v.setUint32(5, id, true);
+  return out;
+}
+
+export function encodeFrame(type: number, id: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const out = new Uint8Array(HEADER_SIZE + payload.byteLength);
+  out.set(encodeHeader(type, id, payload.byteLength));
   out.set(payload, HEADER_SIZE);
   return out;
 }
