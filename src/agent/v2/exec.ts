@@ -7,6 +7,7 @@ import type { ExecRequest, ExitResult } from "../../protocol/v2/messages.ts";
 import { close, pipe } from "../../sys/index.ts";
 import { Credit } from "./credit.ts";
 import { sendWithin, type Send } from "./output.ts";
+import { PtyOutput } from "./pty-output.ts";
 import { planSpawn, startError } from "./spawn.ts";
 import { UserError } from "./users.ts";
 
@@ -31,11 +32,7 @@ export class Execution {
   private lastOutput = Date.now();
   private timedOut: string | undefined;
   private aborted = false;
-  private ptyQueue: Uint8Array[] = [];
-  private ptyQueued = 0;
-  private ptyWake: (() => void) | undefined;
-  private ptyEnded = false;
-  private stopped = false;
+  private pty: PtyOutput | undefined;
 
   constructor(
     readonly id: number,
@@ -53,9 +50,18 @@ export class Execution {
       const common = { cwd: plan.cwd, env: plan.env, uid: plan.uid, gid: plan.gid };
       if (this.req.pty) {
         const { cols, rows } = this.req.pty;
+        const pty = (this.pty = new PtyOutput((sig) => this.signalGroup(sig)));
         this.proc = Bun.spawn(plan.cmd, {
           ...common,
-          terminal: { cols, rows, data: (_t, d) => this.onPtyData(d), exit: () => this.onPtyEnd() },
+          terminal: {
+            cols,
+            rows,
+            data: (_t, d) => {
+              this.lastOutput = Date.now();
+              pty.push(d);
+            },
+            exit: () => pty.end(),
+          },
         });
         this.terminal = this.proc.terminal;
       } else {
@@ -82,7 +88,7 @@ export class Execution {
   private async run(mergedFd: number | undefined): Promise<void> {
     const proc = this.proc!;
     let pumps: Promise<unknown>;
-    if (this.terminal) pumps = this.pumpPty();
+    if (this.pty) pumps = this.pty.pump((chunk) => sendWithin(this.out, this.send, T.STDOUT, this.id, chunk));
     else if (mergedFd !== undefined) pumps = this.pump(Bun.file(mergedFd).stream(), T.STDOUT).finally(() => close(mergedFd));
     else pumps = Promise.all([this.pump(proc.stdout as ReadableStream<Uint8Array>, T.STDOUT), this.pump(proc.stderr as ReadableStream<Uint8Array>, T.STDERR)]);
     await proc.exited;
@@ -91,10 +97,10 @@ export class Execution {
     while (!done && !this.aborted) {
       await Promise.race([pumps, Bun.sleep(100)]);
       const quiet = Date.now() - this.lastOutput > QUIET_AFTER_EXIT_MS;
-      if (!done && quiet && this.out.available > 0 && this.ptyQueued === 0) break;
+      if (!done && quiet && this.out.available > 0 && (this.pty?.pending ?? 0) === 0) break;
     }
     this.stopReading();
-    if (this.stopped) this.signalGroup("SIGCONT");
+    this.pty?.release();
     this.finish(this.result(proc));
   }
 
@@ -131,44 +137,9 @@ export class Execution {
     }
   }
 
-  private onPtyData(d: Uint8Array): void {
-    this.lastOutput = Date.now();
-    this.ptyQueue.push(d);
-    this.ptyQueued += d.byteLength;
-    // A terminal cannot be left unread like a pipe: stop the job, as XOFF would, until the host catches up.
-    if (!this.stopped && this.ptyQueued > DEFAULT_WINDOW) {
-      this.stopped = true;
-      this.signalGroup("SIGSTOP");
-    }
-    this.ptyWake?.();
-  }
-
-  private onPtyEnd(): void {
-    this.ptyEnded = true;
-    this.ptyWake?.();
-  }
-
-  private async pumpPty(): Promise<void> {
-    for (;;) {
-      const chunk = this.ptyQueue.shift();
-      if (!chunk) {
-        if (this.ptyEnded || this.aborted) return;
-        await new Promise<void>((r) => (this.ptyWake = r));
-        continue;
-      }
-      this.ptyQueued -= chunk.byteLength;
-      if (!(await sendWithin(this.out, this.send, T.STDOUT, this.id, chunk))) return;
-      if (this.stopped && this.ptyQueued < DEFAULT_WINDOW / 2) {
-        this.stopped = false;
-        this.signalGroup("SIGCONT");
-      }
-    }
-  }
-
   private stopReading(): void {
     for (const r of this.readers) r.cancel().catch(() => {});
-    this.ptyEnded = true;
-    this.ptyWake?.();
+    this.pty?.end();
   }
 
   private armTimeout(ms: number): void {
