@@ -1,32 +1,15 @@
 // Flow control (PROTOCOL.md §7): an execution without credit stops, others go on; credit given back lets
 // it resume; the agent never sends more than it was given. Both hosts: our TS one and the Python one.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { tempDir, type TempDir } from "../../helpers/tmp.ts";
-import { listeningAgent, type Agent } from "./_agent.ts";
+import { v2Fixture } from "./_fixture.ts";
 import { T, V2Host, json } from "./_host.ts";
 import { groupMembers, isAlive } from "./_proc.ts";
 import { pyHost } from "./_pyhost.ts";
 import { encodeWindow } from "../../../src/protocol/v2/frame.ts";
 
 const WINDOW = 262144;
-let dir: TempDir;
-let agent: Agent;
-let host: V2Host;
-let nextId = 1;
-
-beforeAll(async () => {
-  dir = tempDir("vge-v2f-");
-  agent = await listeningAgent(dir.file("agent.sock"));
-  host = await V2Host.connect(dir.file("agent.sock"));
-  await host.hello();
-}, 60_000); // may build the agent first
-
-afterAll(async () => {
-  host?.close();
-  await agent?.stop();
-  dir?.remove();
-});
+const fx = v2Fixture("vge-v2f-");
 
 /** Waits until `id`'s byte count has not moved for `quietMs`; returns it. */
 async function settled(h: V2Host, id: number, quietMs = 300): Promise<number> {
@@ -47,70 +30,70 @@ const state = (pid: number) => {
 
 describe("TS host", () => {
   test("an execution without credit stops at one window; another completes meanwhile; then it resumes", async () => {
-    const a = nextId++;
-    const b = nextId++;
-    host.held.add(a);
-    await host.sendJson(T.EXEC, a, { shell: "head -c 4000000 /dev/zero; echo done >&2" });
-    const pidA = json(await host.until((f) => f.id === a && f.type === T.STARTED)).pid as number;
-    expect(await settled(host, a)).toBe(WINDOW);
+    const a = fx.id();
+    const b = fx.id();
+    fx.host.held.add(a);
+    await fx.host.sendJson(T.EXEC, a, { shell: "head -c 4000000 /dev/zero; echo done >&2" });
+    const pidA = json(await fx.host.until((f) => f.id === a && f.type === T.STARTED)).pid as number;
+    expect(await settled(fx.host, a)).toBe(WINDOW);
     // A is blocked writing to its pipe, not finished and not killed.
     expect(isAlive(pidA)).toBe(true);
-    expect(host.of(a).some((f) => f.type === T.EXIT)).toBe(false);
+    expect(fx.host.of(a).some((f) => f.type === T.EXIT)).toBe(false);
 
-    const rb = await host.run(b, { shell: "seq 1 100000" });
+    const rb = await fx.host.run(b, { shell: "seq 1 100000" });
     expect(rb.stdout).toBe(Array.from({ length: 100000 }, (_, i) => `${i + 1}\n`).join(""));
-    expect(host.outputBytes(a)).toBe(WINDOW);
+    expect(fx.host.outputBytes(a)).toBe(WINDOW);
 
     // Partial credit: exactly that much more, no byte over.
-    await host.write(encodeWindow(a, 1000));
-    expect(await settled(host, a)).toBe(WINDOW + 1000);
+    await fx.host.write(encodeWindow(a, 1000));
+    expect(await settled(fx.host, a)).toBe(WINDOW + 1000);
 
-    await host.release(a);
-    const ra = await host.exit(a, 10_000);
+    await fx.host.release(a);
+    const ra = await fx.host.exit(a, 10_000);
     expect(ra.frames.filter((f) => f.type === T.STDOUT).reduce((n, f) => n + f.payload.byteLength, 0)).toBe(4_000_000);
     expect(ra.stderr).toBe("done\n");
     expect(ra.exit).toEqual({ status: "exited", code: 0 });
   }, 20_000);
 
   test("a terminal without credit is stopped (SIGSTOP) and continued when credit comes", async () => {
-    const a = nextId++;
-    host.held.add(a);
-    await host.sendJson(T.EXEC, a, { shell: "seq 1 400000", pty: { cols: 80, rows: 24 } });
-    const pidA = json(await host.until((f) => f.id === a && f.type === T.STARTED)).pid as number;
-    expect(await settled(host, a)).toBeLessThanOrEqual(WINDOW);
+    const a = fx.id();
+    fx.host.held.add(a);
+    await fx.host.sendJson(T.EXEC, a, { shell: "seq 1 400000", pty: { cols: 80, rows: 24 } });
+    const pidA = json(await fx.host.until((f) => f.id === a && f.type === T.STARTED)).pid as number;
+    expect(await settled(fx.host, a)).toBeLessThanOrEqual(WINDOW);
     const stopped = groupMembers(pidA).map(state);
     expect(stopped.length).toBeGreaterThan(0);
     expect(stopped.every((s) => s === "T")).toBe(true);
 
     // Another execution meanwhile is not affected.
-    expect((await host.run(nextId++, { argv: ["echo", "unaffected"] })).stdout).toBe("unaffected\n");
+    expect((await fx.host.run(fx.id(), { argv: ["echo", "unaffected"] })).stdout).toBe("unaffected\n");
 
-    await host.release(a);
-    const r = await host.exit(a, 15_000);
+    await fx.host.release(a);
+    const r = await fx.host.exit(a, 15_000);
     expect(r.stdout.replace(/\r\n/g, "\n")).toBe(Array.from({ length: 400000 }, (_, i) => `${i + 1}\n`).join(""));
     expect(r.exit).toEqual({ status: "exited", code: 0 });
   }, 30_000);
 
   test("a GET without credit stops at one window while an exec completes", async () => {
-    const path = dir.file("big.bin");
+    const path = fx.dir.file("big.bin");
     const data = new Uint8Array(1_000_000).map((_, i) => i % 251);
     await Bun.write(path, data);
-    const g = nextId++;
-    host.held.add(g);
-    await host.sendJson(T.GET, g, { path });
-    expect(await settled(host, g)).toBe(WINDOW);
-    expect((await host.run(nextId++, { argv: ["echo", "ok"] })).stdout).toBe("ok\n");
-    await host.release(g);
-    const result = await host.until((f) => f.id === g && f.type === T.RESULT, 10_000);
+    const g = fx.id();
+    fx.host.held.add(g);
+    await fx.host.sendJson(T.GET, g, { path });
+    expect(await settled(fx.host, g)).toBe(WINDOW);
+    expect((await fx.host.run(fx.id(), { argv: ["echo", "ok"] })).stdout).toBe("ok\n");
+    await fx.host.release(g);
+    const result = await fx.host.until((f) => f.id === g && f.type === T.RESULT, 10_000);
     expect(json(result)).toMatchObject({ ok: true, size: 1_000_000 });
-    const got = Buffer.concat(host.of(g).filter((f) => f.type === T.FILE_DATA).map((f) => f.payload));
+    const got = Buffer.concat(fx.host.of(g).filter((f) => f.type === T.FILE_DATA).map((f) => f.payload));
     expect(got.equals(Buffer.from(data))).toBe(true);
   }, 20_000);
 
   test("stdin credit: the agent gives credit back as it writes; a host may send far more than one window", async () => {
-    const n = nextId++;
+    const n = fx.id();
     const data = new Uint8Array(3 * WINDOW + 12345).fill(0x61);
-    const r = await host.run(n, { argv: ["wc", "-c"] }, { stdin: data, eof: true });
+    const r = await fx.host.run(n, { argv: ["wc", "-c"] }, { stdin: data, eof: true });
     expect(r.stdout.trim()).toBe(String(data.byteLength));
     const returned = r.frames.filter((f) => f.type === T.WINDOW).reduce((s, f) => s + Buffer.from(f.payload).readUInt32LE(0), 0);
     expect(returned).toBe(data.byteLength);
@@ -118,7 +101,7 @@ describe("TS host", () => {
 });
 
 test("Python host: exec 1 gets no credit until exec 2 is done; 2 is unaffected, then 1 resumes and completes", async () => {
-  const path = dir.file("agent.sock");
+  const path = fx.sock;
   const py = pyHost("connect", path, {
     timeout_s: 20,
     ops: [

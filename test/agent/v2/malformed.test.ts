@@ -1,32 +1,19 @@
 // Malformed input (PROTOCOL.md §9): ERROR {code, message}, then the agent closes that connection and
 // kills its executions, while it goes on serving its other connections and later ones (listen mode).
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { tempDir, type TempDir } from "../../helpers/tmp.ts";
-import { listeningAgent, type Agent } from "./_agent.ts";
+import { beforeAll, describe, expect, test } from "bun:test";
+import { v2Fixture } from "./_fixture.ts";
 import { T, V2Host, json } from "./_host.ts";
 import { groupGone, groupMembers } from "./_proc.ts";
 import { pyHost } from "./_pyhost.ts";
 import { MAGIC, encodeFrame, encodeJson } from "../../../src/protocol/v2/frame.ts";
 
-let dir: TempDir;
-let agent: Agent;
-/** A connection that behaves, open across every malformed one, with an execution waiting for input throughout. */
-let bystander: V2Host;
+/** fx.host is the bystander: a connection that behaves, open across every malformed one, with an execution waiting for input throughout. */
+const fx = v2Fixture("vge-v2m-");
 const BYSTANDER_EXEC = 1;
 
 beforeAll(async () => {
-  dir = tempDir("vge-v2m-");
-  agent = await listeningAgent(dir.file("agent.sock"));
-  bystander = await V2Host.connect(dir.file("agent.sock"));
-  await bystander.hello();
-  await bystander.sendJson(T.EXEC, BYSTANDER_EXEC, { shell: 'read x; echo "survived $x"' });
-  await bystander.until((f) => f.id === BYSTANDER_EXEC && f.type === T.STARTED);
-}, 60_000); // may build the agent first
-
-afterAll(async () => {
-  bystander?.close();
-  await agent?.stop();
-  dir?.remove();
+  await fx.host.sendJson(T.EXEC, BYSTANDER_EXEC, { shell: 'read x; echo "survived $x"' });
+  await fx.host.until((f) => f.id === BYSTANDER_EXEC && f.type === T.STARTED);
 });
 
 const hex = (h: string) => new Uint8Array(Buffer.from(h, "hex"));
@@ -58,7 +45,7 @@ const cases: [string, Uint8Array[], string, boolean][] = [
 
 describe("malformed input: ERROR, then the connection closes", () => {
   test.each(cases)("%s", async (_name, chunks, code, greet) => {
-    const h = await V2Host.connect(dir.file("agent.sock"));
+    const h = await V2Host.connect(fx.sock);
     if (greet) await h.hello();
     for (const c of chunks) await h.write(c).catch(() => {});
     const err = await h.until((f) => f.type === T.ERROR, 5000, "ERROR");
@@ -82,7 +69,7 @@ describe("credit overrun: ERROR EFLOW (Python host)", () => {
     ["STDIN to a process that never reads", { op: "exec", id: 5, req: { argv: ["sleep", "100"] }, stdin_gen: { size: 64 << 20, seed: 1 }, ignore_credit: true }],
     ["FILE_DATA of a PUT", { op: "put", id: 6, req: { path: "/tmp/vge-v2m-never-written" }, gen: { size: 64 << 20, seed: 1 }, chunk: 262144, ignore_credit: true }],
   ])("%s", async (_name, op) => {
-    const rep = await pyHost("connect", dir.file("agent.sock"), { timeout_s: 10, ops: [op] }).report;
+    const rep = await pyHost("connect", fx.sock, { timeout_s: 10, ops: [op] }).report;
     expect(rep.error?.code).toBe("EFLOW");
     expect(rep.closed_by_agent).toBe(true);
     const pid = rep.ops[String(op.id)].started?.pid;
@@ -91,7 +78,7 @@ describe("credit overrun: ERROR EFLOW (Python host)", () => {
 });
 
 test("an ERROR kills the executions of that connection only", async () => {
-  const bad = await V2Host.connect(dir.file("agent.sock"));
+  const bad = await V2Host.connect(fx.sock);
   await bad.hello();
   await bad.sendJson(T.EXEC, 1, { shell: "sleep 100 & sleep 100 & wait" });
   const pgid = json(await bad.until((f) => f.type === T.STARTED)).pid as number;
@@ -100,11 +87,11 @@ test("an ERROR kills the executions of that connection only", async () => {
   await bad.until((f) => f.type === T.ERROR);
   expect(await groupGone(pgid, 2000)).toEqual([]);
   // The bystander's execution is still running.
-  expect(bystander.of(BYSTANDER_EXEC).filter((f) => f.type === T.EXIT).map((f) => json(f))).toEqual([]);
+  expect(fx.host.of(BYSTANDER_EXEC).filter((f) => f.type === T.EXIT).map((f) => json(f))).toEqual([]);
 }, 15_000);
 
 test("Python host: a malformed frame gets ERROR and a close", async () => {
-  const py = pyHost("connect", dir.file("agent.sock"), { timeout_s: 10, linger_ms: 3000, ops: [{ op: "ping", id: 1, data_hex: "01" }, { op: "raw", id: 2, after: [1], hex: "050000005501000000" }] });
+  const py = pyHost("connect", fx.sock, { timeout_s: 10, linger_ms: 3000, ops: [{ op: "ping", id: 1, data_hex: "01" }, { op: "raw", id: 2, after: [1], hex: "050000005501000000" }] });
   const rep = await py.report;
   expect(rep.ops["1"].echo_ok).toBe(true);
   expect(rep.error.code).toBe("EPROTO");
@@ -112,7 +99,7 @@ test("Python host: a malformed frame gets ERROR and a close", async () => {
 }, 15_000);
 
 test("a connection that sends no magic is the original format: nothing is ever written to it", async () => {
-  const h = await V2Host.connect(dir.file("agent.sock"));
+  const h = await V2Host.connect(fx.sock);
   // An original persistent frame in a disposable agent: served as a disposable command, no reply.
   await h.write(utf8("true"));
   (h as unknown as { sock: { end(): void } }).sock.end();
@@ -123,14 +110,14 @@ test("a connection that sends no magic is the original format: nothing is ever w
 
 test("after all of that, the other connection and its execution were unaffected, and new ones are served", async () => {
   // It has been waiting for a line all along; it gets one only now.
-  await bystander.send(T.STDIN, BYSTANDER_EXEC, new TextEncoder().encode("ok\n"));
-  const r = await bystander.exit(BYSTANDER_EXEC, 10_000);
+  await fx.host.send(T.STDIN, BYSTANDER_EXEC, new TextEncoder().encode("ok\n"));
+  const r = await fx.host.exit(BYSTANDER_EXEC, 10_000);
   expect(r.stdout).toBe("survived ok\n");
   expect(r.exit).toEqual({ status: "exited", code: 0 });
-  expect((await bystander.run(2, { argv: ["echo", "still"] })).stdout).toBe("still\n");
-  const later = await V2Host.connect(dir.file("agent.sock"));
+  expect((await fx.host.run(2, { argv: ["echo", "still"] })).stdout).toBe("still\n");
+  const later = await V2Host.connect(fx.sock);
   await later.hello();
   expect((await later.run(1, { argv: ["echo", "later"] })).stdout).toBe("later\n");
   later.close();
-  expect(agent.proc.exitCode).toBeNull();
+  expect(fx.agent.proc.exitCode).toBeNull();
 }, 15_000);
