@@ -1,22 +1,14 @@
 // The compiled agent's command line and connection handling, run as a user would run it.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { rmSync, writeFileSync } from "node:fs";
 import pkg from "../../package.json" with { type: "json" };
 import { POLLIN, SHUT_WR, close, shutdown, write } from "../../src/sys/socket.ts";
 import { unixAccept, unixConnect, unixListen, waitFd } from "../../src/sys/vsock.ts";
-import { lines, runAgent, startAgent, stopAgents } from "../helpers/agent.ts";
-import { agentBinary } from "../helpers/build.ts";
+import { lines, runAgent, startAgent } from "../helpers/agent.ts";
+import { binaryTests } from "../helpers/binary.ts";
 import { startPyHost } from "../helpers/pyhost.ts";
-import { tempDir } from "../helpers/tmp.ts";
 
-const dir = tempDir();
-afterAll(() => {
-  stopAgents();
-  dir.remove();
-});
-beforeAll(() => void agentBinary(), 120_000);
-// Each test spawns processes and waits on real time: room for a loaded machine, still bounded.
-setDefaultTimeout(20_000);
+const dir = binaryTests();
 
 // Every invocation names a Unix socket that nobody serves and allows one attempt, so that even if an
 // argument were wrongly accepted the agent would fail fast on a file, never dial AF_VSOCK.

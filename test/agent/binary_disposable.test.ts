@@ -1,20 +1,13 @@
 // Disposable mode, the compiled agent against hosts on a Unix socket: one command, then the agent becomes
 // `/bin/sh -c COMMAND` and the host sees the connection close when the command has finished.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { lines, startAgent, stopAgents } from "../helpers/agent.ts";
-import { agentBinary } from "../helpers/build.ts";
+import { describe, expect, test } from "bun:test";
+import { lines, startAgent } from "../helpers/agent.ts";
+import { binaryTests } from "../helpers/binary.ts";
 import { listenUnix } from "../helpers/host.ts";
 import { scenario } from "../helpers/scenario.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
-const root = tempDir();
-afterAll(() => {
-  stopAgents();
-  root.remove();
-});
-beforeAll(() => void agentBinary(), 120_000);
-// Each test spawns processes and waits on real time: room for a loaded machine, still bounded.
-setDefaultTimeout(20_000);
+const root = binaryTests();
 
 /** `echo TEXT > NAME` padded with a trailing comment to exactly `size` bytes. */
 function padded(name: string, size: number): string {

@@ -4,13 +4,12 @@
 // Safety: random bytes end up as shell commands. Garbage is drawn only from control characters and bytes
 // >= 0x7f, which can form no builtin, path, redirection or expansion; PATH points nowhere; the only ASCII
 // text is our own `echo K >> ran` markers. At worst a shifted fragment of a marker runs in the temp dir.
-import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { startAgent, stopAgents } from "../helpers/agent.ts";
-import { agentBinary } from "../helpers/build.ts";
+import { startAgent } from "../helpers/agent.ts";
+import { binaryTests } from "../helpers/binary.ts";
 import { listenUnix } from "../helpers/host.ts";
-import { tempDir } from "../helpers/tmp.ts";
 
 const INPUTS = Number(process.env.VGE_FUZZ_INPUTS ?? 300);
 const SEED = Number(process.env.VGE_FUZZ_SEED ?? 0x5eed_1e6a);
@@ -18,14 +17,7 @@ const PARALLEL = 4;
 const MAX_COMMAND = 2048;
 const V2_MAGIC = Buffer.from([0xff, 0xff, 0x56, 0x47, 0x45, 0x32, 0x0d, 0x0a]);
 
-const root = tempDir();
-afterAll(() => {
-  stopAgents();
-  root.remove();
-});
-beforeAll(() => void agentBinary(), 120_000);
-// Each test spawns processes and waits on real time: room for a loaded machine, still bounded.
-setDefaultTimeout(20_000);
+const root = binaryTests();
 
 /** mulberry32: small, seedable, good enough to spread inputs. */
 function prng(seed: number) {

@@ -1,20 +1,13 @@
 // Hosts written in other languages drive the compiled agent: the wire format must hold against encoders
 // that are not ours (Go's binary.LittleEndian, Python's struct).
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { lines, startAgent, stopAgents } from "../helpers/agent.ts";
-import { ROOT, agentBinary } from "../helpers/build.ts";
+import { lines, startAgent } from "../helpers/agent.ts";
+import { binaryTests } from "../helpers/binary.ts";
+import { ROOT } from "../helpers/build.ts";
 import { PYTHON } from "../helpers/pyhost.ts";
-import { tempDir } from "../helpers/tmp.ts";
 
-const dir = tempDir();
-afterAll(() => {
-  stopAgents();
-  dir.remove();
-});
-beforeAll(() => void agentBinary(), 120_000);
-// Each test spawns processes and waits on real time: room for a loaded machine, still bounded.
-setDefaultTimeout(20_000);
+const dir = binaryTests();
 
 /** Spawns a host and resolves once it printed its "listening PATH" line; `done` resolves when it exits. */
 async function startHost(argv: string[], path: string) {

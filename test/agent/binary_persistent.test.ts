@@ -1,23 +1,15 @@
 // Persistent mode, the compiled agent against legacy_host.py: u16 LE length + command, one at a time, in
 // order, until the host closes.
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
-import { lines, startAgent, stopAgents } from "../helpers/agent.ts";
-import { agentBinary } from "../helpers/build.ts";
+import { lines, startAgent } from "../helpers/agent.ts";
+import { binaryTests } from "../helpers/binary.ts";
 import { listenUnix } from "../helpers/host.ts";
 import type { Step } from "../helpers/pyhost.ts";
 import { scenario } from "../helpers/scenario.ts";
-import { tempDir } from "../helpers/tmp.ts";
 
-const root = tempDir();
-afterAll(() => {
-  stopAgents();
-  root.remove();
-});
-beforeAll(() => void agentBinary(), 120_000);
-// Each test spawns processes and waits on real time: room for a loaded machine, still bounded.
-setDefaultTimeout(20_000);
+const root = binaryTests();
 
 const P = ["persistent"];
 const END: Step = { shutdown: true };

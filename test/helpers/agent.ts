@@ -38,8 +38,8 @@ function assertUnix(args: string[]): void {
 const live = new Set<Subprocess>();
 
 /**
- * Kills every agent still running. Binary test files call it in afterAll: a test that fails early may
- * leave an agent behind (a hung one spins forever), and bun test runs no exit handlers.
+ * Kills every agent still running. binaryTests() (binary.ts) calls it in afterAll: a test that fails
+ * early may leave an agent behind (a hung one spins forever), and bun test runs no exit handlers.
  */
 export function stopAgents(): void {
   for (const p of live) p.kill("SIGKILL");
