@@ -1,6 +1,10 @@
-// Runs `vge` as a user would: a separate process, under a hard deadline, killed by its own pid.
+// Runs `vge` as a user would: a separate process, under a hard deadline, killed by its own pid; and the
+// listening agent a test file points it at.
+import { afterAll, beforeAll } from "bun:test";
 import { join } from "node:path";
+import type { RunningAgent } from "../helpers/agent.ts";
 import { ROOT } from "../helpers/build.ts";
+import { listeningAgent, stop, tempDir, type TempDir } from "../host/_fixtures.ts";
 
 export const VGE = join(ROOT, "src/cli/vge.ts");
 
@@ -42,3 +46,36 @@ export function vge(args: string[], opts: VgeOptions = {}): Promise<VgeResult> {
 
 /** vge's own stderr lines (`vge: ...`), without the command's output. */
 export const vgeLines = (stderr: string) => stderr.split("\n").filter((l) => l.startsWith("vge: "));
+
+export interface VgeAgent {
+  /** This file's temporary directory; the agent's socket is in it. */
+  readonly dir: TempDir;
+  /** The agent's address as vge takes it: `unix:PATH`. */
+  readonly addr: string;
+  /** Running once beforeAll has run. */
+  readonly agent: RunningAgent;
+}
+
+/** One listening agent for a test file's vge commands. Call at module scope: it registers the hooks. */
+export function vgeAgent(prefix: string): VgeAgent {
+  const dir = tempDir(prefix);
+  let agent: RunningAgent | undefined;
+
+  beforeAll(async () => {
+    agent = await listeningAgent(dir.file("agent.sock"), 180_000);
+  });
+
+  afterAll(() => {
+    stop(agent);
+    dir.remove();
+  });
+
+  return {
+    dir,
+    addr: `unix:${dir.file("agent.sock")}`,
+    get agent() {
+      if (!agent) throw new Error("vgeAgent: the agent starts in beforeAll; use it inside a test");
+      return agent;
+    },
+  };
+}

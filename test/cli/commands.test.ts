@@ -1,24 +1,12 @@
 // vge info, cp, wait, send and shell against the real agent.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import type { RunningAgent } from "../helpers/agent.ts";
 import { startAgent } from "../helpers/agent.ts";
-import { dialingAgent, listeningAgent, sha256, stop, tempDir } from "../host/_fixtures.ts";
-import { VGE, startVge, vge, vgeLines } from "./_vge.ts";
+import { dialingAgent, listeningAgent, sha256, stop } from "../host/_fixtures.ts";
+import { VGE, startVge, vge, vgeAgent, vgeLines } from "./_vge.ts";
 
-const dir = tempDir("vge-cli-cmd-");
-let agent: RunningAgent;
-let ADDR: string;
-
-beforeAll(async () => {
-  agent = await listeningAgent(dir.file("agent.sock"), 180_000);
-  ADDR = `unix:${dir.file("agent.sock")}`;
-});
-
-afterAll(() => {
-  stop(agent);
-  dir.remove();
-});
+const fx = vgeAgent("vge-cli-cmd-");
+const { dir, addr: ADDR } = fx;
 
 test("info: the WELCOME facts and an rtt; --json", async () => {
   const t = await vge(["info", ADDR]);
@@ -27,7 +15,7 @@ test("info: the WELCOME facts and an rtt; --json", async () => {
   expect(t.stdout).toMatch(/^rtt: +\d+\.\d{3} ms$/m);
   const j = await vge(["info", ADDR, "--json"]);
   const info = JSON.parse(j.stdout);
-  expect(info).toMatchObject({ version: 2, pid: agent.proc.pid, capabilities: expect.arrayContaining(["exec", "files"]) });
+  expect(info).toMatchObject({ version: 2, pid: fx.agent.proc.pid, capabilities: expect.arrayContaining(["exec", "files"]) });
   expect(info.rttMs).toBeGreaterThan(0);
 });
 

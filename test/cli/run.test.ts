@@ -1,22 +1,9 @@
 // `vge run` against the real agent: output, status, stdin, JSON, signals and usage errors.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { RunningAgent } from "../helpers/agent.ts";
-import { dialingAgent, listeningAgent, stop, tempDir } from "../host/_fixtures.ts";
-import { VGE, startVge, vge, vgeLines } from "./_vge.ts";
+import { describe, expect, test } from "bun:test";
+import { dialingAgent, stop } from "../host/_fixtures.ts";
+import { VGE, startVge, vge, vgeAgent, vgeLines } from "./_vge.ts";
 
-const dir = tempDir("vge-cli-run-");
-let agent: RunningAgent;
-let ADDR: string;
-
-beforeAll(async () => {
-  agent = await listeningAgent(dir.file("agent.sock"), 180_000);
-  ADDR = `unix:${dir.file("agent.sock")}`;
-});
-
-afterAll(() => {
-  stop(agent);
-  dir.remove();
-});
+const { dir, addr: ADDR } = vgeAgent("vge-cli-run-");
 
 test("the issue's acceptance: unix-listen with the agent dialing in; out, err, exit 3", async () => {
   const path = dir.file("accept.sock");
