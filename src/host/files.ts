@@ -2,7 +2,7 @@
 // credit goes back as they are read, like an execution's output.
 import { CHUNK, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
 import type { FileResult, GetRequest, PutRequest } from "../protocol/v2/messages.ts";
-import { Credit } from "./_credit.ts";
+import { Credit } from "../protocol/v2/credit.ts";
 import { Inbox, collect } from "./_inbox.ts";
 import type { Mux } from "./_mux.ts";
 import { prepareSource, type PutSource } from "./_source.ts";

@@ -4,7 +4,7 @@
 // window's worth (256 KiB) that nobody reads, it waits for its reader.
 import { CHUNK, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
 import type { ExecRequest, ExitResult } from "../protocol/v2/messages.ts";
-import { Credit } from "./_credit.ts";
+import { Credit } from "../protocol/v2/credit.ts";
 import { Inbox } from "./_inbox.ts";
 import type { Mux } from "./_mux.ts";
 import { signalName } from "./_signals.ts";

@@ -5,7 +5,7 @@ import { constants } from "node:os";
 import { DEFAULT_WINDOW, ProtocolError, T, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
 import type { ExecRequest, ExitResult } from "../../protocol/v2/messages.ts";
 import { close, pipe } from "../../sys/index.ts";
-import { Credit } from "./credit.ts";
+import { Credit } from "../../protocol/v2/credit.ts";
 import { sendWithin, type Send } from "./output.ts";
 import { PtyOutput } from "./pty-output.ts";
 import { planSpawn, startError } from "./spawn.ts";
@@ -115,7 +115,7 @@ export class Execution {
   }
 
   private finish(result: ExitResult): void {
-    this.out.close();
+    this.out.fail(new Error("execution over"));
     if (!this.aborted) void this.send(encodeJson(T.EXIT, this.id, result)).catch(() => {});
     this.finished(result);
   }
@@ -126,7 +126,7 @@ export class Execution {
     try {
       for (;;) {
         // Wait for credit before reading: an unread pipe is how a slow host slows the process down.
-        if (!(await this.out.wait())) return;
+        if (!(await this.out.ready())) return;
         const { value, done } = await reader.read();
         if (done) return;
         this.lastOutput = Date.now();
@@ -217,7 +217,7 @@ export class Execution {
   /** The connection is gone: kill the group and send nothing more. */
   abort(): void {
     this.aborted = true;
-    this.out.close();
+    this.out.fail(new Error("connection closed"));
     this.signalGroup("SIGKILL");
     this.stopReading();
   }

@@ -5,7 +5,7 @@ import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
 import type { FileResult, GetRequest, PutRequest } from "../../protocol/v2/messages.ts";
-import { Credit } from "./credit.ts";
+import { Credit } from "../../protocol/v2/credit.ts";
 import { sendWithin, type Send } from "./output.ts";
 
 const DEFAULT_MAX_GET = 1024 ** 3;
@@ -130,7 +130,7 @@ export class GetOp {
       const buf = new Uint8Array(CHUNK);
       let size = 0;
       for (;;) {
-        if (!(await this.out.wait())) throw Object.assign(new Error("connection closed"), { code: "ECONNRESET" });
+        if (!(await this.out.ready())) throw Object.assign(new Error("connection closed"), { code: "ECONNRESET" });
         const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, this.out.available));
         if (bytesRead === 0) break;
         size += bytesRead;
@@ -151,6 +151,6 @@ export class GetOp {
   }
 
   abort(): void {
-    this.out.close();
+    this.out.fail(new Error("connection closed"));
   }
 }

@@ -1,0 +1,55 @@
+// A flow-control window (PROTOCOL.md §7): bytes one side may still send, given back by the other side's
+// WINDOW frames. Senders wait here; once the window fails (connection gone, stream over) they all stop.
+// Used by both ends: the agent for output and GET data, the host for stdin and PUT data.
+
+export class Credit {
+  private waiters: { want: number; resolve: (n: number) => void; reject: (e: Error) => void }[] = [];
+  private error: Error | undefined;
+
+  constructor(private bytes: number) {}
+
+  get available(): number {
+    return this.bytes;
+  }
+
+  add(n: number): void {
+    this.bytes += n;
+    this.wake();
+  }
+
+  /** Waits for some credit and takes up to `max` bytes of it (at least 1 when max > 0). */
+  take(max: number): Promise<number> {
+    if (this.error) return Promise.reject(this.error);
+    if (this.waiters.length === 0 && this.bytes > 0) return Promise.resolve(this.grab(max));
+    return new Promise((resolve, reject) => this.waiters.push({ want: max, resolve, reject }));
+  }
+
+  /** Waits until some credit is there without taking it: false once the window has failed. */
+  async ready(): Promise<boolean> {
+    if (this.error) return false;
+    if (this.bytes > 0 && this.waiters.length === 0) return true;
+    return this.take(0).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** No more credit will come: waiting and later senders get `err`. */
+  fail(err: Error): void {
+    this.error ??= err;
+    for (const w of this.waiters.splice(0)) w.reject(this.error);
+  }
+
+  private grab(max: number): number {
+    const n = Math.min(max, this.bytes);
+    this.bytes -= n;
+    return n;
+  }
+
+  private wake(): void {
+    while (this.waiters.length > 0 && this.bytes > 0) {
+      const w = this.waiters.shift()!;
+      w.resolve(this.grab(w.want));
+    }
+  }
+}
