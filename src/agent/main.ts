@@ -9,6 +9,7 @@ import { describeTarget, dial } from "../transport/dial.ts";
 import { agentArgs, agentCommand, toConfig, type AgentConfig } from "./cli.ts";
 import { EXIT } from "./limits.ts";
 import { makeLog } from "./log.ts";
+import { exitGracefullyOnTerm } from "./shutdown.ts";
 import { serveConnection } from "./session.ts";
 import { listenUnix, listenVsock } from "./listen.ts";
 
@@ -49,6 +50,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const log = makeLog(cfg.verbose);
   for (const w of cfg.warnings) log.info(`warning: ${w}`);
+  exitGracefullyOnTerm(log);
 
   if (cfg.listen) {
     return cfg.target.kind === "unix" ? listenUnix(cfg, cfg.target.path, log) : listenVsock(cfg, cfg.target.port, cfg.allowCids, log);

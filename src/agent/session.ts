@@ -7,6 +7,7 @@ import type { Log } from "./log.ts";
 import { runPersistent } from "./persistent.ts";
 import { sniffV2 } from "./v2/sniff.ts";
 import { V2Session } from "./v2/server.ts";
+import { tracked } from "./shutdown.ts";
 
 export interface ServeOptions {
   /** The connection's fd when this process may become the command (connect mode, disposable). */
@@ -18,7 +19,8 @@ export async function serveConnection(conn: Conn, cfg: AgentConfig, log: Log, op
   try {
     if (await sniffV2(conn.reader, cfg.pauseMs)) {
       log.debug("host speaks protocol v2");
-      await new V2Session(conn, log).run();
+      const session = new V2Session(conn, log);
+      await tracked(session, () => session.run());
       return EXIT.ok;
     }
     if (cfg.mode === "persistent") return await runPersistent(conn.reader, { log });

@@ -10,11 +10,17 @@ import { GetOp, PutOp, validateGet, validatePut } from "./files.ts";
 
 type Op = Execution | PutOp | GetOp;
 const MAX_PING = 64;
+/** How long a stopping agent keeps reading after its last frame, for the host to close first. */
+const LINGER_MS = 500;
 
 export class V2Session {
   private readonly decoder = new FrameDecoder();
   private readonly ops = new Map<number, Op>();
   private greeted = false;
+  private idleWaiters: (() => void)[] = [];
+  private endRead!: () => void;
+  /** Resolves when the host has closed (or the session is over): nothing more will be read. */
+  private readonly readDone = new Promise<void>((r) => (this.endRead = r));
   private readonly send = (f: Uint8Array) => this.conn.write(f);
 
   constructor(
@@ -41,6 +47,8 @@ export class V2Session {
     } finally {
       for (const op of this.ops.values()) op.abort();
       this.ops.clear();
+      this.wakeIdle();
+      this.endRead();
       this.conn.close();
     }
   }
@@ -58,7 +66,7 @@ export class V2Session {
       case T.EXEC: {
         const req = validateExec(decodeJson(f));
         const ex = new Execution(this.newId(f), req, this.send, (r) => {
-          this.ops.delete(f.id);
+          this.finished(f.id);
           const what = this.log.verbose ? ` ${JSON.stringify(req.argv ?? req.shell)}` : "";
           this.log.info(`exec ${f.id}${what}: ${r.status === "exited" ? `exited ${r.code}` : r.status === "error" ? `failed to start: ${r.errno}` : `${r.status} ${r.signal}`}`);
         });
@@ -68,12 +76,12 @@ export class V2Session {
       }
       case T.PUT: {
         const req = validatePut(decodeJson(f));
-        this.ops.set(this.newId(f), new PutOp(f.id, req, this.send, () => this.ops.delete(f.id)));
+        this.ops.set(this.newId(f), new PutOp(f.id, req, this.send, () => this.finished(f.id)));
         return;
       }
       case T.GET: {
         const req = validateGet(decodeJson(f));
-        this.ops.set(this.newId(f), new GetOp(f.id, req, this.send, () => this.ops.delete(f.id)));
+        this.ops.set(this.newId(f), new GetOp(f.id, req, this.send, () => this.finished(f.id)));
         return;
       }
       case T.PING:
@@ -119,6 +127,34 @@ export class V2Session {
       if (typeof cols !== "number" || typeof rows !== "number") throw new ProtocolError("RESIZE: cols and rows must be numbers");
       ex.onResize(cols, rows);
     }
+  }
+
+  /**
+   * Resolves once no execution or file request is open and every frame sent so far has reached the
+   * kernel: what an agent asked to stop (SIGTERM) waits for before it exits.
+   */
+  async idle(): Promise<void> {
+    while (this.ops.size > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+    // A zero-length write queues behind whatever is still unsent: it resolves when that is flushed.
+    await this.conn.write(new Uint8Array(0)).catch(() => {});
+    // Linger: keep reading (the run loop does) until the host closes, or briefly. Exiting with the host's
+    // last WINDOW frames unread makes the kernel fail the host's socket (EPIPE/ECONNRESET), and a host
+    // then loses the final frames it has not read yet. (No half-close: Bun closes both directions.)
+    await Promise.race([this.readDone, Bun.sleep(LINGER_MS)]);
+  }
+
+  /** Ends every open execution (its whole process group) and file request at once. */
+  abortAll(): void {
+    for (const op of this.ops.values()) op.abort();
+  }
+
+  private finished(id: number): void {
+    this.ops.delete(id);
+    if (this.ops.size === 0) this.wakeIdle();
+  }
+
+  private wakeIdle(): void {
+    for (const w of this.idleWaiters.splice(0)) w();
   }
 
   private newId(f: Frame): number {
