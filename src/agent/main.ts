@@ -28,7 +28,8 @@ EXAMPLES
 EXIT STATUS
   disposable: the command's own status (126/127 from the shell); 0 when a persistent host closes;
   1 cannot connect or the connection failed; 2 bad command line; 3 nothing runnable was received
-  (command over 2048 bytes, a frame cut off, or no command at all).
+  (command over 2048 bytes, a frame cut off, or no command at all); 143 after SIGTERM, once running
+  v2 executions have finished (or 1.5 s have passed).
 `;
 
 async function main(argv: string[]): Promise<number> {
