@@ -117,11 +117,3 @@ export function serverHandlers(accepted: (conn: Conn) => void, highWater?: numbe
     },
   };
 }
-
-/** Connects to a Unix socket with Bun's own client. */
-export async function connectUnix(path: string, highWater?: number): Promise<Conn> {
-  const conn = new SocketConn(highWater);
-  const socket = await Bun.connect<State>({ unix: path, allowHalfOpen: true, data: { conn }, socket: handlers } as never);
-  conn.attach(socket);
-  return conn;
-}

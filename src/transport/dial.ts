@@ -1,6 +1,7 @@
 // Dialing the host, kernel AF_VSOCK or a Unix socket, with retry and backoff while nobody listens yet.
 import { vsockConnect, unixConnect } from "../sys/vsock.ts";
 import { SyscallError } from "../sys/_errno.ts";
+import { retrying } from "./retry.ts";
 
 export type Target = { kind: "vsock"; cid: number; port: number } | { kind: "unix"; path: string };
 
@@ -27,21 +28,14 @@ export interface DialOptions {
 }
 
 /** A connected non-blocking fd; throws the last error once the retry window is spent. */
-export async function dial(target: Target, opts: DialOptions): Promise<number> {
-  const deadline = Date.now() + opts.retryMs;
-  let pause = 100;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return target.kind === "vsock" ? await vsockConnect(target, { timeoutMs: 10_000, signal: opts.signal }) : await unixConnect(target.path, { timeoutMs: 10_000, signal: opts.signal });
-    } catch (e) {
-      const left = deadline - Date.now();
-      if (!isTransient(e) || left <= 0) throw e;
-      // Jitter keeps a fleet of guests booted together from dialing the host in lock-step.
-      const wait = Math.min(left, pause * (0.75 + Math.random() / 2));
-      opts.onRetry?.(e as Error, wait, attempt);
-      await Bun.sleep(wait);
-      opts.signal?.throwIfAborted();
-      pause = Math.min(pause * 2, 2000);
-    }
-  }
+export function dial(target: Target, opts: DialOptions): Promise<number> {
+  const once = { timeoutMs: 10_000, signal: opts.signal };
+  return retrying(() => (target.kind === "vsock" ? vsockConnect(target, once) : unixConnect(target.path, once)), {
+    retryMs: opts.retryMs,
+    isTransient,
+    onRetry: opts.onRetry,
+    signal: opts.signal,
+    // A fleet of guests booted together must not dial the host in lock-step.
+    jitter: true,
+  });
 }

@@ -1,6 +1,7 @@
 // Getting hold of a guest for one command: listen addresses wait for a guest to dial in (saying so once,
 // then how long every 5 s), connect addresses dial, retrying for --wait. The listener is closed (and its
 // socket file removed) as soon as one guest is in, and also on Ctrl-C while waiting.
+import { retrying } from "../../transport/retry.ts";
 import { GuestError, connect, formatAddress, isListenAddress, listen, listenRaw, connectRaw, isTransient, type Address, type Conn, type Guest } from "../../host/index.ts";
 import type { Log } from "./_log.ts";
 
@@ -74,17 +75,10 @@ export async function openRaw(a: Address, o: OpenOptions): Promise<Conn> {
     return (await firstOf(a, () => l.accept(), () => l.close(), o, "an agent")).conn;
   }
   const n = notices(o.log, `the agent at ${formatAddress(a)}`);
-  const deadline = Date.now() + (o.waitMs ?? 0);
   try {
-    for (;;) {
-      try {
-        return await connectRaw(a);
-      } catch (e) {
-        if (!isTransient(e) || Date.now() >= deadline) throw new GuestError((e as { code?: string }).code ?? "ECONNECT", `${formatAddress(a)}: ${(e as Error).message}`, { cause: e });
-        n.start((e as Error).message);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+    return await retrying(() => connectRaw(a), { retryMs: o.waitMs ?? 0, isTransient, firstPauseMs: 200, maxPauseMs: 200, onRetry: (e) => n.start(e.message) });
+  } catch (e) {
+    throw new GuestError((e as { code?: string }).code ?? "ECONNECT", `${formatAddress(a)}: ${(e as Error).message}`, { cause: e });
   } finally {
     n.stop();
   }
