@@ -12,6 +12,10 @@ import { makeLog } from "./log.ts";
 import { exitGracefullyOnTerm } from "./shutdown.ts";
 import { serveConnection } from "./session.ts";
 import { listenUnix, listenVsock } from "./listen.ts";
+import { PTY_EXEC_ARG, ptyExecMain } from "./pty-exec.ts";
+
+// A PTY execution's first moments (pty-exec.ts): before anything else runs, no handlers, no logging.
+if (process.argv[2] === PTY_EXEC_ARG) ptyExecMain(process.argv.slice(3));
 
 const HELP_NOTES = `
 EXAMPLES

@@ -24,6 +24,13 @@ const SYMBOLS = {
   execve: { args: [ptr, ptr, ptr], returns: i32 },
   signal: { args: [i32, ptr], returns: ptr },
   sigprocmask: { args: [i32, ptr, ptr], returns: i32 },
+  open: { args: [ptr, i32, u32], returns: i32 },
+  // ioctl is variadic; every request used here takes one pointer (or 0) as its third argument.
+  ioctl: { args: [i32, u64, ptr], returns: i32 },
+  posix_openpt: { args: [i32], returns: i32 },
+  grantpt: { args: [i32], returns: i32 },
+  unlockpt: { args: [i32], returns: i32 },
+  ptsname_r: { args: [i32, ptr, u64], returns: i32 },
 } as const;
 
 type Lib = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];

@@ -5,3 +5,4 @@ export * from "./vsock.ts";
 export { execve, resetSignals } from "./exec.ts";
 export { SyscallError, errnoName } from "./_errno.ts";
 export { pipe } from "./pipe.ts";
+export { openPty, setWinsize, setControllingTty, setNonblocking, type Pty } from "./pty.ts";

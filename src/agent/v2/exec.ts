@@ -1,13 +1,13 @@
 // One execution: a process group started for an EXEC frame, its streams within their windows, and exactly
 // one EXIT frame after all of its output.
-import type { Subprocess, Terminal } from "bun";
+import type { Subprocess } from "bun";
 import { constants } from "node:os";
 import { DEFAULT_WINDOW, ProtocolError, T, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
 import type { ExecRequest, ExitResult } from "../../protocol/v2/messages.ts";
 import { close, pipe } from "../../sys/index.ts";
 import { Credit } from "../../protocol/v2/credit.ts";
 import { sendWithin, type Send } from "./output.ts";
-import { PtyOutput } from "./pty-output.ts";
+import { PtyTerminal } from "./pty.ts";
 import { planSpawn, startError } from "./spawn.ts";
 import { UserError } from "./users.ts";
 
@@ -27,12 +27,11 @@ export class Execution {
   private stdinCredit = DEFAULT_WINDOW;
   private stdinChain: Promise<void> = Promise.resolve();
   private proc: Subprocess<any, any, any> | undefined;
-  private terminal: Terminal | undefined;
   private readers: { cancel(): Promise<void> }[] = [];
   private lastOutput = Date.now();
   private timedOut: string | undefined;
   private aborted = false;
-  private pty: PtyOutput | undefined;
+  private pty: PtyTerminal | undefined;
 
   constructor(
     readonly id: number,
@@ -49,21 +48,8 @@ export class Execution {
       const plan = planSpawn(this.req);
       const common = { cwd: plan.cwd, env: plan.env, uid: plan.uid, gid: plan.gid };
       if (this.req.pty) {
-        const { cols, rows } = this.req.pty;
-        const pty = (this.pty = new PtyOutput((sig) => this.signalGroup(sig)));
-        this.proc = Bun.spawn(plan.cmd, {
-          ...common,
-          terminal: {
-            cols,
-            rows,
-            data: (_t, d) => {
-              this.lastOutput = Date.now();
-              pty.push(d);
-            },
-            exit: () => pty.end(),
-          },
-        });
-        this.terminal = this.proc.terminal;
+        this.pty = PtyTerminal.spawn(plan, this.req.pty.cols, this.req.pty.rows);
+        this.proc = this.pty.proc;
       } else {
         merged = this.req.merge ? pipe() : undefined;
         const stdin = this.req.stdin === "closed" ? "ignore" : "pipe";
@@ -80,15 +66,28 @@ export class Execution {
       this.finish({ status: "error", errno, message });
       return;
     }
-    void this.send(encodeJson(T.STARTED, this.id, { pid: this.proc.pid })).catch(() => {});
+    if (this.pty) void this.afterPtyExec(this.pty);
+    else this.begin(merged?.read);
+  }
+
+  /** A PTY program is known to run only once its helper has exec'd it; until then no STARTED. */
+  private async afterPtyExec(pty: PtyTerminal): Promise<void> {
+    const err = await pty.started;
+    if (!err) return this.begin(undefined);
+    pty.close();
+    this.finish({ status: "error", ...err });
+  }
+
+  private begin(mergedFd: number | undefined): void {
+    void this.send(encodeJson(T.STARTED, this.id, { pid: this.proc!.pid })).catch(() => {});
     if (this.req.timeoutMs) this.armTimeout(this.req.timeoutMs);
-    void this.run(merged?.read);
+    void this.run(mergedFd);
   }
 
   private async run(mergedFd: number | undefined): Promise<void> {
     const proc = this.proc!;
     let pumps: Promise<unknown>;
-    if (this.pty) pumps = this.pty.pump((chunk) => sendWithin(this.out, this.send, T.STDOUT, this.id, chunk));
+    if (this.pty) pumps = this.pty.pump(this.out, (chunk) => sendWithin(this.out, this.send, T.STDOUT, this.id, chunk), () => (this.lastOutput = Date.now()));
     else if (mergedFd !== undefined) pumps = this.pump(Bun.file(mergedFd).stream(), T.STDOUT).finally(() => close(mergedFd));
     else pumps = Promise.all([this.pump(proc.stdout as ReadableStream<Uint8Array>, T.STDOUT), this.pump(proc.stderr as ReadableStream<Uint8Array>, T.STDERR)]);
     await proc.exited;
@@ -97,10 +96,9 @@ export class Execution {
     while (!done && !this.aborted) {
       await Promise.race([pumps, Bun.sleep(100)]);
       const quiet = Date.now() - this.lastOutput > QUIET_AFTER_EXIT_MS;
-      if (!done && quiet && this.out.available > 0 && (this.pty?.pending ?? 0) === 0) break;
+      if (!done && quiet && this.out.available > 0) break;
     }
     this.stopReading();
-    this.pty?.release();
     this.finish(this.result(proc));
   }
 
@@ -139,7 +137,7 @@ export class Execution {
 
   private stopReading(): void {
     for (const r of this.readers) r.cancel().catch(() => {});
-    this.pty?.end();
+    this.pty?.close();
   }
 
   private armTimeout(ms: number): void {
@@ -175,7 +173,7 @@ export class Execution {
   }
 
   onResize(cols: number, rows: number): void {
-    this.terminal?.resize(cols, rows);
+    this.pty?.resize(cols, rows);
   }
 
   onStdin(data: Uint8Array): void {
@@ -183,7 +181,8 @@ export class Execution {
     this.stdinCredit -= data.byteLength;
     this.stdinChain = this.stdinChain.then(async () => {
       try {
-        if (this.terminal) this.terminal.write(data);
+        // On a terminal, the credit goes back once the bytes are in it, not when they are queued.
+        if (this.pty) await this.pty.write(data);
         else {
           const sink = this.proc?.stdin as import("bun").FileSink | undefined;
           if (sink && typeof sink !== "number") {
@@ -203,7 +202,7 @@ export class Execution {
     this.stdinChain = this.stdinChain.then(async () => {
       try {
         // On a terminal, end of input is the EOF character, as when a user types Ctrl-D.
-        if (this.terminal) this.terminal.write("\x04");
+        if (this.pty) await this.pty.write(new Uint8Array([4]));
         else {
           const sink = this.proc?.stdin as import("bun").FileSink | undefined;
           if (sink && typeof sink !== "number") await sink.end();

@@ -1,0 +1,59 @@
+// The agent re-executed as `vsock_guest_exec __pty-exec -- PROGRAM ARGS...`: the first moments of a PTY
+// execution's process. Spawned detached (so setsid has made it a session leader) with the terminal's slave
+// as fds 0-2 and a status pipe as fd 3, it takes the terminal as its controlling tty and execs PROGRAM,
+// searching PATH as execvp does. A failure is written to the status pipe as "ERRNO message" (exit 127);
+// success closes the pipe (close-on-exec), which is how the agent learns the program started.
+import { SyscallError, execve, resetSignals, setCloexec, setControllingTty, setNonblocking, write } from "../sys/index.ts";
+
+export const PTY_EXEC_ARG = "__pty-exec";
+export const STATUS_FD = 3;
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** The command line that starts this mode: the compiled agent is its own executable; from source, bun needs the script. */
+export function ptyExecCommand(cmd: string[]): string[] {
+  const compiled = import.meta.url.includes("$bunfs") || import.meta.url.includes("~BUN");
+  const self = compiled ? [process.execPath] : [process.execPath, new URL("./main.ts", import.meta.url).pathname];
+  return [...self, PTY_EXEC_ARG, "--", ...cmd];
+}
+
+/** execvp(3)'s search: each PATH entry in turn; EACCES is remembered, other errors than ENOENT/ENOTDIR stop. */
+function execPath(cmd: string[], env: Record<string, string | undefined>): never {
+  const prog = cmd[0]!;
+  if (prog.includes("/")) execve(prog, cmd, env);
+  let denied: SyscallError | undefined;
+  for (const dir of (env.PATH ?? DEFAULT_PATH).split(":")) {
+    try {
+      execve(`${dir || "."}/${prog}`, cmd, env);
+    } catch (e) {
+      if (!(e instanceof SyscallError)) throw e;
+      if (e.code === "EACCES") denied = e;
+      else if (e.code !== "ENOENT" && e.code !== "ENOTDIR") throw e;
+    }
+  }
+  throw denied ?? new SyscallError("execve", 2 /* ENOENT */);
+}
+
+export function ptyExecMain(args: string[]): never {
+  const cmd = args[0] === "--" ? args.slice(1) : args;
+  try {
+    if (cmd.length === 0) throw new Error("no program");
+    setCloexec(STATUS_FD, true);
+    setControllingTty(0);
+    // fds 0-2 share one open file description; the runtime may have made it non-blocking, which most
+    // programs do not expect of a terminal.
+    setNonblocking(0, false);
+    resetSignals();
+    execPath(cmd, process.env);
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    const code = typeof err.code === "string" && /^E[A-Z0-9]+$/.test(err.code) ? err.code : "EIO";
+    // The words Bun.spawn uses, so a missing program reads the same with or without a terminal.
+    const message = code === "ENOENT" ? `program not found: ${cmd[0]}` : (err.message ?? String(e));
+    try {
+      write(STATUS_FD, new TextEncoder().encode(`${code} ${message}`));
+    } catch {
+      // The agent is gone; the exit status is all there is.
+    }
+    process.exit(127);
+  }
+}
