@@ -57,3 +57,29 @@ test("a large burst on a terminal arrives whole", async () => {
   const r = await fx.host.run(fx.id(), { shell: "seq 1 100000", pty: { cols: 80, rows: 24 } }, { timeoutMs: 15_000 });
   expect(lines(r.stdout)).toBe(Array.from({ length: 100000 }, (_, i) => `${i + 1}\n`).join(""));
 }, 20_000);
+
+test("a missing program on a terminal: EXIT error ENOENT, no STARTED, no output", async () => {
+  const r = await fx.host.run(fx.id(), { argv: ["vge-no-such-program"], pty: { cols: 80, rows: 24 } });
+  expect(r.exit).toEqual({ status: "error", errno: "ENOENT", message: "program not found: vge-no-such-program" });
+  expect(r.frames.map((f) => f.type)).toEqual([T.EXIT]);
+  const path = await fx.host.run(fx.id(), { argv: ["/no/such/program"], pty: { cols: 80, rows: 24 } });
+  expect(path.exit).toMatchObject({ status: "error", errno: "ENOENT" });
+});
+
+test("a program found on PATH but not executable: EACCES; a bad cwd: ENOENT", async () => {
+  const dir = fx.dir.file("bin");
+  await Bun.write(`${dir}/vge-not-exec`, "#!/bin/sh\necho no\n");
+  const r = await fx.host.run(fx.id(), { argv: ["vge-not-exec"], env: { PATH: dir }, pty: { cols: 80, rows: 24 } });
+  expect(r.exit).toMatchObject({ status: "error", errno: "EACCES" });
+  expect(r.started).toBeUndefined();
+  const cwd = await fx.host.run(fx.id(), { argv: ["pwd"], cwd: fx.dir.file("no-such-dir"), pty: { cols: 80, rows: 24 } });
+  expect(cwd.exit).toMatchObject({ status: "error", errno: "ENOENT" });
+  expect(cwd.started).toBeUndefined();
+});
+
+test("exit status and death by signal on a terminal; PATH is searched as execvp does", async () => {
+  expect((await fx.host.run(fx.id(), { shell: "exit 3", pty: { cols: 80, rows: 24 } })).exit).toEqual({ status: "exited", code: 3 });
+  expect((await fx.host.run(fx.id(), { shell: "kill -TERM $$", pty: { cols: 80, rows: 24 } })).exit).toEqual({ status: "signaled", signal: "SIGTERM", signo: 15 });
+  const r = await fx.host.run(fx.id(), { argv: ["echo", "found"], pty: { cols: 80, rows: 24 } });
+  expect(lines(r.stdout)).toBe("found\n");
+});
