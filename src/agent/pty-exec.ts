@@ -3,6 +3,7 @@
 // as fds 0-2 and a status pipe as fd 3, it takes the terminal as its controlling tty and execs PROGRAM,
 // searching PATH as execvp does. A failure is written to the status pipe as "ERRNO message" (exit 127);
 // success closes the pipe (close-on-exec), which is how the agent learns the program started.
+import { existsSync } from "node:fs";
 import { SyscallError, execve, resetSignals, setCloexec, setControllingTty, setNonblocking, write } from "../sys/index.ts";
 
 export const PTY_EXEC_ARG = "__pty-exec";
@@ -16,7 +17,11 @@ export function ptyExecCommand(cmd: string[]): string[] {
   return [...self, PTY_EXEC_ARG, "--", ...cmd];
 }
 
-/** execvp(3)'s search: each PATH entry in turn; EACCES is remembered, other errors than ENOENT/ENOTDIR stop. */
+/**
+ * execvp(3)'s search: each PATH entry in turn; other errors than ENOENT/ENOTDIR stop it. EACCES is
+ * remembered only for a file that is there: a PATH directory this user may not search (/root/... for
+ * `user: nobody`) means "not found", as Bun.spawn reports it for a program without a terminal.
+ */
 function execPath(cmd: string[], env: Record<string, string | undefined>): never {
   const prog = cmd[0]!;
   if (prog.includes("/")) execve(prog, cmd, env);
@@ -26,7 +31,9 @@ function execPath(cmd: string[], env: Record<string, string | undefined>): never
       execve(`${dir || "."}/${prog}`, cmd, env);
     } catch (e) {
       if (!(e instanceof SyscallError)) throw e;
-      if (e.code === "EACCES") denied = e;
+      if (e.code === "EACCES") {
+        if (existsSync(`${dir || "."}/${prog}`)) denied = e;
+      }
       else if (e.code !== "ENOENT" && e.code !== "ENOTDIR") throw e;
     }
   }
