@@ -10,11 +10,22 @@ export const PTY_EXEC_ARG = "__pty-exec";
 export const STATUS_FD = 3;
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/** The command line that starts this mode: the compiled agent is its own executable; from source, bun needs the script. */
-export function ptyExecCommand(cmd: string[]): string[] {
+/**
+ * The command line and environment that start this mode for `cmd`. The compiled agent is its own
+ * executable; from source, bun needs the script. Variables that change how the runtime itself starts
+ * (BUN_BE_BUN=1 turns the agent into the bun CLI) are kept out of the helper's environment and handed
+ * over as `KEY=VALUE` arguments before `--`, to be put back for the program.
+ */
+export function ptyExecCommand(cmd: string[], env: Record<string, string>): { argv: string[]; env: Record<string, string> } {
   const compiled = import.meta.url.includes("$bunfs") || import.meta.url.includes("~BUN");
   const self = compiled ? [process.execPath] : [process.execPath, new URL("./main.ts", import.meta.url).pathname];
-  return [...self, PTY_EXEC_ARG, "--", ...cmd];
+  const own: Record<string, string> = {};
+  const passed: string[] = [];
+  for (const [k, v] of Object.entries(env)) {
+    if (k.startsWith("BUN_")) passed.push(`${k}=${v}`);
+    else own[k] = v;
+  }
+  return { argv: [...self, PTY_EXEC_ARG, ...passed, "--", ...cmd], env: own };
 }
 
 /**
@@ -31,17 +42,18 @@ function execPath(cmd: string[], env: Record<string, string | undefined>): never
       execve(`${dir || "."}/${prog}`, cmd, env);
     } catch (e) {
       if (!(e instanceof SyscallError)) throw e;
-      if (e.code === "EACCES") {
-        if (existsSync(`${dir || "."}/${prog}`)) denied = e;
-      }
-      else if (e.code !== "ENOENT" && e.code !== "ENOTDIR") throw e;
+      if (e.code === "EACCES" && existsSync(`${dir || "."}/${prog}`)) denied = e;
+      else if (e.code !== "EACCES" && e.code !== "ENOENT" && e.code !== "ENOTDIR") throw e;
     }
   }
   throw denied ?? new SyscallError("execve", 2 /* ENOENT */);
 }
 
 export function ptyExecMain(args: string[]): never {
-  const cmd = args[0] === "--" ? args.slice(1) : args;
+  const dash = args.indexOf("--");
+  const cmd = args.slice(dash + 1);
+  const env: Record<string, string | undefined> = { ...process.env };
+  for (const kv of args.slice(0, Math.max(dash, 0))) env[kv.slice(0, kv.indexOf("="))] = kv.slice(kv.indexOf("=") + 1);
   try {
     if (cmd.length === 0) throw new Error("no program");
     setCloexec(STATUS_FD, true);
@@ -50,7 +62,7 @@ export function ptyExecMain(args: string[]): never {
     // programs do not expect of a terminal.
     setNonblocking(0, false);
     resetSignals();
-    execPath(cmd, process.env);
+    execPath(cmd, env);
   } catch (e) {
     const err = e as { code?: string; message?: string };
     const code = typeof err.code === "string" && /^E[A-Z0-9]+$/.test(err.code) ? err.code : "EIO";

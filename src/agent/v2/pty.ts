@@ -34,9 +34,10 @@ export class PtyTerminal {
     try {
       status = pipe();
       // detached: setsid, so the helper can take the terminal as its controlling tty.
-      proc = Bun.spawn(ptyExecCommand(plan.cmd), {
+      const helper = ptyExecCommand(plan.cmd, plan.env);
+      proc = Bun.spawn(helper.argv, {
         cwd: plan.cwd,
-        env: plan.env,
+        env: helper.env,
         uid: plan.uid,
         gid: plan.gid,
         detached: true,

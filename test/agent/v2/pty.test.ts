@@ -83,3 +83,10 @@ test("exit status and death by signal on a terminal; PATH is searched as execvp 
   const r = await fx.host.run(fx.id(), { argv: ["echo", "found"], pty: { cols: 80, rows: 24 } });
   expect(lines(r.stdout)).toBe("found\n");
 });
+
+test("the program's environment is exactly the one asked for, BUN_ variables included", async () => {
+  const env = { A: "1", BUN_BE_BUN: "1", BUN_X: "a=b" };
+  const r = await fx.host.run(fx.id(), { argv: ["env"], clearEnv: true, env, pty: { cols: 80, rows: 24, term: "dumb" } });
+  expect(r.exit).toEqual({ status: "exited", code: 0 });
+  expect(lines(r.stdout).trim().split("\n").sort()).toEqual(["A=1", "BUN_BE_BUN=1", "BUN_X=a=b", "TERM=dumb"]);
+});
