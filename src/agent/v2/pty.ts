@@ -9,8 +9,11 @@ import { POLLIN, POLLOUT, close, openPty, pipe, read, setWinsize, waitFd, write 
 import { ptyExecCommand } from "../pty-exec.ts";
 import type { SpawnPlan } from "./spawn.ts";
 
-/** Longest sleep between polls of an idle terminal: keystroke echo within a frame of a human's notice. */
-const MAX_NAP_MS = 10;
+/**
+ * Longest sleep between polls of an idle terminal: a keystroke's echo comes back within it, well under
+ * what a typist notices, while an idle shell costs 50 wake-ups a second. A busy terminal is polled at once.
+ */
+const MAX_NAP_MS = 20;
 
 export class PtyTerminal {
   private closed = false;
