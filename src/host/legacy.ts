@@ -1,7 +1,7 @@
 // Driving agents in the original formats (PROTOCOL.md §1): they answer nothing, so the only news is the
 // connection closing: after the command (disposable) or after the last command (persistent).
 import { MAX_COMMAND, encodeLegacyFrame } from "../protocol/legacy.ts";
-import type { Conn } from "../transport/conn.ts";
+import type { Conn } from "../transport/stream.ts";
 import { GuestError } from "./errors.ts";
 
 function toBytes(command: string | Uint8Array, what: string): Uint8Array {

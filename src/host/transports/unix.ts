@@ -4,7 +4,7 @@
 import { lstatSync, unlinkSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { connectUnixNet, netConn } from "../../transport/netconn.ts";
-import type { Conn } from "../../transport/conn.ts";
+import type { Conn } from "../../transport/stream.ts";
 import { AcceptQueue, ListenerClosedError, acceptAll } from "./_queue.ts";
 import type { Accepted, ConnListener, DialOptions } from "./types.ts";
 
