@@ -70,6 +70,7 @@ test("a malformed frame from the agent: EPROTO for all, connection closed", asyn
   const err = await p.exited.catch((e) => e);
   expect(err.code).toBe("EPROTO");
   expect(err.message).toMatch(/malformed frame from the agent: unknown frame type 0x55/);
+  expect(await p.result.catch((e) => e)).toBe(err);
   expect((await reader.read().catch((e) => e)).code).toBe("EPROTO");
   await g.closed;
 });
