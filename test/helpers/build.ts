@@ -41,7 +41,7 @@ export function agentBinary(): string {
   if (given) return given;
   if (checked) return AGENT_BINARY;
   if (isStale()) {
-    const target = AGENT_BINARY.slice(AGENT_BINARY.lastIndexOf("linux-"));
+    const target = AGENT_BINARY.slice(AGENT_BINARY.lastIndexOf("/") + 1);
     const script = `[ ! -e "$1" ] || [ -n "$(find ${SOURCES.join(" ")} -newer "$1" | head -n 1)" ] || exit 0; exec bun build.ts ${target}`;
     mkdirSync(join(ROOT, "dist"), { recursive: true });
     const r = spawnSync(["flock", join(ROOT, "dist", ".build.lock"), "sh", "-c", script, "sh", AGENT_BINARY], { cwd: ROOT, stdout: "pipe", stderr: "pipe", timeout: 120_000 });
