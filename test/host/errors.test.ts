@@ -160,3 +160,15 @@ test("stdin respects the credit the agent grants", async () => {
   expect(sum()).toBe(262144 + 100_000);
   g.close();
 });
+
+test("refusals and aborts carry a string code too: a listen address to connect(), an aborted connect", async () => {
+  const wrong = await connect(`unix-listen:${dir.file("nobody.sock")}`).catch((e) => e);
+  expect(wrong).toBeInstanceOf(GuestError);
+  expect(wrong.code).toBe("EINVAL");
+  // Retrying a missing socket until the abort: the DOMException's numeric code is not passed on.
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 200);
+  const aborted = await connect(`unix:${dir.file("never.sock")}`, { retryMs: 10_000, signal: ac.signal }).catch((e) => e);
+  expect(aborted).toBeInstanceOf(GuestError);
+  expect(aborted.code).toBe("ABORT_ERR");
+});
