@@ -122,6 +122,30 @@ test.skipIf(!!skip)("npx vge run unix-listen: on Node: the command's output and 
   }
 }, 90_000);
 
+test.skipIf(!!skip)("vge cp - :PATH on Node: stdin (read through node:stream, not Bun.stdin) lands whole in the guest", async () => {
+  const sock = join(project, "cp.sock");
+  const data = new Uint8Array(300_000).map((_, i) => (i * 7) % 251);
+  const target = join(project, "copied.bin");
+  const proc = Bun.spawn([join(project, "node_modules/.bin/vge"), "cp", "-q", "--wait", "20", `unix-listen:${sock}`, "-", `:${target}`], {
+    cwd: project,
+    env: env(),
+    stdin: data,
+    stdout: "pipe",
+    stderr: "pipe",
+    timeout: 60_000,
+    killSignal: "SIGKILL",
+  });
+  const agent = dialingAgent(sock);
+  try {
+    const err = await new Response(proc.stderr).text();
+    expect({ err, code: await proc.exited }).toEqual({ err: "", code: 0 });
+    expect(new Uint8Array(readFileSync(target))).toEqual(data);
+  } finally {
+    stop(agent);
+    proc.kill("SIGKILL");
+  }
+}, 90_000);
+
 test.skipIf(!!skip || !strace)("npx vge run vsock: on Node says it needs Bun, exits 255, and makes no socket at all", () => {
   // Under strace, and with every connect() failed by strace before it reaches the kernel: even a
   // regression here could not dial AF_VSOCK from this machine (itself a VM).
