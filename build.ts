@@ -1,24 +1,35 @@
-// `bun run build`: standalone agent executables for each guest architecture, into dist/.
+// `bun run build`: standalone executables into dist/. The agent for each guest architecture, and the
+// host CLI `vge` for each host platform (Bun downloads the other targets' runtimes from npm the first
+// time). `bun build.ts NAME...` builds only the outputs whose file name ends with one of the NAMEs.
 import { statSync } from "node:fs";
+import { basename } from "node:path";
 
+const AGENT = "src/agent/main.ts";
+const VGE = "src/cli/vge.ts";
 const TARGETS = [
-  { target: "bun-linux-x64", out: "dist/vsock_guest_exec-linux-x64" },
-  { target: "bun-linux-arm64", out: "dist/vsock_guest_exec-linux-arm64" },
+  { entry: AGENT, target: "bun-linux-x64", out: "dist/vsock_guest_exec-linux-x64" },
+  { entry: AGENT, target: "bun-linux-arm64", out: "dist/vsock_guest_exec-linux-arm64" },
+  { entry: VGE, target: "bun-linux-x64", out: "dist/vge-linux-x64" },
+  { entry: VGE, target: "bun-linux-arm64", out: "dist/vge-linux-arm64" },
+  { entry: VGE, target: "bun-darwin-arm64", out: "dist/vge-darwin-arm64" },
+  { entry: VGE, target: "bun-darwin-x64", out: "dist/vge-darwin-x64" },
 ] as const;
 
 const only = process.argv.slice(2);
 for (const t of TARGETS) {
-  if (only.length && !only.some((o) => t.out.endsWith(o))) continue;
+  if (only.length && !only.some((o) => basename(t.out).endsWith(o))) continue;
   const started = performance.now();
   const result = await Bun.build({
-    entrypoints: ["src/agent/main.ts"],
+    entrypoints: [t.entry],
+    // vge's AF_VSOCK module (bun:ffi, libc) stays a lazy import inside the binary: it is evaluated only
+    // when a vsock address is used, so Unix and Firecracker addresses never open libc's FFI table.
     compile: { target: t.target, outfile: t.out },
     minify: true,
     sourcemap: "none",
   });
   if (!result.success) {
     for (const log of result.logs) console.error(log);
-    console.error(`build: ${t.target} failed`);
+    console.error(`build: ${t.out} (${t.target}) failed`);
     process.exit(1);
   }
   const mib = (statSync(t.out).size / 2 ** 20).toFixed(1);

@@ -6,7 +6,8 @@
 #   VGE_GUEST_CACHE=/var/cache/vge scripts/guest-deps.sh
 #
 # Results:
-#   apt packages   qemu-system-x86 busybox-static socat cpio kmod dracut shellcheck zstd e2fsprogs
+#   apt packages   qemu-system-x86 busybox-static socat cpio kmod dracut shellcheck zstd e2fsprogs strace
+#                  (strace: test/package checks that vge on Node makes no socket for a vsock: address)
 #   backend        vhost-device-vsock 0.3.0 (cargo install --locked), in $CARGO_HOME/bin
 #   kernel         $VGE_GUEST_CACHE/kernel/KVER/{boot/vmlinuz-KVER,lib/modules/KVER}, depmod'ed;
 #                  $VGE_GUEST_CACHE/kernel/current holds KVER
@@ -16,7 +17,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${VGE_GUEST_CACHE:-$REPO/.cache/guest}
-APT_PACKAGES=(qemu-system-x86 busybox-static socat cpio kmod dracut shellcheck zstd e2fsprogs)
+APT_PACKAGES=(qemu-system-x86 busybox-static socat cpio kmod dracut shellcheck zstd e2fsprogs strace)
 VHOST_VERSION=0.3.0
 BUN_VERSION=1.4.5
 CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}

@@ -1,5 +1,7 @@
 // Help text for both CLIs: citty's usage plus our own notes, coloured only for a terminal that wants it.
+// node:util, not Bun.stripANSI: vge also runs on Node.
 import { renderUsage, type CommandDef } from "citty";
+import { stripVTControlCharacters } from "node:util";
 
 export function wantsColor(stream: { isTTY?: boolean } = process.stdout): boolean {
   const env = process.env;
@@ -10,5 +12,5 @@ export function wantsColor(stream: { isTTY?: boolean } = process.stdout): boolea
 /** `parent` names a subcommand after its command in the usage line (`vge run`). */
 export async function usageText(cmd: CommandDef<any>, notes = "", parent?: CommandDef<any>): Promise<string> {
   const text = (await renderUsage(cmd, parent)) + (notes ? `\n${notes.trimEnd()}\n` : "");
-  return wantsColor() ? text : Bun.stripANSI(text);
+  return wantsColor() ? text : stripVTControlCharacters(text);
 }

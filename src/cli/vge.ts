@@ -2,6 +2,7 @@
 // `vge`: the host CLI over the host library. Parses strictly, runs one command, and catches errors here
 // once: one line on stderr (the whole error with --verbose), exit 2 for bad input, 255 for vge's failures.
 import { defineCommand, runCommand, type CommandDef } from "citty";
+import { stripVTControlCharacters } from "node:util";
 import pkg from "../../package.json" with { type: "json" };
 import { UsageError, splitArgv } from "./_argv.ts";
 import { usageText } from "./_usage.ts";
@@ -78,7 +79,7 @@ try {
   // citty's own argument errors (a missing positional) are usage errors too.
   const citty = (e as { name?: string; code?: string }).name === "CLIError" && (e as { code?: string }).code === "EARG";
   if (e instanceof UsageError || citty) {
-    log.error(`${Bun.stripANSI((e as Error).message)} (see vge --help)`);
+    log.error(`${stripVTControlCharacters((e as Error).message)} (see vge --help)`);
     status = EXIT.usage;
   } else {
     log.error(describeError(e, isVerbose(argv)));

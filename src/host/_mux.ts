@@ -1,6 +1,6 @@
 // One v2 connection, host side: the hello, a read loop that hands each frame to the request that owns
 // its id, and one failure path that rejects everything pending with the same clear error.
-import type { Conn } from "../transport/conn.ts";
+import type { Conn } from "../transport/stream.ts";
 import { FrameDecoder, MAGIC, ProtocolError, T, decodeJson, encodeJson, typeName, type Frame } from "../protocol/v2/frame.ts";
 import { PROTOCOL_VERSION, type Welcome } from "../protocol/v2/messages.ts";
 import { GuestError } from "./errors.ts";

@@ -3,6 +3,7 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { collect } from "./_inbox.ts";
+import { GuestError } from "./errors.ts";
 
 /** A local file to upload; its permission bits become the default mode. */
 export interface LocalFile {
@@ -37,9 +38,9 @@ export async function prepareSource(src: PutSource, size?: number): Promise<Prep
   }
   if (typeof src === "object" && src !== null && typeof src.localPath === "string") {
     const st = await stat(src.localPath);
-    if (!st.isFile()) throw new Error(`${src.localPath}: not a regular file`);
+    if (!st.isFile()) throw new GuestError("EINVAL", `${src.localPath}: not a regular file`);
     const chunks = createReadStream(src.localPath, { highWaterMark: 64 * 1024 }) as AsyncIterable<Uint8Array>;
     return { size: st.size, mode: st.mode & 0o7777, chunks };
   }
-  throw new TypeError("putFile: data must be bytes, a string, a Blob, a ReadableStream or { localPath }");
+  throw new GuestError("EINVAL", "putFile: data must be bytes, a string, a Blob, a ReadableStream or { localPath }");
 }

@@ -31,6 +31,7 @@ const UNIX_PATH_MAX = 107;
 
 export class AddressError extends Error {
   override name = "AddressError";
+  readonly code = "EINVAL";
 }
 
 function bad(text: string, why: string): never {

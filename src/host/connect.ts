@@ -31,6 +31,9 @@ export async function connect(address: string | Address, opts: ConnectOptions = 
       { retryMs: opts.retryMs ?? 0, isTransient, signal: opts.signal, maxPauseMs: 1000, onRetry: (e, wait, attempt) => opts.onRetry?.(e, attempt, wait) },
     );
   } catch (e) {
-    throw e instanceof GuestError ? e : new GuestError((e as { code?: string }).code ?? "ECONNECT", `${name}: ${(e as Error).message}`, { cause: e });
+    if (e instanceof GuestError) throw e;
+    // Node's errors carry string codes; an abort is a DOMException whose `code` is a number.
+    const { code, name: errName } = e as { code?: unknown; name?: string };
+    throw new GuestError(typeof code === "string" ? code : errName === "AbortError" ? "ABORT_ERR" : "ECONNECT", `${name}: ${(e as Error).message}`, { cause: e });
   }
 }

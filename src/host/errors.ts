@@ -8,6 +8,13 @@
  *   EPROTO     the agent sent a malformed frame
  *   EHELLO     no usable WELCOME (timeout, an original-format agent, a refused version)
  *   ETIMEDOUT  a host-side deadline passed
+ * and for calls the library refuses before anything is sent:
+ *   EINVAL     a bad argument (unknown signal, bad exec options, a listen address given to connect())
+ *   ENOTSUP    an AF_VSOCK address where there is no Bun (Node): use the vge binary or a Unix address
+ *   EMAXBUFFER run() collected more than maxBuffer; the process was killed
+ *   EADDRINUSE a listen address somebody else holds
+ * AddressError (EINVAL), FileError (its errno), StdinClosedError (EPIPE) and ListenerClosedError
+ * (ECLOSED) carry a `code` too.
  *   other      the code of the agent's ERROR frame (EFLOW, EVERSION, ...)
  */
 export class GuestError extends Error {
@@ -24,12 +31,15 @@ export class GuestError extends Error {
 /** A PUT or GET the agent refused or failed: `errno` is the agent's (ENOENT, EACCES, EFBIG, ...). */
 export class FileError extends Error {
   override name = "FileError";
+  /** The same as errno, under the name every error of this library has. */
+  readonly code: string;
   constructor(
     readonly errno: string,
     readonly path: string,
     message: string,
   ) {
     super(`${path}: ${message}`);
+    this.code = errno;
   }
 }
 

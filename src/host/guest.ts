@@ -3,7 +3,7 @@
 import pkg from "../../package.json" with { type: "json" };
 import { DEFAULT_WINDOW, T, encodeFrame } from "../protocol/v2/frame.ts";
 import type { Welcome } from "../protocol/v2/messages.ts";
-import type { Conn } from "../transport/conn.ts";
+import type { Conn } from "../transport/stream.ts";
 import { Mux } from "./_mux.ts";
 import type { PutSource } from "./_source.ts";
 import { GuestError } from "./errors.ts";

@@ -15,5 +15,5 @@ export { ListenerClosedError } from "./transports/_queue.ts";
 export { fcHandshake } from "./transports/firecracker.ts";
 export { connectConn as connectRaw, listenConns as listenRaw } from "./transports/open.ts";
 export type { Accepted, ConnListener, DialOptions } from "./transports/types.ts";
-export type { Conn } from "../transport/conn.ts";
+export type { Conn } from "../transport/stream.ts";
 export type { ExitResult, Welcome } from "../protocol/v2/messages.ts";

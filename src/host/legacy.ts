@@ -1,14 +1,14 @@
 // Driving agents in the original formats (PROTOCOL.md §1): they answer nothing, so the only news is the
 // connection closing: after the command (disposable) or after the last command (persistent).
 import { MAX_COMMAND, encodeLegacyFrame } from "../protocol/legacy.ts";
-import type { Conn } from "../transport/conn.ts";
+import type { Conn } from "../transport/stream.ts";
 import { GuestError } from "./errors.ts";
 
 function toBytes(command: string | Uint8Array, what: string): Uint8Array {
   const b = typeof command === "string" ? new TextEncoder().encode(command) : command;
-  if (b.byteLength === 0) throw new RangeError(`${what} is empty`);
-  if (b.byteLength > MAX_COMMAND) throw new RangeError(`${what} is ${b.byteLength} bytes; the original format allows at most ${MAX_COMMAND}`);
-  if (b.includes(0)) throw new RangeError(`${what} contains a NUL byte, where the agent would cut it off`);
+  if (b.byteLength === 0) throw new GuestError("EINVAL", `${what} is empty`);
+  if (b.byteLength > MAX_COMMAND) throw new GuestError("EINVAL", `${what} is ${b.byteLength} bytes; the original format allows at most ${MAX_COMMAND}`);
+  if (b.includes(0)) throw new GuestError("EINVAL", `${what} contains a NUL byte, where the agent would cut it off`);
   return b;
 }
 

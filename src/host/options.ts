@@ -2,6 +2,7 @@
 // here with the agent's own validator, so a mistake is a TypeError at the call, not a lost connection.
 import { ProtocolError } from "../protocol/v2/frame.ts";
 import { validateExec, type ExecRequest } from "../protocol/v2/messages.ts";
+import { GuestError } from "./errors.ts";
 import { signalName } from "./_signals.ts";
 
 /** argv (run directly, PATH searched) or a command line for `/bin/sh -c`. */
@@ -46,7 +47,7 @@ export function toExecRequest(cmd: Command, o: ExecOptions = {}): ExecRequest {
   try {
     return validateExec(req as Record<string, unknown>);
   } catch (e) {
-    if (e instanceof ProtocolError) throw new TypeError(e.message.replace(/^EXEC: /, "exec: "));
+    if (e instanceof ProtocolError) throw new GuestError("EINVAL", e.message.replace(/^EXEC: /, "exec: "));
     throw e;
   }
 }

@@ -1,5 +1,6 @@
-// One execution in the guest, shaped after Bun.spawn / child_process: web streams for stdio, `exited`,
-// `kill()`. Output credit goes back as the streams are read; stdin sends only what the agent granted.
+// One execution in the guest, shaped after Bun.spawn / child_process: web streams for stdio, `exited`
+// (a number, as Bun's), `exitCode`, `signalCode`, `kill()`; `result` has the whole ExitResult. Output
+// credit goes back as the streams are read; stdin sends only what the agent granted.
 // As with pipes to a local child, read (or cancel) stdout and stderr: once a process has written a
 // window's worth (256 KiB) that nobody reads, it waits for its reader.
 import { CHUNK, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
@@ -9,6 +10,7 @@ import { Inbox } from "./_inbox.ts";
 import type { Mux } from "./_mux.ts";
 import { signalName } from "./_signals.ts";
 import { StdinClosedError } from "./errors.ts";
+import { shellStatus } from "./exit.ts";
 
 const STATUSES = new Set(["exited", "signaled", "timeout", "error"]);
 const enc = new TextEncoder();
@@ -24,8 +26,15 @@ export class RemoteProcess {
   pid: number | undefined;
   /** Resolves with the pid when the process runs, or null when it never started. */
   readonly started: Promise<number | null>;
-  /** The exit result; rejects with a GuestError if the connection fails first. */
-  readonly exited: Promise<ExitResult>;
+  /**
+   * The exit status as a number, as Bun.spawn's `exited` gives it: the exit code, 128 + signo for a
+   * signal death, 124 for a timeout, 127 / 126 when the program could not start (shellStatus). Rejects
+   * with a GuestError if the connection fails first.
+   */
+  readonly exited: Promise<number>;
+  /** The whole ExitResult (status, code or signal, errno); rejects like `exited`. */
+  readonly result: Promise<ExitResult>;
+  /** The ExitResult once the process has exited, else undefined. */
   exitResult: ExitResult | undefined;
 
   private readonly out: Inbox;
@@ -45,12 +54,25 @@ export class RemoteProcess {
     this.stderr = this.err.stream;
     let started!: (pid: number | null) => void;
     this.started = new Promise((r) => (started = r));
-    this.exited = new Promise<ExitResult>((resolve, reject) => (this.settle = { started, exited: resolve, failed: reject }));
-    // Callers that only read the streams must not see an unhandled rejection; awaiting `exited` still throws.
+    this.result = new Promise<ExitResult>((resolve, reject) => (this.settle = { started, exited: resolve, failed: reject }));
+    this.exited = this.result.then(shellStatus);
+    // Callers that only read the streams must not see an unhandled rejection; awaiting either still throws.
+    this.result.catch(() => {});
     this.exited.catch(() => {});
     this.id = mux.register({ frame: (f) => this.onFrame(f), fail: (e) => this.onFail(e) });
     this.stdin = req.stdin === "closed" ? null : this.makeStdin();
     mux.post(encodeJson(T.EXEC, this.id, req));
+  }
+
+  /** As Bun's and Node's: the exit code once the process has exited normally, else null. */
+  get exitCode(): number | null {
+    return this.exitResult?.status === "exited" ? this.exitResult.code : null;
+  }
+
+  /** As Bun's and Node's: the signal name once a signal (or the timeout's signal) ended it, else null. */
+  get signalCode(): string | null {
+    const r = this.exitResult;
+    return r?.status === "signaled" || r?.status === "timeout" ? r.signal : null;
   }
 
   /** Sends a signal to the process group; false if the process has already exited. */

@@ -1,6 +1,7 @@
 // guest.run(): an execution collected whole, like child_process.spawnSync or Bun's `$` without a shell.
 import type { ExitResult } from "../protocol/v2/messages.ts";
 import { collect } from "./_inbox.ts";
+import { GuestError } from "./errors.ts";
 import { shellStatus } from "./exit.ts";
 import type { Command, ExecOptions } from "./options.ts";
 import type { RemoteProcess } from "./process.ts";
@@ -46,11 +47,12 @@ export async function runProcess(exec: (cmd: Command, o: ExecOptions) => RemoteP
   } catch (e) {
     if (e instanceof RangeError) {
       proc.kill("SIGKILL");
-      await proc.exited.catch(() => {});
+      await proc.result.catch(() => {});
+      throw new GuestError("EMAXBUFFER", `run: ${e.message} (maxBuffer); the process was killed`, { cause: e });
     }
     throw e;
   }
-  const result = await proc.exited;
+  const result = await proc.result;
   await feeding;
   return {
     status: result.status,

@@ -2,16 +2,9 @@
 // back-pressure. Works for any fd the FFI layer made (AF_VSOCK or AF_UNIX) and for Bun's own sockets.
 import type { Socket } from "bun";
 import { ByteReader } from "./reader.ts";
+import type { Conn } from "./stream.ts";
 
-export interface Conn {
-  readonly reader: ByteReader;
-  /** Resolves once everything is handed to the kernel. */
-  write(data: Uint8Array): Promise<void>;
-  /** Half-close: no more writes from us; reads go on. */
-  end(): void;
-  close(): void;
-  readonly closed: Promise<void>;
-}
+export type { Conn };
 
 interface State {
   conn: SocketConn;

@@ -1,7 +1,7 @@
 // A Conn over a node:net Socket: the same interface as conn.ts, but runs on Node as well as Bun, so the
 // host library's Unix-socket transports need nothing Bun-only. Type imports only from conn.ts (it uses Bun).
 import { createConnection, type Socket } from "node:net";
-import type { Conn } from "./conn.ts";
+import type { Conn } from "./stream.ts";
 import { ByteReader } from "./reader.ts";
 
 class NetConn implements Conn {

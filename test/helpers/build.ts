@@ -1,4 +1,4 @@
-// The compiled agent, rebuilt once per test run when it is missing or older than what it is built from.
+// The compiled binaries (agent, vge), each rebuilt once per test run when missing or older than its sources.
 import { spawnSync } from "bun";
 import { mkdirSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -17,10 +17,10 @@ function newestMtime(path: string): number {
   return newest;
 }
 
-function isStale(): boolean {
+function isStale(binary: string): boolean {
   let built: number;
   try {
-    built = statSync(AGENT_BINARY).mtimeMs;
+    built = statSync(binary).mtimeMs;
   } catch {
     return true;
   }
@@ -28,7 +28,7 @@ function isStale(): boolean {
   return Math.max(...sources) > built;
 }
 
-let checked = false;
+const checked = new Set<string>();
 
 /**
  * Path of the agent binary for this machine, built first if needed. The build runs under flock(1) so that
@@ -39,14 +39,19 @@ export function agentBinary(): string {
   // Testing a binary built elsewhere (a release, or an older commit to show a test catches a bug).
   const given = process.env.VGE_AGENT_BINARY;
   if (given) return given;
-  if (checked) return AGENT_BINARY;
-  if (isStale()) {
-    const target = AGENT_BINARY.slice(AGENT_BINARY.lastIndexOf("linux-"));
-    const script = `[ ! -e "$1" ] || [ -n "$(find ${SOURCES.join(" ")} -newer "$1" | head -n 1)" ] || exit 0; exec bun build.ts ${target}`;
+  return distBinary(AGENT_BINARY.slice(AGENT_BINARY.lastIndexOf("/") + 1));
+}
+
+/** dist/NAME (one of build.ts's outputs, e.g. "vge-linux-arm64"), built first if missing or stale. */
+export function distBinary(name: string): string {
+  const binary = join(ROOT, "dist", name);
+  if (checked.has(binary)) return binary;
+  if (isStale(binary)) {
+    const script = `[ ! -e "$1" ] || [ -n "$(find ${SOURCES.join(" ")} -newer "$1" | head -n 1)" ] || exit 0; exec bun build.ts ${name}`;
     mkdirSync(join(ROOT, "dist"), { recursive: true });
-    const r = spawnSync(["flock", join(ROOT, "dist", ".build.lock"), "sh", "-c", script, "sh", AGENT_BINARY], { cwd: ROOT, stdout: "pipe", stderr: "pipe", timeout: 120_000 });
-    if (r.exitCode !== 0) throw new Error(`building the agent failed (exit ${r.exitCode}):\n${r.stdout.toString()}${r.stderr.toString()}`);
+    const r = spawnSync(["flock", join(ROOT, "dist", ".build.lock"), "sh", "-c", script, "sh", binary], { cwd: ROOT, stdout: "pipe", stderr: "pipe", timeout: 120_000 });
+    if (r.exitCode !== 0) throw new Error(`building ${name} failed (exit ${r.exitCode}):\n${r.stdout.toString()}${r.stderr.toString()}`);
   }
-  checked = true;
-  return AGENT_BINARY;
+  checked.add(binary);
+  return binary;
 }

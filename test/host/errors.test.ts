@@ -70,6 +70,7 @@ test("a malformed frame from the agent: EPROTO for all, connection closed", asyn
   const err = await p.exited.catch((e) => e);
   expect(err.code).toBe("EPROTO");
   expect(err.message).toMatch(/malformed frame from the agent: unknown frame type 0x55/);
+  expect(await p.result.catch((e) => e)).toBe(err);
   expect((await reader.read().catch((e) => e)).code).toBe("EPROTO");
   await g.closed;
 });
@@ -158,4 +159,16 @@ test("stdin respects the credit the agent grants", async () => {
   for (let i = 0; i < 50 && sum() < 262144 + 100_000; i++) await Bun.sleep(10);
   expect(sum()).toBe(262144 + 100_000);
   g.close();
+});
+
+test("refusals and aborts carry a string code too: a listen address to connect(), an aborted connect", async () => {
+  const wrong = await connect(`unix-listen:${dir.file("nobody.sock")}`).catch((e) => e);
+  expect(wrong).toBeInstanceOf(GuestError);
+  expect(wrong.code).toBe("EINVAL");
+  // Retrying a missing socket until the abort: the DOMException's numeric code is not passed on.
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 200);
+  const aborted = await connect(`unix:${dir.file("never.sock")}`, { retryMs: 10_000, signal: ac.signal }).catch((e) => e);
+  expect(aborted).toBeInstanceOf(GuestError);
+  expect(aborted.code).toBe("ABORT_ERR");
 });

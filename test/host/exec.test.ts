@@ -1,7 +1,7 @@
 // The library against the real compiled agent, over a Unix socket the host listens on: one connection,
 // many executions on it, as a host would use it.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { listen, StdinClosedError, type Guest, type Listener } from "../../src/host/index.ts";
+import { GuestError, listen, StdinClosedError, type Guest, type Listener } from "../../src/host/index.ts";
 import type { RunningAgent } from "../helpers/agent.ts";
 import { dialingAgent, groupMembers, stop, tempDir } from "./_fixtures.ts";
 
@@ -55,7 +55,9 @@ describe("exec over one connection", () => {
     await w.write(new TextEncoder().encode("world"));
     await w.close();
     expect(text(await new Response(proc.stdout).bytes())).toBe("hello world");
-    expect(await proc.exited).toEqual({ status: "exited", code: 0 });
+    expect(await proc.result).toEqual({ status: "exited", code: 0 });
+    expect(await proc.exited).toBe(0);
+    expect([proc.exitCode, proc.signalCode]).toEqual([0, null]);
   });
 
   test("stdin closed: the process reads EOF at once", async () => {
@@ -96,9 +98,11 @@ describe("exec over one connection", () => {
     expect(pid).toBeGreaterThan(0);
     await Bun.sleep(200);
     expect((await groupMembers(pid!)).length).toBeGreaterThanOrEqual(2);
-    const [r, out] = await Promise.all([proc.exited, new Response(proc.stdout).text()]);
+    const [r, out] = await Promise.all([proc.result, new Response(proc.stdout).text()]);
     const took = performance.now() - t0;
     expect(r).toMatchObject({ status: "timeout", signal: "SIGKILL", signo: 9 });
+    // As timeout(1) reports it.
+    expect(await proc.exited).toBe(124);
     expect(out).toBe("");
     expect(took).toBeGreaterThan(900);
     expect(took).toBeLessThan(3000);
@@ -113,13 +117,30 @@ describe("exec over one connection", () => {
     const proc = guest.exec(["sleep", "30"], { stdin: "closed" });
     await proc.started;
     expect(proc.kill()).toBe(true);
-    expect(await proc.exited).toEqual({ status: "signaled", signal: "SIGTERM", signo: 15 });
+    expect(await proc.result).toEqual({ status: "signaled", signal: "SIGTERM", signo: 15 });
+    // As Bun.spawn's: `exited` is 128 + signo for a signal death, exitCode null, signalCode the name.
+    expect(await proc.exited).toBe(143);
+    expect(proc.exitCode).toBeNull();
+    expect(proc.signalCode).toBe("SIGTERM");
     expect(proc.kill()).toBe(false);
     const p2 = guest.exec(["sleep", "30"], { stdin: "closed" });
     await p2.started;
     p2.kill(9);
-    expect((await p2.exited).status).toBe("signaled");
+    expect((await p2.result).status).toBe("signaled");
+    expect(await p2.exited).toBe(137);
     expect(() => p2.kill("SIGNOPE")).toThrow(/unknown signal/);
+    // Refusals before anything is sent carry a code like every other error of the library.
+    for (const refuse of [() => p2.kill("SIGNOPE"), () => guest.exec(["true"], { timeoutMs: -1 }), () => guest.exec([])]) {
+      const err = (() => {
+        try {
+          refuse();
+        } catch (e) {
+          return e;
+        }
+      })() as GuestError;
+      expect(err).toBeInstanceOf(GuestError);
+      expect(err.code).toBe("EINVAL");
+    }
   });
 
   test("many executions at once, each with its own output", async () => {
@@ -150,7 +171,7 @@ describe("exec over one connection", () => {
       parts.push(value);
       if (n % 4 === 0) await Bun.sleep(5);
     }
-    expect(await slow.exited).toEqual({ status: "exited", code: 0 });
+    expect(await slow.result).toEqual({ status: "exited", code: 0 });
     const got = Buffer.concat(parts).toString();
     const want = Bun.spawnSync(["seq", "1", "400000"]).stdout.toString();
     expect(got.length).toBe(want.length);
@@ -162,12 +183,14 @@ describe("exec over one connection", () => {
     const proc = guest.exec(["sh", "-c", "head -c 3000000 /dev/zero; echo fine >&2"], { stdin: "closed" });
     await proc.stdout.cancel();
     expect(await new Response(proc.stderr).text()).toBe("fine\n");
-    expect(await proc.exited).toEqual({ status: "exited", code: 0 });
+    expect(await proc.result).toEqual({ status: "exited", code: 0 });
   });
 
   test("run() maxBuffer kills the process and rejects", async () => {
     const err = await guest.run(["sh", "-c", "yes"], { maxBuffer: 100_000 }).catch((e) => e);
-    expect(err).toBeInstanceOf(RangeError);
+    expect(err).toBeInstanceOf(GuestError);
+    expect(err.code).toBe("EMAXBUFFER");
+    expect(err.cause).toBeInstanceOf(RangeError);
   });
 
   test("a PTY: one output stream, a terminal, resize", async () => {
@@ -186,7 +209,7 @@ describe("exec over one connection", () => {
       out += text(value);
     }
     expect(out).toContain("40 120");
-    expect(await proc.exited).toEqual({ status: "exited", code: 0 });
+    expect(await proc.result).toEqual({ status: "exited", code: 0 });
   });
 
   test("ping measures a round trip", async () => {
@@ -197,8 +220,8 @@ describe("exec over one connection", () => {
     expect(all.every((m) => m > 0)).toBe(true);
   });
 
-  test("bad options are a TypeError at the call, not a lost connection", async () => {
-    expect(() => guest.exec([])).toThrow(TypeError);
+  test("bad options are a GuestError EINVAL at the call, not a lost connection", async () => {
+    expect(() => guest.exec([])).toThrow(GuestError);
     expect(() => guest.exec(["x"], { env: { "A=B": "1" } })).toThrow(/env name/);
     expect(() => guest.exec(["x"], { timeoutMs: 0 })).toThrow(/timeoutMs/);
     expect((await guest.run(["true"])).code).toBe(0);

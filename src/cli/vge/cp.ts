@@ -4,6 +4,7 @@ import { defineCommand } from "citty";
 import { createWriteStream } from "node:fs";
 import { chmod, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import { Readable } from "node:stream";
 import { UsageError } from "../_argv.ts";
 import type { Guest } from "../../host/index.ts";
 import { address, addressArg, commonArgs, seconds, waitArg } from "./_args.ts";
@@ -33,7 +34,8 @@ async function put(guest: Guest, local: string, remote: string, mode: number | u
   if (local === "-") {
     if (remote.endsWith("/")) throw new UsageError("with - as the source, give the guest path a file name");
     // PUT announces its size first, so stdin is read whole before the upload starts.
-    await guest.putFile(remote, Bun.stdin.stream(), { mode });
+    // Readable.toWeb, not Bun.stdin: vge also runs on Node.
+    await guest.putFile(remote, Readable.toWeb(process.stdin) as ReadableStream<Uint8Array>, { mode });
     return;
   }
   const target = remote.endsWith("/") ? remote + basename(local) : remote;

@@ -46,7 +46,7 @@ async function streamed(guest: Guest, cmd: Command, o: ExecOptions): Promise<Exi
   const unforward = o.pty ? () => {} : forwardSignals(proc, (sig) => process.exit(sig === "SIGINT" ? 130 : 143));
   const stopIn = pumpIn(proc);
   try {
-    const [result] = await Promise.all([proc.exited, pumpOut(proc.stdout, process.stdout), pumpOut(proc.stderr, process.stderr)]);
+    const [result] = await Promise.all([proc.result, pumpOut(proc.stdout, process.stdout), pumpOut(proc.stderr, process.stderr)]);
     return result;
   } finally {
     stopIn();

@@ -31,7 +31,7 @@ export default defineCommand({
       const restore = attachTerminal(proc);
       const stopIn = pumpIn(proc);
       try {
-        const [result] = await Promise.all([proc.exited, pumpOut(proc.stdout, process.stdout), pumpOut(proc.stderr, process.stderr)]);
+        const [result] = await Promise.all([proc.result, pumpOut(proc.stdout, process.stdout), pumpOut(proc.stderr, process.stderr)]);
         if (result.status === "error") log.error(`${result.message} (${result.errno})`);
         return shellStatus(result);
       } finally {

@@ -1,6 +1,6 @@
 // The hybrid-vsock handshake of Firecracker, Cloud Hypervisor and vhost-device-vsock: connect to the VMM's
 // `uds_path`, write `CONNECT <port>\n`, read `OK <host_port>\n`; from then on the stream is the guest's.
-import type { Conn } from "../../transport/conn.ts";
+import type { Conn } from "../../transport/stream.ts";
 import type { ByteReader } from "../../transport/reader.ts";
 import { GuestError } from "../errors.ts";
 import { connectUnix } from "./unix.ts";

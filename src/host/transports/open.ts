@@ -1,12 +1,20 @@
 // One `case` per transport: an address in, a raw connected stream (or a listener of them) out.
 import { fcListenPath, formatAddress, isListenAddress, type Address } from "../address.ts";
-import type { Conn } from "../../transport/conn.ts";
+import type { Conn } from "../../transport/stream.ts";
+import { GuestError } from "../errors.ts";
 import { connectFirecracker } from "./firecracker.ts";
 import type { ConnListener, DialOptions } from "./types.ts";
 import { connectUnix, listenUnix } from "./unix.ts";
 
-async function vsockModule(): Promise<typeof import("./vsock.ts")> {
-  if (typeof (globalThis as { Bun?: unknown }).Bun === "undefined") throw new Error("vsock addresses need Bun (AF_VSOCK goes through bun:ffi); on Node use unix:, unix-listen: or fc: addresses");
+/**
+ * AF_VSOCK goes through bun:ffi, so its module is imported only here, when a vsock address is used: on
+ * Node, and in a vge binary given a Unix address, libc's FFI table is never opened. The check comes
+ * before any socket exists.
+ */
+async function vsockModule(address: string): Promise<typeof import("./vsock.ts")> {
+  if (typeof (globalThis as { Bun?: unknown }).Bun === "undefined") {
+    throw new GuestError("ENOTSUP", `${address}: AF_VSOCK needs Bun or the standalone vge binary (it goes through bun:ffi); on Node use unix:, unix-listen:, fc: or fc-listen: addresses`);
+  }
   return import("./vsock.ts");
 }
 
@@ -18,9 +26,9 @@ export async function connectConn(a: Address, opts: DialOptions = {}): Promise<C
     case "fc":
       return connectFirecracker(a.path, a.port, opts);
     case "vsock":
-      return (await vsockModule()).connectVsock({ cid: a.cid, port: a.port }, opts);
+      return (await vsockModule(formatAddress(a))).connectVsock({ cid: a.cid, port: a.port }, opts);
     default:
-      throw new Error(`${formatAddress(a)} is a listen address: guests dial in there; use listen()`);
+      throw new GuestError("EINVAL", `${formatAddress(a)} is a listen address: guests dial in there; use listen()`);
   }
 }
 
@@ -32,9 +40,9 @@ export async function listenConns(a: Address): Promise<ConnListener> {
     case "fc-listen":
       return listenUnix(fcListenPath(a.path, a.port), address);
     case "vsock-listen":
-      return (await vsockModule()).listenVsock({ cid: a.cid, port: a.port }, address);
+      return (await vsockModule(address)).listenVsock({ cid: a.cid, port: a.port }, address);
     default:
-      if (!isListenAddress(a)) throw new Error(`${address} is a connect address: it dials a listening guest; use connect()`);
-      throw new Error(`unsupported address ${address}`);
+      if (!isListenAddress(a)) throw new GuestError("EINVAL", `${address} is a connect address: it dials a listening guest; use connect()`);
+      throw new GuestError("EINVAL", `unsupported address ${address}`);
   }
 }

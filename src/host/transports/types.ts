@@ -1,5 +1,5 @@
 // What every transport hands the host library: connected streams, and listeners that yield them.
-import type { Conn } from "../../transport/conn.ts";
+import type { Conn } from "../../transport/stream.ts";
 
 export interface Accepted {
   conn: Conn;

@@ -4,7 +4,8 @@
 import { lstatSync, unlinkSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { connectUnixNet, netConn } from "../../transport/netconn.ts";
-import type { Conn } from "../../transport/conn.ts";
+import { GuestError } from "../errors.ts";
+import type { Conn } from "../../transport/stream.ts";
 import { AcceptQueue, ListenerClosedError, acceptAll } from "./_queue.ts";
 import type { Accepted, ConnListener, DialOptions } from "./types.ts";
 
@@ -31,14 +32,14 @@ async function removeIfStale(path: string): Promise<void> {
   } catch {
     return;
   }
-  if (!isSocket) throw new Error(`listen unix-listen:${path}: EADDRINUSE (the path exists and is not a socket)`);
+  if (!isSocket) throw new GuestError("EADDRINUSE", `listen unix-listen:${path}: EADDRINUSE (the path exists and is not a socket)`);
   try {
     (await connectUnix(path, { timeoutMs: 1000 })).close();
   } catch (e) {
     if ((e as { code?: string }).code === "ECONNREFUSED") return unlinkSync(path);
     throw e;
   }
-  throw new Error(`listen unix-listen:${path}: EADDRINUSE (another process is listening there)`);
+  throw new GuestError("EADDRINUSE", `listen unix-listen:${path}: EADDRINUSE (another process is listening there)`);
 }
 
 export async function listenUnix(path: string, address = `unix-listen:${path}`): Promise<ConnListener> {
@@ -48,7 +49,7 @@ export async function listenUnix(path: string, address = `unix-listen:${path}`):
   try {
     await listenOnce(server, path);
   } catch (e) {
-    if ((e as { code?: string }).code !== "EADDRINUSE") throw new Error(`listen ${address}: ${(e as { code?: string }).code ?? (e as Error).message}`);
+    if ((e as { code?: string }).code !== "EADDRINUSE") throw new GuestError((e as { code?: string }).code ?? "ELISTEN", `listen ${address}: ${(e as { code?: string }).code ?? (e as Error).message}`, { cause: e });
     await removeIfStale(path);
     await listenOnce(server, path);
   }

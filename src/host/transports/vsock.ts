@@ -6,6 +6,7 @@ import { close } from "../../sys/socket.ts";
 import type { VsockAddr } from "../../sys/sockaddr.ts";
 import { adoptFd, type Conn } from "../../transport/conn.ts";
 import { dial } from "../../transport/dial.ts";
+import { GuestError } from "../errors.ts";
 import { AcceptQueue, ListenerClosedError, acceptAll } from "./_queue.ts";
 import type { Accepted, ConnListener, DialOptions } from "./types.ts";
 
@@ -21,7 +22,7 @@ export function listenVsock(addr: VsockAddr, address: string): ConnListener {
   try {
     fd = vsockListen(addr);
   } catch (e) {
-    throw new Error(`listen ${address}: ${(e as Error).message}`, { cause: e });
+    throw new GuestError((e as { code?: string }).code ?? "ELISTEN", `listen ${address}: ${(e as Error).message}`, { cause: e });
   }
   const queue = new AcceptQueue<Accepted>((a) => a.conn.close());
   const stop = new AbortController();
@@ -34,7 +35,7 @@ export function listenVsock(addr: VsockAddr, address: string): ConnListener {
         }
       }
     } catch (e) {
-      if (!stop.signal.aborted) queue.close(new Error(`${address}: accept failed: ${(e as Error).message}`));
+      if (!stop.signal.aborted) queue.close(new GuestError((e as { code?: string }).code ?? "EACCEPT", `${address}: accept failed: ${(e as Error).message}`, { cause: e }));
     } finally {
       // Closed only once the loop no longer polls it, so the number is never polled after reuse.
       close(fd);
