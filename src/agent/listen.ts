@@ -17,10 +17,14 @@ function serveInBackground(conn: Conn, cfg: AgentConfig, log: Log, who: string):
     // Said before the host speaks: a v2 host reads it as the answer to its HELLO; others see the close.
     const message = `too many connections (limit ${conns.max}, see --max-conns)`;
     log.error(`refused ${who}: ${message}`);
-    conn.write(encodeJson(T.ERROR, 0, { code: "EBUSY", message })).then(
-      () => conn.close(),
-      () => conn.close(),
-    );
+    // Then a half-close, and the close once the host has closed too (or after a second): closing at once
+    // can reset the connection before the host has even seen it established.
+    void conn
+      .write(encodeJson(T.ERROR, 0, { code: "EBUSY", message }))
+      .then(() => conn.end())
+      .then(() => Promise.race([conn.closed, Bun.sleep(1000)]))
+      .catch(() => {})
+      .finally(() => conn.close());
     return;
   }
   log.debug(`accepted ${who}`);
