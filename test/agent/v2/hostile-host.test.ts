@@ -205,6 +205,7 @@ test("a host that sends PINGs and EXECs and never reads: agent RSS stays within 
   const ping = encodeFrame(T.PING, 7, new Uint8Array(64));
   const batch = Buffer.concat(Array.from({ length: 1024 }, () => ping));
   let peak = baseline;
+  let early = baseline;
   let sent = 0;
   const end = performance.now() + 10_000;
   while (performance.now() < end) {
@@ -214,11 +215,17 @@ test("a host that sends PINGs and EXECs and never reads: agent RSS stays within 
       sent += batch.byteLength;
     }
     await Bun.sleep(5);
-    peak = Math.max(peak, vmRssKiB(agent!.pid) ?? 0);
+    const rss = vmRssKiB(agent!.pid) ?? 0;
+    peak = Math.max(peak, rss);
+    if (performance.now() < end - 7000) early = peak;
   }
   const growthMiB = (peak - baseline) / 1024;
-  console.log(`never-reading host: sent ${(sent / 2 ** 20).toFixed(1)} MiB of PINGs; agent VmRSS ${Math.round(baseline / 1024)} MiB, peak +${growthMiB.toFixed(1)} MiB`);
+  const lateMiB = (peak - early) / 1024;
+  console.log(`never-reading host: sent ${(sent / 2 ** 20).toFixed(1)} MiB of PINGs; agent VmRSS ${Math.round(baseline / 1024)} MiB, peak +${growthMiB.toFixed(1)} MiB, of it +${lateMiB.toFixed(1)} MiB after the first 3 s`);
   expect(growthMiB).toBeLessThan(16);
+  // Bounded, not merely slow: what the first seconds took (four processes started, their windows filled)
+  // is all it takes; the last 7 s add next to nothing.
+  expect(lateMiB).toBeLessThan(4);
   // The agent stopped reading: far less than 10 s of PINGs got through (a socket buffer or two, plus our 1 MiB).
   expect(sent).toBeLessThan(16 * 2 ** 20);
   // Recovery: the host reads again, then closes; the agent serves on and its fds come back.
