@@ -62,7 +62,10 @@ export class V2Session {
       const message = proto ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`;
       this.log.error(`v2: ${message}; closing this connection`);
       if (!proto && this.log.verbose) this.log.error(String((e as Error)?.stack ?? e));
-      await this.conn.write(encodeJson(T.ERROR, 0, { code, message })).catch(() => {});
+      // Through a promise: a write that throws at once must not escape either.
+      await Promise.resolve()
+        .then(() => this.conn.write(encodeJson(T.ERROR, 0, { code, message })))
+        .catch(() => {});
     } finally {
       for (const op of this.ops.values()) op.abort();
       this.ops.clear();
