@@ -154,16 +154,16 @@ export class V2Session {
   }
 
   private toExecution(f: Frame): void {
+    // Decoded before the id is looked up: a bad value is refused even when it races with the EXIT.
+    const sig = f.type === T.SIGNAL ? decodeSignal(decodeJson(f)) : undefined;
+    const size = f.type === T.RESIZE ? decodeResize(decodeJson(f)) : undefined;
     const ex = this.ops.get(f.id);
     // Input racing with the EXIT frame finds no execution: ignored, as the spec says.
     if (!(ex instanceof Execution)) return;
     if (f.type === T.STDIN) ex.onStdin(f.payload);
     else if (f.type === T.STDIN_EOF) ex.onStdinEof();
-    else if (f.type === T.SIGNAL) ex.onSignal(decodeSignal(decodeJson(f)));
-    else {
-      const { cols, rows } = decodeResize(decodeJson(f));
-      ex.onResize(cols, rows);
-    }
+    else if (sig) ex.onSignal(sig);
+    else if (size) ex.onResize(size.cols, size.rows);
   }
 
   /** Takes the quotas an execution needs, or says why it cannot run now. */
