@@ -5,7 +5,7 @@ import { UsageError } from "../cli/_argv.ts";
 import type { Target } from "../transport/dial.ts";
 import { parseAddress, parseUint } from "./address.ts";
 import { packSockaddrUn } from "../sys/sockaddr.ts";
-import { DEFAULT_PAUSE_MS, DEFAULT_RETRY_S } from "./limits.ts";
+import { DEFAULT_LIMITS, DEFAULT_PAUSE_MS, DEFAULT_RETRY_S, type Limits } from "./limits.ts";
 
 export const agentArgs = {
   address: { type: "positional", required: false, valueHint: "[CID][:PORT]", description: "Host address, as in the original tool (default 2:1024)" },
@@ -18,6 +18,11 @@ export const agentArgs = {
   "allow-cid": { type: "string", valueHint: "LIST", description: "Listen mode: peer CIDs to accept, comma-separated, or `any` (default 2, the host)" },
   reconnect: { type: "boolean", description: "Dial again, with backoff, whenever the host goes away (persistent and v2 hosts)" },
   pause: { type: "string", valueHint: "MS", description: `Disposable: a command is complete after this long without new bytes (default ${DEFAULT_PAUSE_MS})` },
+  "max-execs": { type: "string", valueHint: "N", description: `v2: executions running at once in the agent; more get EXIT error EAGAIN (default ${DEFAULT_LIMITS.execs})` },
+  "max-execs-per-conn": { type: "string", valueHint: "N", description: `v2: executions running at once per connection (default ${DEFAULT_LIMITS.execsPerConn})` },
+  "max-ptys": { type: "string", valueHint: "N", description: `v2: executions on a pseudo-terminal at once in the agent (default ${DEFAULT_LIMITS.ptys})` },
+  "max-files-per-conn": { type: "string", valueHint: "N", description: `v2: PUT/GET requests open at once per connection; more get RESULT EAGAIN (default ${DEFAULT_LIMITS.filesPerConn})` },
+  "max-conns": { type: "string", valueHint: "N", description: `Listen mode: connections served at once; more get ERROR EBUSY and are closed (default ${DEFAULT_LIMITS.conns})` },
   verbose: { type: "boolean", alias: "v", description: "Log command texts and connection details" },
   version: { type: "boolean", alias: "V", description: "Print the version" },
 } as const;
@@ -31,10 +36,11 @@ export interface AgentConfig {
   listen: boolean;
   allowCids: Set<number> | "any";
   reconnect: boolean;
+  limits: Limits;
   warnings: string[];
 }
 
-type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; verbose?: boolean; listen?: boolean; "allow-cid"?: string; reconnect?: boolean; _: string[] };
+type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; verbose?: boolean; listen?: boolean; "allow-cid"?: string; reconnect?: boolean; "max-execs"?: string; "max-execs-per-conn"?: string; "max-ptys"?: string; "max-files-per-conn"?: string; "max-conns"?: string; _: string[] };
 
 function num(name: string, text: string, min: number, max: number): number {
   const n = parseUint(name, text, min, max);
@@ -84,7 +90,16 @@ export function toConfig(args: Parsed): AgentConfig {
     const text = args["allow-cid"];
     allowCids = text === "any" ? "any" : new Set(text.split(",").map((c) => num("--allow-cid", c.trim(), 0, 0xffffffff)));
   }
-  return { target, mode, retryMs, pauseMs, verbose: !!args.verbose, listen, allowCids, reconnect: !!args.reconnect, warnings };
+  const limit = (name: keyof Parsed & `max-${string}`, dflt: number) => (args[name] === undefined ? dflt : num(`--${name}`, args[name] as string, 1, 1_000_000));
+  const limits: Limits = {
+    execs: limit("max-execs", DEFAULT_LIMITS.execs),
+    execsPerConn: limit("max-execs-per-conn", DEFAULT_LIMITS.execsPerConn),
+    ptys: limit("max-ptys", DEFAULT_LIMITS.ptys),
+    filesPerConn: limit("max-files-per-conn", DEFAULT_LIMITS.filesPerConn),
+    conns: limit("max-conns", DEFAULT_LIMITS.conns),
+  };
+  if (!listen && args["max-conns"] !== undefined) throw new UsageError("--max-conns only applies with --listen");
+  return { target, mode, retryMs, pauseMs, verbose: !!args.verbose, listen, allowCids, reconnect: !!args.reconnect, limits, warnings };
 }
 
 export const agentCommand = defineCommand({

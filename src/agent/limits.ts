@@ -23,3 +23,29 @@ export const EXIT = {
   /** /bin/sh could not be executed. */
   exec: 126,
 } as const;
+
+/**
+ * How much one host, or all of them, may have open at once. A request over a limit is refused on its own
+ * (EXIT or RESULT with errno EAGAIN, PROTOCOL.md §9); the connection goes on. Set with the agent's options.
+ */
+export interface Limits {
+  /** Executions running at once on one connection (--max-execs-per-conn). */
+  execsPerConn: number;
+  /** Executions running at once over all connections (--max-execs). */
+  execs: number;
+  /** Executions on a pseudo-terminal at once over all connections (--max-ptys). */
+  ptys: number;
+  /** PUT and GET requests open at once on one connection (--max-files-per-conn). */
+  filesPerConn: number;
+  /** Listen mode: connections served at once; more are answered ERROR EBUSY and closed (--max-conns). */
+  conns: number;
+}
+
+export const DEFAULT_LIMITS: Limits = { execsPerConn: 64, execs: 256, ptys: 32, filesPerConn: 16, conns: 64 };
+
+/**
+ * A v2 session stops reading its host while more than this many bytes it wrote are still unsent: a host
+ * that sends PINGs (or anything that is answered) and never reads then blocks in its own write, instead of
+ * growing the agent's memory. Output is bounded separately, by each stream's window.
+ */
+export const OUTBOUND_HIGH_WATER = 256 * 1024;

@@ -2,17 +2,38 @@
 // Any number of connections at once, each served on its own.
 import { existsSync, lstatSync, unlinkSync } from "node:fs";
 import { POLLIN, VMADDR_CID_ANY, close, vsockAccept, vsockListen, waitFd } from "../sys/index.ts";
+import { T, encodeJson } from "../protocol/v2/frame.ts";
 import { adoptFd, serverHandlers, type Conn } from "../transport/conn.ts";
 import type { AgentConfig } from "./cli.ts";
 import type { Log } from "./log.ts";
 import { serveConnection } from "./session.ts";
+import { Quota } from "./v2/quota.ts";
+
+let conns: Quota | undefined;
 
 function serveInBackground(conn: Conn, cfg: AgentConfig, log: Log, who: string): void {
+  conns ??= new Quota(cfg.limits.conns);
+  if (!conns.take()) {
+    // Said before the host speaks: a v2 host reads it as the answer to its HELLO; others see the close.
+    const message = `too many connections (limit ${conns.max}, see --max-conns)`;
+    log.error(`refused ${who}: ${message}`);
+    // Then a half-close, and the close once the host has closed too (or after a second): closing at once
+    // can reset the connection before the host has even seen it established.
+    void conn
+      .write(encodeJson(T.ERROR, 0, { code: "EBUSY", message }))
+      .then(() => conn.end())
+      .then(() => Promise.race([conn.closed, Bun.sleep(1000)]))
+      .catch(() => {})
+      .finally(() => conn.close());
+    return;
+  }
   log.debug(`accepted ${who}`);
-  serveConnection(conn, cfg, log).then(
-    (code) => log.debug(`${who}: done (${code})`),
-    (e) => log.error(`${who}: ${(e as Error).message}`),
-  );
+  serveConnection(conn, cfg, log)
+    .then(
+      (code) => log.debug(`${who}: done (${code})`),
+      (e) => log.error(`${who}: ${(e as Error).message}`),
+    )
+    .finally(() => conns!.give());
 }
 
 export async function listenVsock(cfg: AgentConfig, port: number, allowed: Set<number> | "any", log: Log): Promise<never> {

@@ -30,10 +30,18 @@ EXAMPLES
   connection; the mode argument only matters for hosts speaking the original formats.
 
 EXIT STATUS
-  disposable: the command's own status (126/127 from the shell); 0 when a persistent host closes;
-  1 cannot connect or the connection failed; 2 bad command line; 3 nothing runnable was received
-  (command over 2048 bytes, a frame cut off, or no command at all); 143 after SIGTERM, once running
-  v2 executions have finished (or 1.5 s have passed).
+  disposable: the command's own status (126/127 from the shell); 0 when a persistent or v2 host closes,
+  also after a v2 host broke the protocol (it got an ERROR frame); 1 cannot connect or the connection
+  failed; 2 bad command line; 3 nothing runnable was received (command over 2048 bytes, a frame cut off,
+  or no command at all); 143 after SIGTERM, once running v2 executions and the running persistent
+  command have finished (or 1.5 s have passed; what still runs is then killed, its whole process group).
+  With --reconnect nothing a host sends ends the agent: it dials again after every connection.
+
+LIMITS (v2)
+  An execution over --max-execs, --max-execs-per-conn or --max-ptys gets EXIT {status:"error",
+  errno:"EAGAIN"}; a PUT/GET over --max-files-per-conn gets RESULT {ok:false, errno:"EAGAIN"}; the
+  connection goes on. A bad field in any frame gets ERROR {code:"EPROTO"} and that connection closes.
+  The agent stops reading a host that does not read its answers (no unbounded queue).
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -77,11 +85,18 @@ async function main(argv: string[]): Promise<number> {
       return EXIT.connect;
     }
     log.debug(`connected to ${where}`);
+    // serveConnection never throws: nothing a host sends ends the agent; with --reconnect it dials again.
     const code = await serveConnection(await adoptFd(fd), cfg, log, { execFd: fd });
     if (!cfg.reconnect) return code;
     log.info(`${where}: host closed the connection; reconnecting`);
   }
 }
+
+// Last resort: an error thrown outside any connection's handling (a bug of ours) is logged, and the agent
+// goes on serving; every connection catches its own errors (v2/server.ts, session.ts) before this.
+const internal = (e: unknown) => makeLog(false).error(`internal error (continuing): ${(e as Error)?.stack ?? String(e)}`);
+process.on("unhandledRejection", internal);
+process.on("uncaughtException", internal);
 
 try {
   process.exit(await main(process.argv.slice(2)));

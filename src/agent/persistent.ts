@@ -4,6 +4,7 @@ import { cutAtNul } from "../protocol/legacy.ts";
 import type { ByteReader } from "../transport/reader.ts";
 import { EXIT } from "./limits.ts";
 import { describeCommand, describeExit, type Log } from "./log.ts";
+import { tracked } from "./shutdown.ts";
 
 export interface PersistentOptions {
   log: Log;
@@ -41,8 +42,20 @@ export async function runPersistent(reader: ByteReader, { log }: PersistentOptio
 
 async function runShell(command: Uint8Array): Promise<string> {
   try {
-    const proc = Bun.spawn(["/bin/sh", "-c", new TextDecoder().decode(command)], { stdio: ["inherit", "inherit", "inherit"] });
-    await proc.exited;
+    // detached: its own process group, so that SIGTERM handling (shutdown.ts) can kill the command and
+    // everything it started; otherwise they would outlive the agent (past switch_root, in an initrd).
+    const proc = Bun.spawn(["/bin/sh", "-c", new TextDecoder().decode(command)], { stdio: ["inherit", "inherit", "inherit"], detached: true });
+    const running = {
+      idle: () => proc.exited.then(() => {}),
+      abortAll: () => {
+        try {
+          process.kill(-proc.pid, "SIGKILL");
+        } catch {
+          // Gone already.
+        }
+      },
+    };
+    await tracked(running, () => proc.exited);
     return describeExit(proc.exitCode, proc.signalCode).text;
   } catch (e) {
     return `failed to start: ${(e as Error).message}`;

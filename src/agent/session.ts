@@ -14,19 +14,29 @@ export interface ServeOptions {
   execFd?: number;
 }
 
-/** Serves one connection to its end and closes it; returns what the agent's exit code would be. */
+/**
+ * Serves one connection to its end and closes it; returns what the agent's exit code would be. Never
+ * throws: whatever a host sends, the agent goes on (an unexpected failure is logged and returns 1).
+ */
 export async function serveConnection(conn: Conn, cfg: AgentConfig, log: Log, opts: ServeOptions = {}): Promise<number> {
   try {
-    if (await sniffV2(conn.reader, cfg.pauseMs)) {
-      log.debug("host speaks protocol v2");
-      const session = new V2Session(conn, log);
-      await tracked(session, () => session.run());
-      return EXIT.ok;
-    }
-    if (cfg.mode === "persistent") return await runPersistent(conn.reader, { log });
-    if (opts.execFd !== undefined) return await runDisposable(conn.reader, opts.execFd, { pauseMs: cfg.pauseMs, log });
-    return await runDisposableInChild(conn.reader, { pauseMs: cfg.pauseMs, log });
+    return await serve(conn, cfg, log, opts);
+  } catch (e) {
+    log.error(`connection failed: ${(e as Error)?.message ?? String(e)}`);
+    return EXIT.connect;
   } finally {
     conn.close();
   }
+}
+
+async function serve(conn: Conn, cfg: AgentConfig, log: Log, opts: ServeOptions): Promise<number> {
+  if (await sniffV2(conn.reader, cfg.pauseMs)) {
+    log.debug("host speaks protocol v2");
+    const session = new V2Session(conn, log, cfg.limits);
+    await tracked(session, () => session.run());
+    return EXIT.ok;
+  }
+  if (cfg.mode === "persistent") return await runPersistent(conn.reader, { log });
+  if (opts.execFd !== undefined) return await runDisposable(conn.reader, opts.execFd, { pauseMs: cfg.pauseMs, log });
+  return await runDisposableInChild(conn.reader, { pauseMs: cfg.pauseMs, log });
 }

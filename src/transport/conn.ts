@@ -14,7 +14,9 @@ class SocketConn implements Conn {
   readonly reader: ByteReader;
   socket!: Socket<State>;
   private queue: Uint8Array[] = [];
-  private drained: (() => void)[] = [];
+  private queued = 0;
+  private drainWaiters: (() => void)[] = [];
+  private lowWaiters: { bytes: number; resolve: () => void }[] = [];
   private resolveClosed!: () => void;
   readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
   private isClosed = false;
@@ -35,7 +37,24 @@ class SocketConn implements Conn {
       data = data.subarray(Math.max(n, 0));
     }
     this.queue.push(data);
-    return new Promise((resolve) => this.drained.push(resolve));
+    this.queued += data.byteLength;
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  get unsent(): number {
+    return this.queued;
+  }
+
+  drained(highWater = 0): Promise<void> {
+    if (this.isClosed || this.queued <= highWater) return Promise.resolve();
+    return new Promise((resolve) => this.lowWaiters.push({ bytes: highWater, resolve }));
+  }
+
+  private wakeLow(): void {
+    if (this.lowWaiters.length === 0) return;
+    const still: typeof this.lowWaiters = [];
+    for (const w of this.lowWaiters) (this.isClosed || this.queued <= w.bytes ? w.resolve() : still.push(w));
+    this.lowWaiters = still;
   }
 
   flush(): void {
@@ -44,11 +63,15 @@ class SocketConn implements Conn {
       const n = this.socket.write(head);
       if (n < head.byteLength) {
         this.queue[0] = head.subarray(Math.max(n, 0));
+        this.queued -= Math.max(n, 0);
+        this.wakeLow();
         return;
       }
       this.queue.shift();
+      this.queued -= head.byteLength;
     }
-    for (const r of this.drained.splice(0)) r();
+    this.wakeLow();
+    for (const r of this.drainWaiters.splice(0)) r();
   }
 
   end(): void {
@@ -66,7 +89,10 @@ class SocketConn implements Conn {
     this.isClosed = true;
     this.reader.end(err);
     // Writers waiting for a drain that will never come are released; their data is lost with the peer.
-    for (const r of this.drained.splice(0)) r();
+    for (const r of this.drainWaiters.splice(0)) r();
+    this.queue = [];
+    this.queued = 0;
+    this.wakeLow();
     this.resolveClosed();
   }
 }

@@ -29,6 +29,16 @@ class NetConn implements Conn {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
+  get unsent(): number {
+    return this.socket.writableLength;
+  }
+
+  drained(highWater = 0): Promise<void> {
+    // node:net says "drain" once its buffer is empty, and only after a write found it full (needDrain).
+    if (this.isClosed || this.socket.writableLength <= highWater || !this.socket.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
   end(): void {
     if (!this.isClosed) this.socket.end();
   }

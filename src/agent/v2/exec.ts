@@ -1,9 +1,9 @@
 // One execution: a process group started for an EXEC frame, its streams within their windows, and exactly
 // one EXIT frame after all of its output.
 import type { Subprocess } from "bun";
-import { constants } from "node:os";
 import { DEFAULT_WINDOW, ProtocolError, T, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
-import type { ExecRequest, ExitResult } from "../../protocol/v2/messages.ts";
+import type { ExecSpec, ExitResult } from "../../protocol/v2/messages.ts";
+import { signalNumber, type Signal } from "../../protocol/v2/signals.ts";
 import { close, pipe } from "../../sys/index.ts";
 import { Credit } from "../../protocol/v2/credit.ts";
 import { sendWithin, type Send } from "./output.ts";
@@ -11,15 +11,23 @@ import { PtyTerminal } from "./pty.ts";
 import { planSpawn, startError } from "./spawn.ts";
 import { UserError } from "./users.ts";
 
-const SIGNALS = constants.signals as Record<string, number>;
 /** After the process exits, output still in its pipes is sent; a descendant that holds them open longer is cut off after this quiet period. */
 const QUIET_AFTER_EXIT_MS = 500;
 /** A timeout with a catchable signal becomes SIGKILL if the group is still there after this long. */
 const KILL_GRACE_MS = 5000;
+const SIGKILL = signalNumber("SIGKILL")!;
 
-export function signalNumber(name: string): number | undefined {
-  const n = SIGNALS[name] ?? SIGNALS[`SIG${name}`];
-  return typeof n === "number" ? n : undefined;
+/** setTimeout's longest delay (a signed 32-bit count of ms); a longer one would fire at once. */
+const MAX_TIMER_MS = 0x7fffffff;
+
+/** Calls `fn` after `ms`, however long, by chaining timers of at most MAX_TIMER_MS; returns the canceller. */
+function longTimeout(ms: number, fn: () => void): () => void {
+  let timer: ReturnType<typeof setTimeout>;
+  const arm = (left: number) => {
+    timer = setTimeout(() => (left > MAX_TIMER_MS ? arm(left - MAX_TIMER_MS) : fn()), Math.min(left, MAX_TIMER_MS));
+  };
+  arm(ms);
+  return () => clearTimeout(timer);
 }
 
 export class Execution {
@@ -29,13 +37,13 @@ export class Execution {
   private proc: Subprocess<any, any, any> | undefined;
   private readers: { cancel(): Promise<void> }[] = [];
   private lastOutput = Date.now();
-  private timedOut: string | undefined;
+  private timedOut: Signal | undefined;
   private aborted = false;
   private pty: PtyTerminal | undefined;
 
   constructor(
     readonly id: number,
-    private readonly req: ExecRequest,
+    private readonly req: ExecSpec,
     private readonly send: Send,
     private readonly finished: (result: ExitResult) => void,
   ) {}
@@ -105,8 +113,9 @@ export class Execution {
   private result(proc: Subprocess<any, any, any>): ExitResult {
     const sig = proc.signalCode ? String(proc.signalCode) : undefined;
     if (this.timedOut) {
-      const name = sig ?? this.timedOut;
-      return { status: "timeout", signal: name, signo: signalNumber(name) ?? 0, code: proc.exitCode };
+      // The process may have died of another signal than ours (it caught ours, or got SIGKILL after the grace).
+      if (sig) return { status: "timeout", signal: sig, signo: signalNumber(sig) ?? 0, code: proc.exitCode };
+      return { status: "timeout", signal: this.timedOut.name, signo: this.timedOut.signo, code: proc.exitCode };
     }
     if (sig) return { status: "signaled", signal: sig, signo: signalNumber(sig) ?? 0 };
     return { status: "exited", code: proc.exitCode ?? 0 };
@@ -141,21 +150,23 @@ export class Execution {
   }
 
   private armTimeout(ms: number): void {
-    const timer = setTimeout(() => {
-      const sig = this.req.killSignal ?? "SIGKILL";
+    const cancel = longTimeout(ms, () => {
+      const sig = this.req.killSignal;
       this.timedOut = sig;
-      this.signalGroup(sig);
-      if (sig !== "SIGKILL") setTimeout(() => this.proc?.exitCode === null && this.signalGroup("SIGKILL"), KILL_GRACE_MS).unref();
-    }, ms);
-    void this.proc!.exited.then(() => clearTimeout(timer));
+      this.signalGroup(sig.signo);
+      if (sig.signo !== SIGKILL) setTimeout(() => this.proc?.exitCode === null && this.signalGroup(SIGKILL), KILL_GRACE_MS).unref();
+    });
+    void this.proc!.exited.then(cancel);
   }
 
   /** Signals the execution's whole process group (its pid leads a session of its own). */
-  signalGroup(name: string): void {
+  signalGroup(sig: number | string): void {
     const pid = this.proc?.pid;
-    if (!pid || signalNumber(name) === undefined) return;
+    // Names come from our own code (the PTY's SIGSTOP/SIGCONT); a host's signal arrives as a number.
+    const signo = typeof sig === "number" ? sig : signalNumber(sig);
+    if (!pid || signo === undefined) return;
     try {
-      process.kill(-pid, signalNumber(name)!);
+      process.kill(-pid, signo);
     } catch {
       // The group is gone already.
     }
@@ -167,9 +178,9 @@ export class Execution {
     this.out.add(n);
   }
 
-  onSignal(name: string): void {
-    if (signalNumber(name) === undefined) throw new ProtocolError(`SIGNAL: unknown signal ${JSON.stringify(name)}`);
-    this.signalGroup(name);
+  /** A signal decoded (and so known) by the protocol layer. */
+  onSignal(sig: Signal): void {
+    this.signalGroup(sig.signo);
   }
 
   onResize(cols: number, rows: number): void {
@@ -217,7 +228,7 @@ export class Execution {
   abort(): void {
     this.aborted = true;
     this.out.fail(new Error("connection closed"));
-    this.signalGroup("SIGKILL");
+    this.signalGroup(SIGKILL);
     this.stopReading();
   }
 }

@@ -15,24 +15,13 @@ function failure(e: unknown): FileResult {
   return { ok: false, errno: typeof err.code === "string" ? err.code : "EIO", message: err.message ?? String(e) };
 }
 
-function checkPath(kind: string, b: Record<string, unknown>): string {
-  const p = b.path;
-  if (typeof p !== "string" || !p.startsWith("/") || p.includes("\0")) throw new ProtocolError(`${kind}: path must be an absolute path`);
-  return p;
-}
-
-export function validatePut(b: Record<string, unknown>): PutRequest {
-  const path = checkPath("PUT", b);
-  const u32 = (v: unknown) => v === undefined || (typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffffffff);
-  if (typeof b.size !== "number" || !Number.isSafeInteger(b.size) || b.size < 0) throw new ProtocolError("PUT: size must be a non-negative integer");
-  if (!u32(b.mode) || !u32(b.uid) || !u32(b.gid)) throw new ProtocolError("PUT: mode, uid and gid must be u32");
-  return { path, size: b.size, mode: b.mode as number | undefined, uid: b.uid as number | undefined, gid: b.gid as number | undefined };
-}
-
-export function validateGet(b: Record<string, unknown>): GetRequest {
-  const path = checkPath("GET", b);
-  if (b.maxSize !== undefined && (typeof b.maxSize !== "number" || !Number.isSafeInteger(b.maxSize) || b.maxSize < 0)) throw new ProtocolError("GET: maxSize must be a non-negative integer");
-  return { path, maxSize: b.maxSize as number | undefined };
+async function syncDir(dir: string): Promise<void> {
+  const dh = await open(dir, "r");
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
 }
 
 export class PutOp {
@@ -42,6 +31,8 @@ export class PutOp {
   private fh: FileHandle | undefined;
   private readonly tmp: string;
   private failed: FileResult | undefined;
+  /** FILE_END came: later FILE_DATA and FILE_END frames for this id are ignored, as for a finished one. */
+  private ended = false;
 
   constructor(
     readonly id: number,
@@ -57,6 +48,7 @@ export class PutOp {
   }
 
   onData(data: Uint8Array): void {
+    if (this.ended) return;
     if (data.byteLength > this.credit) throw Object.assign(new ProtocolError(`FILE_DATA: ${data.byteLength} bytes exceed the ${this.credit} bytes of credit`), { code: "EFLOW" });
     this.credit -= data.byteLength;
     this.received += data.byteLength;
@@ -69,6 +61,8 @@ export class PutOp {
   }
 
   onEnd(): void {
+    if (this.ended) return;
+    this.ended = true;
     this.chain = this.chain.then(async () => {
       if (!this.failed && this.received !== this.req.size) this.failed = { ok: false, errno: "EIO", message: `got ${this.received} of ${this.req.size} bytes` };
       let result: FileResult;
@@ -76,13 +70,16 @@ export class PutOp {
       else {
         try {
           const fh = this.fh!;
+          // Owner first: chown(2) clears the setuid and setgid bits, so a mode applied before it would lose them.
+          if (this.req.uid !== undefined || this.req.gid !== undefined) await fh.chown(this.req.uid ?? -1, this.req.gid ?? -1);
           // open() honoured the umask; the host asked for this exact mode.
           if (this.req.mode !== undefined) await fh.chmod(this.req.mode);
-          if (this.req.uid !== undefined || this.req.gid !== undefined) await fh.chown(this.req.uid ?? -1, this.req.gid ?? -1);
           await fh.sync();
           await fh.close();
           this.fh = undefined;
           await rename(this.tmp, this.req.path);
+          // The rename is durable only once the directory is: without this a crash can bring the old file back.
+          await syncDir(dirname(this.req.path));
           result = { ok: true, size: this.received };
         } catch (e) {
           result = failure(e);

@@ -1,17 +1,23 @@
-// One v2 connection: frames in, operations dispatched by id, frames out. A protocol error ends this
-// connection (ERROR frame, then close); the agent itself goes on.
-import { FrameDecoder, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, typeName, type Frame } from "../../protocol/v2/frame.ts";
-import { PROTOCOL_VERSION, validateExec } from "../../protocol/v2/messages.ts";
+// One v2 connection: frames in, operations dispatched by id, frames out. Whatever goes wrong while a frame
+// is handled (a protocol error, or anything thrown at all) ends this connection with an ERROR frame and a
+// close; the agent itself goes on. The session reads no further while the host is not reading what it
+// already sent, so answers (PONG, STARTED, EXIT, WINDOW, RESULT) never pile up in memory.
+import { FrameDecoder, ProtocolError, T, decodeJson, encodeFrame, encodeJson, decodeWindow, typeName, type Frame } from "../../protocol/v2/frame.ts";
+import { PROTOCOL_VERSION, decodeExec, decodeGet, decodeHello, decodePut, decodeResize, decodeSignal } from "../../protocol/v2/messages.ts";
 import type { Conn } from "../../transport/conn.ts";
+import { DEFAULT_LIMITS, OUTBOUND_HIGH_WATER, type Limits } from "../limits.ts";
 import type { Log } from "../log.ts";
 import { Execution } from "./exec.ts";
 import { welcome } from "./facts.ts";
-import { GetOp, PutOp, validateGet, validatePut } from "./files.ts";
+import { GetOp, PutOp } from "./files.ts";
+import { Quota, sharedQuotas } from "./quota.ts";
 
 type Op = Execution | PutOp | GetOp;
 const MAX_PING = 64;
 /** How long a stopping agent keeps reading after its last frame, for the host to close first. */
 const LINGER_MS = 500;
+/** Bytes taken from the socket per read: the frames decoded from them are handled before the next read. */
+const READ_CHUNK = 64 * 1024;
 
 export class V2Session {
   private readonly decoder = new FrameDecoder();
@@ -22,11 +28,17 @@ export class V2Session {
   /** Resolves when the host has closed (or the session is over): nothing more will be read. */
   private readonly readDone = new Promise<void>((r) => (this.endRead = r));
   private readonly send = (f: Uint8Array) => this.conn.write(f);
+  private readonly execs: Quota;
+  private readonly files: Quota;
 
   constructor(
     private readonly conn: Conn,
     private readonly log: Log,
-  ) {}
+    private readonly limits: Limits = DEFAULT_LIMITS,
+  ) {
+    this.execs = new Quota(limits.execsPerConn);
+    this.files = new Quota(limits.filesPerConn);
+  }
 
   /** Serves until the host closes or breaks the protocol. */
   async run(): Promise<void> {
@@ -35,15 +47,25 @@ export class V2Session {
       for (;;) {
         await reader.waitData();
         if (reader.isEnded) break;
-        for (const f of this.decoder.push(reader.readAvailable(1 << 20))) this.handle(f);
+        for (const f of this.decoder.push(reader.readAvailable(READ_CHUNK))) {
+          this.handle(f);
+          // Back-pressure: while the host does not read, neither do we (its writes then block, not our memory).
+          if (this.conn.unsent > OUTBOUND_HIGH_WATER) await this.conn.drained(OUTBOUND_HIGH_WATER);
+        }
         this.decoder.finish();
       }
       if (this.decoder.pending > 0) this.log.error(`v2: connection closed inside a frame (${this.decoder.pending} bytes pending)`);
     } catch (e) {
-      if (!(e instanceof ProtocolError)) throw e;
-      const code = (e as ProtocolError & { code?: string }).code ?? "EPROTO";
-      this.log.error(`v2: ${e.message}; closing this connection`);
-      await this.conn.write(encodeJson(T.ERROR, 0, { code, message: e.message })).catch(() => {});
+      // Not only protocol errors: a bug of ours must cost this connection, never the agent.
+      const proto = e instanceof ProtocolError;
+      const code = proto ? ((e as ProtocolError & { code?: string }).code ?? "EPROTO") : "EINTERNAL";
+      const message = proto ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`;
+      this.log.error(`v2: ${message}; closing this connection`);
+      if (!proto && this.log.verbose) this.log.error(String((e as Error)?.stack ?? e));
+      // Through a promise: a write that throws at once must not escape either.
+      await Promise.resolve()
+        .then(() => this.conn.write(encodeJson(T.ERROR, 0, { code, message })))
+        .catch(() => {});
     } finally {
       for (const op of this.ops.values()) op.abort();
       this.ops.clear();
@@ -56,16 +78,27 @@ export class V2Session {
   private handle(f: Frame): void {
     if (!this.greeted) {
       if (f.type !== T.HELLO) throw new ProtocolError(`expected HELLO, got ${typeName(f.type)}`);
-      const versions = decodeJson<{ versions?: unknown }>(f).versions;
-      if (!Array.isArray(versions) || !versions.includes(PROTOCOL_VERSION)) throw Object.assign(new ProtocolError(`no common protocol version (host offers ${JSON.stringify(versions)}, agent speaks ${PROTOCOL_VERSION})`), { code: "EVERSION" });
+      const { versions } = decodeHello(decodeJson(f));
+      if (!versions.includes(PROTOCOL_VERSION)) throw Object.assign(new ProtocolError(`no common protocol version (host offers ${JSON.stringify(versions)}, agent speaks ${PROTOCOL_VERSION})`), { code: "EVERSION" });
       this.greeted = true;
       void this.send(encodeJson(T.WELCOME, 0, welcome())).catch(() => {});
       return;
     }
     switch (f.type) {
       case T.EXEC: {
-        const req = validateExec(decodeJson(f));
-        const ex = new Execution(this.newId(f), req, this.send, (r) => {
+        const id = this.newId(f);
+        const req = decodeExec(decodeJson(f));
+        const refused = this.admitExec(!!req.pty);
+        if (refused) {
+          this.log.error(`exec ${id} refused: ${refused}`);
+          void this.send(encodeJson(T.EXIT, id, { status: "error", errno: "EAGAIN", message: refused })).catch(() => {});
+          return;
+        }
+        const shared = sharedQuotas(this.limits);
+        const ex = new Execution(id, req, this.send, (r) => {
+          this.execs.give();
+          shared.execs.give();
+          if (req.pty) shared.ptys.give();
           this.finished(f.id);
           const what = this.log.verbose ? ` ${JSON.stringify(req.argv ?? req.shell)}` : "";
           this.log.info(`exec ${f.id}${what}: ${r.status === "exited" ? `exited ${r.code}` : r.status === "error" ? `failed to start: ${r.errno}` : `${r.status} ${r.signal}`}`);
@@ -74,14 +107,22 @@ export class V2Session {
         ex.start();
         return;
       }
-      case T.PUT: {
-        const req = validatePut(decodeJson(f));
-        this.ops.set(this.newId(f), new PutOp(f.id, req, this.send, () => this.finished(f.id)));
-        return;
-      }
+      case T.PUT:
       case T.GET: {
-        const req = validateGet(decodeJson(f));
-        this.ops.set(this.newId(f), new GetOp(f.id, req, this.send, () => this.finished(f.id)));
+        const id = this.newId(f);
+        const body = decodeJson(f);
+        const req = f.type === T.PUT ? decodePut(body) : decodeGet(body);
+        if (!this.files.take()) {
+          const message = `too many file requests open on this connection (limit ${this.files.max}, see --max-files-per-conn)`;
+          this.log.error(`${typeName(f.type)} ${id} refused: ${message}`);
+          void this.send(encodeJson(T.RESULT, id, { ok: false, errno: "EAGAIN", message })).catch(() => {});
+          return;
+        }
+        const done = () => {
+          this.files.give();
+          this.finished(id);
+        };
+        this.ops.set(id, f.type === T.PUT ? new PutOp(id, req as ReturnType<typeof decodePut>, this.send, done) : new GetOp(id, req, this.send, done));
         return;
       }
       case T.PING:
@@ -113,20 +154,32 @@ export class V2Session {
   }
 
   private toExecution(f: Frame): void {
+    // Decoded before the id is looked up: a bad value is refused even when it races with the EXIT.
+    const sig = f.type === T.SIGNAL ? decodeSignal(decodeJson(f)) : undefined;
+    const size = f.type === T.RESIZE ? decodeResize(decodeJson(f)) : undefined;
     const ex = this.ops.get(f.id);
     // Input racing with the EXIT frame finds no execution: ignored, as the spec says.
     if (!(ex instanceof Execution)) return;
     if (f.type === T.STDIN) ex.onStdin(f.payload);
     else if (f.type === T.STDIN_EOF) ex.onStdinEof();
-    else if (f.type === T.SIGNAL) {
-      const { signal } = decodeJson<{ signal?: unknown }>(f);
-      if (typeof signal !== "string") throw new ProtocolError("SIGNAL: signal must be a name");
-      ex.onSignal(signal);
-    } else {
-      const { cols, rows } = decodeJson<{ cols?: unknown; rows?: unknown }>(f);
-      if (typeof cols !== "number" || typeof rows !== "number") throw new ProtocolError("RESIZE: cols and rows must be numbers");
-      ex.onResize(cols, rows);
+    else if (sig) ex.onSignal(sig);
+    else if (size) ex.onResize(size.cols, size.rows);
+  }
+
+  /** Takes the quotas an execution needs, or says why it cannot run now. */
+  private admitExec(pty: boolean): string | undefined {
+    const shared = sharedQuotas(this.limits);
+    if (!this.execs.take()) return `too many executions running on this connection (limit ${this.execs.max}, see --max-execs-per-conn)`;
+    if (!shared.execs.take()) {
+      this.execs.give();
+      return `too many executions running in the agent (limit ${shared.execs.max}, see --max-execs)`;
     }
+    if (pty && !shared.ptys.take()) {
+      this.execs.give();
+      shared.execs.give();
+      return `too many pseudo-terminals open in the agent (limit ${shared.ptys.max}, see --max-ptys)`;
+    }
+    return undefined;
   }
 
   /**

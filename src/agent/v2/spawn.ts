@@ -1,5 +1,5 @@
 // Turning an EXEC request into Bun.spawn options: command line, environment, identity, stdio.
-import type { ExecRequest } from "../../protocol/v2/messages.ts";
+import type { ExecSpec } from "../../protocol/v2/messages.ts";
 import { lookupUser } from "./users.ts";
 
 export interface SpawnPlan {
@@ -10,7 +10,7 @@ export interface SpawnPlan {
   gid?: number;
 }
 
-export function planSpawn(req: ExecRequest, baseEnv: Record<string, string | undefined> = process.env): SpawnPlan {
+export function planSpawn(req: ExecSpec, baseEnv: Record<string, string | undefined> = process.env): SpawnPlan {
   const cmd = req.argv ?? ["/bin/sh", "-c", req.shell!];
   const env: Record<string, string> = {};
   if (!req.clearEnv) for (const [k, v] of Object.entries(baseEnv)) if (v !== undefined) env[k] = v;

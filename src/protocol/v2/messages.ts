@@ -1,5 +1,8 @@
-// JSON bodies of v2 control frames (PROTOCOL.md §4–8), with the agent's validation of what hosts send.
+// JSON bodies of v2 control frames (PROTOCOL.md §4–8), and their decoding into checked, typed values.
+// Every field a host sends is checked here, once; the agent uses only the decoded types, so nothing from
+// the peer reaches a Bun or libc call unchecked. Anything malformed is a ProtocolError naming the field.
 import { ProtocolError } from "./frame.ts";
+import { lookupSignal, type Signal } from "./signals.ts";
 
 export const PROTOCOL_VERSION = 2;
 export const CAPABILITIES = ["exec", "pty", "signal", "timeout", "files", "ping", "flow"] as const;
@@ -67,40 +70,141 @@ export interface GetRequest {
 
 export type FileResult = { ok: true; size: number; mode?: number } | { ok: false; errno: string; message: string };
 
-function fail(msg: string): never {
-  throw new ProtocolError(`EXEC: ${msg}`);
+/** An EXEC request after decoding: the wire fields, checked, with the kill signal resolved. */
+export interface ExecSpec extends Omit<ExecRequest, "killSignal"> {
+  /** The timeout's signal (default SIGKILL). */
+  killSignal: Signal;
 }
 
-const isU32 = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
-const isStr = (v: unknown): v is string => typeof v === "string";
+/** Terminal sizes: what TIOCSWINSZ holds (u16), and 0 is no size at all. */
+export const MIN_TTY_DIM = 1;
+export const MAX_TTY_DIM = 65535;
+/** Longest timeout: u32 milliseconds (about 49.7 days); the agent chains timers past setTimeout's 2^31-1. */
+export const MAX_TIMEOUT_MS = 0xffffffff;
+/** Permission bits a PUT may set (with setuid, setgid, sticky); file-type bits are not the host's to give. */
+export const MAX_MODE = 0o7777;
 
-/** Checks an EXEC body field by field; anything malformed is a ProtocolError naming the field. */
-export function validateExec(b: Record<string, unknown>): ExecRequest {
-  const r = b as ExecRequest;
-  if ((r.argv === undefined) === (r.shell === undefined)) fail("exactly one of argv and shell is required");
-  if (r.argv !== undefined && (!Array.isArray(r.argv) || r.argv.length === 0 || !r.argv.every(isStr))) fail("argv must be a non-empty array of strings");
-  if (r.shell !== undefined && !isStr(r.shell)) fail("shell must be a string");
-  if ([...(r.argv ?? []), r.shell ?? ""].some((s) => s.includes("\0"))) fail("arguments cannot contain NUL");
-  if (r.env !== undefined) {
-    if (typeof r.env !== "object" || r.env === null || Array.isArray(r.env)) fail("env must be an object");
-    for (const [k, v] of Object.entries(r.env)) {
+type Body = Record<string, unknown>;
+
+const isU32 = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+
+function checker(kind: string) {
+  const fail = (msg: string): never => {
+    throw new ProtocolError(`${kind}: ${msg}`);
+  };
+  /** A string without NUL (C strings end at NUL: a NUL would cut the value, or Bun refuses it). */
+  const str = (name: string, v: unknown, nonEmpty = false): string => {
+    if (typeof v !== "string") fail(`${name} must be a string`);
+    const s = v as string;
+    if (nonEmpty && s === "") fail(`${name} must not be empty`);
+    if (s.includes("\0")) fail(`${name} cannot contain NUL`);
+    return s;
+  };
+  const int = (name: string, v: unknown, min: number, max: number): number => {
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) fail(`${name} must be an integer ${min}..${max}`);
+    return v as number;
+  };
+  const bool = (name: string, v: unknown): boolean => {
+    if (typeof v !== "boolean") fail(`${name} must be a boolean`);
+    return v as boolean;
+  };
+  const signal = (name: string, v: unknown): Signal => {
+    if (typeof v !== "string") fail(`${name} must be a signal name`);
+    const sig = lookupSignal(v as string);
+    if (!sig) fail(`unknown signal ${JSON.stringify(v)}`);
+    return sig!;
+  };
+  return { fail, str, int, bool, signal };
+}
+
+/** Decodes an EXEC body: every field checked, killSignal resolved to a number. */
+export function decodeExec(b: Body): ExecSpec {
+  const { fail, str, int, bool, signal } = checker("EXEC");
+  if ((b.argv === undefined) === (b.shell === undefined)) fail("exactly one of argv and shell is required");
+  const spec: ExecSpec = { killSignal: { name: "SIGKILL", signo: 9 } };
+  if (b.argv !== undefined) {
+    if (!Array.isArray(b.argv) || b.argv.length === 0) fail("argv must be a non-empty array of strings");
+    spec.argv = (b.argv as unknown[]).map((a, i) => str(`argv[${i}]`, a));
+  }
+  if (b.shell !== undefined) spec.shell = str("shell", b.shell);
+  if (b.env !== undefined) {
+    if (typeof b.env !== "object" || b.env === null || Array.isArray(b.env)) fail("env must be an object");
+    const env: Record<string, string | null> = {};
+    for (const [k, v] of Object.entries(b.env as Body)) {
       if (k === "" || k.includes("=") || k.includes("\0")) fail(`env name ${JSON.stringify(k)} is invalid`);
-      if (v !== null && !isStr(v)) fail(`env ${k} must be a string or null`);
+      env[k] = v === null ? null : str(`env ${k}`, v);
     }
+    spec.env = env;
   }
-  if (r.clearEnv !== undefined && typeof r.clearEnv !== "boolean") fail("clearEnv must be a boolean");
-  if (r.cwd !== undefined && !isStr(r.cwd)) fail("cwd must be a string");
-  if (r.user !== undefined && (!isStr(r.user) || r.user === "")) fail("user must be a non-empty string");
-  if (r.uid !== undefined && !isU32(r.uid)) fail("uid must be a u32");
-  if (r.gid !== undefined && !isU32(r.gid)) fail("gid must be a u32");
-  if (r.stdin !== undefined && r.stdin !== "pipe" && r.stdin !== "closed") fail('stdin must be "pipe" or "closed"');
-  if (r.pty !== undefined) {
-    const p = r.pty;
-    if (typeof p !== "object" || p === null || !isU32(p.cols) || !isU32(p.rows) || p.cols > 65535 || p.rows > 65535) fail("pty needs cols and rows 0..65535");
-    if (p.term !== undefined && !isStr(p.term)) fail("pty.term must be a string");
+  if (b.clearEnv !== undefined) spec.clearEnv = bool("clearEnv", b.clearEnv);
+  if (b.cwd !== undefined) spec.cwd = str("cwd", b.cwd, true);
+  if (b.user !== undefined) spec.user = str("user", b.user, true);
+  if (b.uid !== undefined) spec.uid = int("uid", b.uid, 0, 0xffffffff);
+  if (b.gid !== undefined) spec.gid = int("gid", b.gid, 0, 0xffffffff);
+  if (b.stdin !== undefined) {
+    if (b.stdin !== "pipe" && b.stdin !== "closed") fail('stdin must be "pipe" or "closed"');
+    spec.stdin = b.stdin as "pipe" | "closed";
   }
-  if (r.merge !== undefined && typeof r.merge !== "boolean") fail("merge must be a boolean");
-  if (r.timeoutMs !== undefined && (!isU32(r.timeoutMs) || r.timeoutMs === 0)) fail("timeoutMs must be a positive u32");
-  if (r.killSignal !== undefined && !isStr(r.killSignal)) fail("killSignal must be a signal name");
-  return r;
+  if (b.pty !== undefined) {
+    const p = b.pty as Body;
+    if (typeof p !== "object" || p === null || Array.isArray(p)) fail("pty must be an object {cols, rows, term?}");
+    spec.pty = { cols: int("pty.cols", p.cols, MIN_TTY_DIM, MAX_TTY_DIM), rows: int("pty.rows", p.rows, MIN_TTY_DIM, MAX_TTY_DIM) };
+    if (p.term !== undefined) spec.pty.term = str("pty.term", p.term, true);
+  }
+  if (b.merge !== undefined) spec.merge = bool("merge", b.merge);
+  if (b.timeoutMs !== undefined) spec.timeoutMs = int("timeoutMs", b.timeoutMs, 1, MAX_TIMEOUT_MS);
+  if (b.killSignal !== undefined) spec.killSignal = signal("killSignal", b.killSignal);
+  return spec;
+}
+
+/**
+ * Checks an EXEC body as decodeExec does and returns it unchanged: what the host library sends, so that a
+ * mistake is caught before it costs the connection.
+ */
+export function validateExec(b: Body): ExecRequest {
+  decodeExec(b);
+  return b as ExecRequest;
+}
+
+/** HELLO: the versions the host speaks. */
+export function decodeHello(b: Body): Hello {
+  const { fail, str } = checker("HELLO");
+  if (!Array.isArray(b.versions) || !b.versions.every(isU32)) fail("versions must be an array of integers");
+  const hello: Hello = { versions: b.versions as number[] };
+  if (b.client !== undefined) hello.client = str("client", b.client);
+  return hello;
+}
+
+/** RESIZE: a PTY window size. */
+export function decodeResize(b: Body): { cols: number; rows: number } {
+  const { int } = checker("RESIZE");
+  return { cols: int("cols", b.cols, MIN_TTY_DIM, MAX_TTY_DIM), rows: int("rows", b.rows, MIN_TTY_DIM, MAX_TTY_DIM) };
+}
+
+/** SIGNAL: a known signal, resolved to its number. */
+export function decodeSignal(b: Body): Signal {
+  return checker("SIGNAL").signal("signal", b.signal);
+}
+
+function path(kind: string, v: unknown): string {
+  const { fail, str } = checker(kind);
+  const p = str("path", v, true);
+  if (!p.startsWith("/")) fail("path must be an absolute path");
+  return p;
+}
+
+export function decodePut(b: Body): PutRequest {
+  const { int } = checker("PUT");
+  const req: PutRequest = { path: path("PUT", b.path), size: int("size", b.size, 0, Number.MAX_SAFE_INTEGER) };
+  if (b.mode !== undefined) req.mode = int("mode", b.mode, 0, MAX_MODE);
+  if (b.uid !== undefined) req.uid = int("uid", b.uid, 0, 0xffffffff);
+  if (b.gid !== undefined) req.gid = int("gid", b.gid, 0, 0xffffffff);
+  return req;
+}
+
+export function decodeGet(b: Body): GetRequest {
+  const { int } = checker("GET");
+  const req: GetRequest = { path: path("GET", b.path) };
+  if (b.maxSize !== undefined) req.maxSize = int("maxSize", b.maxSize, 0, Number.MAX_SAFE_INTEGER);
+  return req;
 }
