@@ -8,7 +8,8 @@
  *   EPROTO     the agent sent a malformed frame
  *   EHELLO     no usable WELCOME (timeout, an original-format agent, a refused version)
  *   ETIMEDOUT  a host-side deadline passed
- *   other      the code of the agent's ERROR frame (EFLOW, EVERSION, ...)
+ *   EFLOW      the agent sent more output or file data than the host granted (PROTOCOL.md §7)
+ *   other      the code of the agent's ERROR frame (EFLOW, EVERSION, ...), or EREMOTE
  */
 export class GuestError extends Error {
   override name = "GuestError";
@@ -24,12 +25,15 @@ export class GuestError extends Error {
 /** A PUT or GET the agent refused or failed: `errno` is the agent's (ENOENT, EACCES, EFBIG, ...). */
 export class FileError extends Error {
   override name = "FileError";
+  /** The same as `errno`, so that every error of the library can be told apart by `code`. */
+  readonly code: string;
   constructor(
     readonly errno: string,
     readonly path: string,
     message: string,
   ) {
     super(`${path}: ${message}`);
+    this.code = errno;
   }
 }
 
