@@ -28,3 +28,11 @@ export function printableLines(s: string, max = 64 * 1024): string {
   const lines = (s.length > max ? s.slice(0, max) : s).split("\n").map((l) => printable(l, Infinity));
   return lines.join("\n") + (s.length > max ? `... (${s.length - max} more characters)` : "");
 }
+
+/**
+ * JSON.stringify, with DEL, C1 and the separators/bidi marks written as \u escapes too (JSON.stringify
+ * escapes only C0): the same value when parsed, and nothing a terminal acts on when printed.
+ */
+export function printableJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
