@@ -1,7 +1,7 @@
 // PUT and GET (PROTOCOL.md §8): uploads send only the credit the agent grants; downloads are streams whose
 // credit goes back as they are read, like an execution's output.
 import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
-import { validateFileResult, type GetRequest, type PutRequest } from "../protocol/v2/messages.ts";
+import { DEFAULT_MAX_GET, validateFileResult, type GetRequest, type PutRequest } from "../protocol/v2/messages.ts";
 import { Credit } from "../protocol/v2/credit.ts";
 import { Inbox, collect } from "./_inbox.ts";
 import type { Mux } from "./_mux.ts";
@@ -31,6 +31,16 @@ function decodeResult(f: Frame, path: string): FileInfo {
   throw new FileError(r.errno, path, r.message.startsWith(r.errno) ? r.message : `${r.errno}: ${r.message}`);
 }
 
+/** The agent's answer, or the FileError it reports; a malformed RESULT throws ProtocolError. */
+function checkedResult(f: Frame, path: string): FileInfo | FileError {
+  try {
+    return decodeResult(f, path);
+  } catch (e) {
+    if (e instanceof FileError) return e;
+    throw e;
+  }
+}
+
 export async function putFile(mux: Mux, window: number, path: string, src: PutSource, opts: PutOptions = {}): Promise<FileInfo> {
   const prepared = await prepareSource(src, opts.size);
   const credit = new Credit(window);
@@ -41,13 +51,10 @@ export async function putFile(mux: Mux, window: number, path: string, src: PutSo
     frame(f) {
       if (f.type === T.WINDOW) return credit.add(decodeWindow(f));
       if (f.type !== T.RESULT) throw new ProtocolError(`unexpected ${typeName(f.type)} frame for a PUT`);
+      const r = checkedResult(f, path);
       mux.release(id);
-      try {
-        settle.ok(decodeResult(f, path));
-      } catch (e) {
-        if (!(e instanceof FileError)) throw e;
-        settle.fail(e);
-      }
+      if (r instanceof FileError) settle.fail(r);
+      else settle.ok(r);
       credit.fail(new Error("PUT answered"));
     },
     fail(e) {
@@ -98,6 +105,10 @@ export function getFile(mux: Mux, path: string, opts: GetOptions = {}): RemoteFi
   done.catch(() => {});
   // The data credit we have granted and not yet seen used (PROTOCOL.md §7).
   const granted = new Credit(DEFAULT_WINDOW);
+  // The agent must stay within the size we asked for and report the size it sent: a guest cannot make a
+  // download (and the disk of whoever writes it out) grow past the limit.
+  const maxSize = opts.maxSize ?? DEFAULT_MAX_GET;
+  let received = 0;
   const inbox = new Inbox((n) => {
     granted.add(n);
     if (!finished && !mux.error) mux.post(encodeWindow(id, n));
@@ -107,19 +118,22 @@ export function getFile(mux: Mux, path: string, opts: GetOptions = {}): RemoteFi
       if (f.type === T.FILE_DATA) {
         // Nothing is queued beyond the grant, however much a hostile guest sends.
         if (!granted.spend(f.payload.byteLength)) throw new GuestError("EFLOW", `${mux.name}: the agent sent more file data than the ${granted.available}-byte credit left for GET ${id}`);
+        received += f.payload.byteLength;
+        if (received > maxSize) throw new ProtocolError(`FILE_DATA frame: more than the ${maxSize} bytes asked for at most`);
         return inbox.push(f.payload);
       }
       if (f.type !== T.RESULT) throw new ProtocolError(`unexpected ${typeName(f.type)} frame for a GET`);
+      // Checked while the id is still ours: a malformed RESULT fails the connection and reaches this GET.
+      const r = checkedResult(f, path);
+      if (!(r instanceof FileError) && r.size !== received) throw new ProtocolError(`RESULT frame: size ${r.size}, but ${received} bytes arrived`);
       finished = true;
       mux.release(id);
-      try {
-        const info = decodeResult(f, path);
+      if (r instanceof FileError) {
+        inbox.fail(r);
+        settle.fail(r);
+      } else {
         inbox.end();
-        settle.ok(info);
-      } catch (e) {
-        if (!(e instanceof FileError)) throw e;
-        inbox.fail(e);
-        settle.fail(e);
+        settle.ok(r);
       }
     },
     fail(e) {

@@ -240,6 +240,25 @@ describe("(c) vge cp from a hostile guest", () => {
       d.remove();
     }
   }, 30_000);
+  test("a RESULT that lies about the size, a bad mode, or data past --max-size: EPROTO, no hang, nothing left", async () => {
+    for (const [args, data, result, msg] of [
+      [[], "12345678", { ok: true, size: 4, mode: 0o644 }, "RESULT frame: size 4, but 8 bytes arrived"],
+      [[], "1234", { ok: true, size: 4, mode: 0o17777 }, "RESULT frame: mode must be permission bits 0..0o7777"],
+      [["--max-size", "3"], "1234", { ok: true, size: 4 }, "FILE_DATA frame: more than the 3 bytes asked for at most"],
+    ] as const) {
+      const d = tempDir("vge-cp-");
+      try {
+        const a = await agent({ onFrame: getAnswer(data, result) });
+        const r = await vge(["cp", ...args, a.addr, ":/x", d.file("out")], { timeoutMs: 15_000 });
+        expect(r.code).toBe(255);
+        expect(vgeLines(r.stderr)).toEqual([`vge: error: guest ${a.addr}: malformed frame from the agent: ${msg}`]);
+        expect(r.ms).toBeLessThan(5_000);
+        expect(readdirSync(d.path)).toEqual([]);
+      } finally {
+        d.remove();
+      }
+    }
+  }, 60_000);
 });
 
 describe("(d) a guest that never answers and never closes", () => {

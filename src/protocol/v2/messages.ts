@@ -62,6 +62,9 @@ export interface PutRequest {
   gid?: number;
 }
 
+/** A GET without maxSize is refused beyond this (PROTOCOL.md §8); the host holds the agent to it too. */
+export const DEFAULT_MAX_GET = 1024 ** 3;
+
 export interface GetRequest {
   path: string;
   maxSize?: number;
