@@ -6,7 +6,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { T, encodeFrame, encodeJson } from "../../src/protocol/index.ts";
+import { DEFAULT_WINDOW, T, decodeWindow, encodeFrame, encodeJson } from "../../src/protocol/index.ts";
+import { connect } from "../../src/host/index.ts";
 import { startVge, vge, vgeLines } from "../cli/_vge.ts";
 import { GOOD_WELCOME, CONTROL, hostileAgent, rssBytes, writeFrame, type HostileAgent } from "./_hostile.ts";
 import { tempDir } from "./_fixtures.ts";
@@ -79,6 +80,68 @@ describe("(a) output beyond the window", () => {
       host.kill("SIGKILL");
     }
   }, 60_000);
+});
+
+describe("(a) the window, in process", () => {
+  const chunk = (id: number, type: number, n: number) => encodeFrame(type, id, new Uint8Array(n).fill(0x42));
+
+  test("STDOUT and STDERR share one window: 200 KiB + 100 KiB unread is EFLOW", async () => {
+    const a = await agent({
+      onFrame: (f, sock) => {
+        if (f.type !== T.EXEC) return;
+        for (let i = 0; i < 4; i++) sock.write(chunk(f.id, T.STDOUT, 50 * 1024));
+        for (let i = 0; i < 2; i++) sock.write(chunk(f.id, T.STDERR, 50 * 1024));
+      },
+    });
+    const g = await connect(a.addr);
+    const err = await g.exec(["x"]).exited.catch((e) => e);
+    expect(err.code).toBe("EFLOW");
+    expect(g.error).toBe(err);
+  });
+
+  test("a GET past its window is EFLOW for the download, and for everything else on that connection", async () => {
+    const a = await agent({
+      onFrame: (f, sock) => {
+        if (f.type === T.GET) for (let i = 0; i < 5; i++) sock.write(chunk(f.id, T.FILE_DATA, 64 * 1024));
+      },
+    });
+    const g = await connect(a.addr);
+    const other = g.exec(["y"]);
+    const file = g.getFile("/big");
+    expect((await file.done.catch((e) => e)).code).toBe("EFLOW");
+    expect((await other.exited.catch((e) => e)).code).toBe("EFLOW");
+    expect((await new Response(file.stream).text().catch((e) => e)).code).toBe("EFLOW");
+  });
+
+  test("a guest that keeps to the window is never cut off: 8 MiB, each window's worth sent only after WINDOW", async () => {
+    const TOTAL = 8 * 1024 * 1024;
+    // One connection, one execution: its state can live here.
+    let credit = 0;
+    let sent = 0;
+    let id = 0;
+    const a = await agent({
+      onFrame: (f, sock) => {
+        if (f.type === T.EXEC) [credit, id] = [DEFAULT_WINDOW, f.id];
+        else if (f.type === T.WINDOW) credit += decodeWindow(f);
+        else return;
+        while (credit > 0 && sent < TOTAL) {
+          const n = Math.min(credit, 64 * 1024, TOTAL - sent);
+          sock.write(chunk(id, T.STDOUT, n));
+          credit -= n;
+          sent += n;
+        }
+        if (sent === TOTAL) {
+          sent++;
+          sock.write(encodeJson(T.EXIT, id, { status: "exited", code: 0 }));
+        }
+      },
+    });
+    const g = await connect(a.addr);
+    const r = await g.run(["z"]);
+    expect(r.status).toBe("exited");
+    expect(r.stdout.byteLength).toBe(TOTAL);
+    g.close();
+  }, 30_000);
 });
 
 describe("(b) escapes and huge strings", () => {
