@@ -27,6 +27,7 @@ class SocketConn implements Conn {
   readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
   private isClosed = false;
   private ending = false;
+  private halfClosed = false;
 
   /** `fd`: the descriptor when the FFI layer made it, so that end() can half-close it itself. */
   constructor(
@@ -73,7 +74,8 @@ class SocketConn implements Conn {
   }
 
   private halfClose(): void {
-    if (this.isClosed) return;
+    if (this.isClosed || this.halfClosed) return;
+    this.halfClosed = true;
     // Bun's socket.shutdown(true) shuts the READ side (and over an adopted fd the connection closes),
     // so a disposable agent never saw EOF. shutdown(2) with SHUT_WR on our own fd is exactly a FIN.
     if (this.fd !== undefined) {
