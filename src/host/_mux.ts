@@ -2,7 +2,7 @@
 // its id, and one failure path that rejects everything pending with the same clear error.
 import type { Conn } from "../transport/stream.ts";
 import { FrameDecoder, MAGIC, ProtocolError, T, decodeJson, encodeJson, typeName, type Frame } from "../protocol/v2/frame.ts";
-import { PROTOCOL_VERSION, type Welcome } from "../protocol/v2/messages.ts";
+import { PROTOCOL_VERSION, message, token, validateWelcome, type Welcome } from "../protocol/v2/messages.ts";
 import { GuestError } from "./errors.ts";
 
 /** Whoever owns an id: an exec, a file request or a ping. */
@@ -19,6 +19,7 @@ export class Mux {
   private welcomed!: { resolve: (w: Welcome) => void; reject: (e: Error) => void };
   readonly welcome = new Promise<Welcome>((resolve, reject) => (this.welcomed = { resolve, reject }));
   private closedByUs = false;
+  private welcomeSeen = false;
 
   constructor(
     private readonly conn: Conn,
@@ -107,17 +108,26 @@ export class Mux {
 
   private dispatch(f: Frame): void {
     if (f.id !== 0) {
+      // Frames for an id we do not hold (never opened, or released after its EXIT/RESULT) are dropped,
+      // never buffered: a guest cannot make the host keep anything for ids of its choosing.
       this.handlers.get(f.id)?.frame(f);
       return;
     }
     if (f.type === T.WELCOME) {
-      const w = decodeJson<Welcome>(f);
-      if (w.version !== PROTOCOL_VERSION) throw new ProtocolError(`WELCOME chose version ${w.version}; this host speaks ${PROTOCOL_VERSION}`);
-      this.welcomed.resolve(w);
+      if (this.welcomeSeen) throw new ProtocolError("a second WELCOME");
+      this.welcomeSeen = true;
+      this.welcomed.resolve(validateWelcome(decodeJson(f)));
     } else if (f.type === T.ERROR) {
-      const e = decodeJson<{ code?: unknown; message?: unknown }>(f);
-      const code = typeof e.code === "string" ? e.code : "EREMOTE";
-      this.fail(new GuestError(code, `${this.name}: the agent reported ${code}: ${typeof e.message === "string" ? e.message : "(no message)"}`));
+      const e = decodeJson(f);
+      // The code becomes GuestError.code and the message part of ours: a name, and escaped, bounded text.
+      let code = "EREMOTE";
+      try {
+        code = token("ERROR", e.code, "code");
+      } catch {
+        // Not a plain name: keep EREMOTE rather than the guest's text.
+      }
+      const text = typeof e.message === "string" ? message("ERROR", e.message, "message") : "(no message)";
+      this.fail(new GuestError(code, `${this.name}: the agent reported ${code}: ${text}`));
     } else throw new ProtocolError(`unexpected ${typeName(f.type)} frame for id 0`);
   }
 

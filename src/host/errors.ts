@@ -15,7 +15,8 @@
  *   EADDRINUSE a listen address somebody else holds
  * AddressError (EINVAL), FileError (its errno), StdinClosedError (EPIPE) and ListenerClosedError
  * (ECLOSED) carry a `code` too.
- *   other      the code of the agent's ERROR frame (EFLOW, EVERSION, ...)
+ *   EFLOW      the agent sent more output or file data than the host granted (PROTOCOL.md §7)
+ *   other      the code of the agent's ERROR frame (EFLOW, EVERSION, ...), or EREMOTE
  */
 export class GuestError extends Error {
   override name = "GuestError";
@@ -31,7 +32,7 @@ export class GuestError extends Error {
 /** A PUT or GET the agent refused or failed: `errno` is the agent's (ENOENT, EACCES, EFBIG, ...). */
 export class FileError extends Error {
   override name = "FileError";
-  /** The same as errno, under the name every error of this library has. */
+  /** The same as `errno`, so that every error of the library can be told apart by `code`. */
   readonly code: string;
   constructor(
     readonly errno: string,

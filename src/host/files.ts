@@ -1,12 +1,12 @@
 // PUT and GET (PROTOCOL.md §8): uploads send only the credit the agent grants; downloads are streams whose
 // credit goes back as they are read, like an execution's output.
-import { CHUNK, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
-import type { FileResult, GetRequest, PutRequest } from "../protocol/v2/messages.ts";
+import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
+import { DEFAULT_MAX_GET, validateFileResult, type GetRequest, type PutRequest } from "../protocol/v2/messages.ts";
 import { Credit } from "../protocol/v2/credit.ts";
 import { Inbox, collect } from "./_inbox.ts";
 import type { Mux } from "./_mux.ts";
 import { prepareSource, type PutSource } from "./_source.ts";
-import { FileError } from "./errors.ts";
+import { FileError, GuestError } from "./errors.ts";
 
 export interface PutOptions {
   /** Permission bits; default: the local file's for `{ localPath }`, else 0o644. */
@@ -19,14 +19,26 @@ export interface PutOptions {
 
 export interface FileInfo {
   size: number;
+  /** Permission bits as the guest reports them (0..0o7777: may include setuid; see vge cp). */
   mode?: number;
+  /** Modification time, seconds since the epoch, when the agent sends it. */
+  mtime?: number;
 }
 
 function decodeResult(f: Frame, path: string): FileInfo {
-  const r = decodeJson<FileResult>(f);
-  if (r.ok === true) return { size: r.size, ...(r.mode !== undefined ? { mode: r.mode } : {}) };
-  if (r.ok === false) throw new FileError(r.errno, path, r.message.startsWith(r.errno) ? r.message : `${r.errno}: ${r.message}`);
-  throw new ProtocolError("RESULT frame: ok must be a boolean");
+  const r = validateFileResult(decodeJson(f));
+  if (r.ok) return { size: r.size, ...(r.mode !== undefined ? { mode: r.mode } : {}), ...(r.mtime !== undefined ? { mtime: r.mtime } : {}) };
+  throw new FileError(r.errno, path, r.message.startsWith(r.errno) ? r.message : `${r.errno}: ${r.message}`);
+}
+
+/** The agent's answer, or the FileError it reports; a malformed RESULT throws ProtocolError. */
+function checkedResult(f: Frame, path: string): FileInfo | FileError {
+  try {
+    return decodeResult(f, path);
+  } catch (e) {
+    if (e instanceof FileError) return e;
+    throw e;
+  }
 }
 
 export async function putFile(mux: Mux, window: number, path: string, src: PutSource, opts: PutOptions = {}): Promise<FileInfo> {
@@ -39,13 +51,10 @@ export async function putFile(mux: Mux, window: number, path: string, src: PutSo
     frame(f) {
       if (f.type === T.WINDOW) return credit.add(decodeWindow(f));
       if (f.type !== T.RESULT) throw new ProtocolError(`unexpected ${typeName(f.type)} frame for a PUT`);
+      const r = checkedResult(f, path);
       mux.release(id);
-      try {
-        settle.ok(decodeResult(f, path));
-      } catch (e) {
-        if (!(e instanceof FileError)) throw e;
-        settle.fail(e);
-      }
+      if (r instanceof FileError) settle.fail(r);
+      else settle.ok(r);
       credit.fail(new Error("PUT answered"));
     },
     fail(e) {
@@ -94,23 +103,37 @@ export function getFile(mux: Mux, path: string, opts: GetOptions = {}): RemoteFi
   let settle!: { ok: (i: FileInfo) => void; fail: (e: Error) => void };
   const done = new Promise<FileInfo>((ok, fail) => (settle = { ok, fail }));
   done.catch(() => {});
+  // The data credit we have granted and not yet seen used (PROTOCOL.md §7).
+  const granted = new Credit(DEFAULT_WINDOW);
+  // The agent must stay within the size we asked for and report the size it sent: a guest cannot make a
+  // download (and the disk of whoever writes it out) grow past the limit.
+  const maxSize = opts.maxSize ?? DEFAULT_MAX_GET;
+  let received = 0;
   const inbox = new Inbox((n) => {
+    granted.add(n);
     if (!finished && !mux.error) mux.post(encodeWindow(id, n));
   });
   const id = mux.register({
     frame(f) {
-      if (f.type === T.FILE_DATA) return inbox.push(f.payload);
+      if (f.type === T.FILE_DATA) {
+        // Nothing is queued beyond the grant, however much a hostile guest sends.
+        if (!granted.spend(f.payload.byteLength)) throw new GuestError("EFLOW", `${mux.name}: the agent sent more file data than the ${granted.available}-byte credit left for GET ${id}`);
+        received += f.payload.byteLength;
+        if (received > maxSize) throw new ProtocolError(`FILE_DATA frame: more than the ${maxSize} bytes asked for at most`);
+        return inbox.push(f.payload);
+      }
       if (f.type !== T.RESULT) throw new ProtocolError(`unexpected ${typeName(f.type)} frame for a GET`);
+      // Checked while the id is still ours: a malformed RESULT fails the connection and reaches this GET.
+      const r = checkedResult(f, path);
+      if (!(r instanceof FileError) && r.size !== received) throw new ProtocolError(`RESULT frame: size ${r.size}, but ${received} bytes arrived`);
       finished = true;
       mux.release(id);
-      try {
-        const info = decodeResult(f, path);
+      if (r instanceof FileError) {
+        inbox.fail(r);
+        settle.fail(r);
+      } else {
         inbox.end();
-        settle.ok(info);
-      } catch (e) {
-        if (!(e instanceof FileError)) throw e;
-        inbox.fail(e);
-        settle.fail(e);
+        settle.ok(r);
       }
     },
     fail(e) {

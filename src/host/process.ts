@@ -3,16 +3,15 @@
 // credit goes back as the streams are read; stdin sends only what the agent granted.
 // As with pipes to a local child, read (or cancel) stdout and stderr: once a process has written a
 // window's worth (256 KiB) that nobody reads, it waits for its reader.
-import { CHUNK, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
-import type { ExecRequest, ExitResult } from "../protocol/v2/messages.ts";
+import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
+import { validateExit, type ExecRequest, type ExitResult } from "../protocol/v2/messages.ts";
 import { Credit } from "../protocol/v2/credit.ts";
 import { Inbox } from "./_inbox.ts";
 import type { Mux } from "./_mux.ts";
 import { signalName } from "./_signals.ts";
-import { StdinClosedError } from "./errors.ts";
+import { GuestError, StdinClosedError } from "./errors.ts";
 import { shellStatus } from "./exit.ts";
 
-const STATUSES = new Set(["exited", "signaled", "timeout", "error"]);
 const enc = new TextEncoder();
 
 export class RemoteProcess {
@@ -40,6 +39,8 @@ export class RemoteProcess {
   private readonly out: Inbox;
   private readonly err: Inbox;
   private readonly credit: Credit;
+  /** Output credit we have granted and not yet seen used: STDOUT and STDERR together (PROTOCOL.md §7). */
+  private readonly granted = new Credit(DEFAULT_WINDOW);
   private settle!: { started: (pid: number | null) => void; exited: (r: ExitResult) => void; failed: (e: Error) => void };
 
   constructor(
@@ -90,6 +91,7 @@ export class RemoteProcess {
   }
 
   private giveCredit(n: number): void {
+    this.granted.add(n);
     if (!this.exitResult && !this.mux.error) this.mux.post(encodeWindow(this.id, n));
   }
 
@@ -115,21 +117,26 @@ export class RemoteProcess {
   private onFrame(f: Frame): void {
     switch (f.type) {
       case T.STARTED: {
+        if (this.pid !== undefined) throw new ProtocolError("STARTED frame: a second one for the same execution");
         const { pid } = decodeJson<{ pid: unknown }>(f);
-        if (typeof pid !== "number") throw new ProtocolError("STARTED frame: pid must be a number");
+        if (typeof pid !== "number" || !Number.isInteger(pid) || pid <= 0 || pid > 0xffffffff) throw new ProtocolError("STARTED frame: pid must be a positive u32");
         this.pid = pid;
         this.settle.started(pid);
         return;
       }
       case T.STDOUT:
-        return this.out.push(f.payload);
       case T.STDERR:
-        return this.err.push(f.payload);
+        // Nothing is queued beyond what we granted: a guest that overruns its window could otherwise
+        // fill this process's memory while the consumer is not reading.
+        if (!this.granted.spend(f.payload.byteLength)) {
+          throw new GuestError("EFLOW", `${this.mux.name}: the agent sent more output than the ${this.granted.available}-byte credit left for execution ${this.id}`);
+        }
+        return (f.type === T.STDOUT ? this.out : this.err).push(f.payload);
       case T.WINDOW:
         return this.credit.add(decodeWindow(f));
       case T.EXIT: {
-        const r = decodeJson<ExitResult>(f);
-        if (!STATUSES.has(r.status)) throw new ProtocolError(`EXIT frame: unknown status ${JSON.stringify(r.status)}`);
+        // After the EXIT the id is released: a second EXIT (or anything else for it) is dropped by the Mux.
+        const r = validateExit(decodeJson(f));
         this.exitResult = r;
         this.mux.release(this.id);
         this.out.end();

@@ -1,6 +1,7 @@
 // A connected stream socket driven by Bun's event loop: reads arrive in a ByteReader, writes respect
 // back-pressure. Works for any fd the FFI layer made (AF_VSOCK or AF_UNIX) and for Bun's own sockets.
 import type { Socket } from "bun";
+import { SHUT_WR, shutdown } from "../sys/socket.ts";
 import { ByteReader } from "./reader.ts";
 import type { Conn } from "./stream.ts";
 
@@ -20,8 +21,14 @@ class SocketConn implements Conn {
   private resolveClosed!: () => void;
   readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
   private isClosed = false;
+  private ending = false;
+  private halfClosed = false;
 
-  constructor(highWater?: number) {
+  /** `fd`: the descriptor when the FFI layer made it, so that end() can half-close it itself. */
+  constructor(
+    highWater?: number,
+    private readonly fd?: number,
+  ) {
     this.reader = new ByteReader({ pause: () => this.socket.pause(), resume: () => this.socket.resume() }, highWater);
   }
 
@@ -72,10 +79,28 @@ class SocketConn implements Conn {
     }
     this.wakeLow();
     for (const r of this.drainWaiters.splice(0)) r();
+    if (this.ending) this.halfClose();
   }
 
+  /** Half-closes once every queued write is out: the peer reads all of it, then EOF. */
   end(): void {
-    if (!this.isClosed) this.socket.shutdown(true);
+    if (this.isClosed || this.ending) return;
+    this.ending = true;
+    if (this.queue.length === 0) this.halfClose();
+  }
+
+  private halfClose(): void {
+    if (this.isClosed || this.halfClosed) return;
+    this.halfClosed = true;
+    // Bun's socket.shutdown(true) shuts the READ side (and over an adopted fd the connection closes),
+    // so a disposable agent never saw EOF. shutdown(2) with SHUT_WR on our own fd is exactly a FIN.
+    if (this.fd !== undefined) {
+      try {
+        shutdown(this.fd, SHUT_WR);
+      } catch {
+        // ENOTCONN: the peer is already gone; the close handler reports that.
+      }
+    } else this.socket.shutdown();
   }
 
   close(): void {
@@ -117,7 +142,7 @@ const handlers = {
 
 /** Adopts a connected fd made by the FFI layer; Bun owns and closes it from here on. */
 export async function adoptFd(fd: number, highWater?: number): Promise<Conn> {
-  const conn = new SocketConn(highWater);
+  const conn = new SocketConn(highWater, fd);
   // allowHalfOpen: a peer's half-close must not close our side (disposable hosts shut down writes first).
   const socket = await Bun.connect<State>({ fd, allowHalfOpen: true, data: { conn }, socket: handlers } as never);
   conn.attach(socket);

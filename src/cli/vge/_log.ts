@@ -1,4 +1,7 @@
 // vge's own messages: stderr, one line each, prefixed `vge:`; coloured only for a terminal that wants it.
+// Messages quote guest text (hostnames, errors, paths), so every control character in them is escaped
+// here, before our own colour codes are added: whatever a guest sends, it cannot drive the terminal.
+import { printableLines } from "../../protocol/printable.ts";
 import { wantsColor } from "../_usage.ts";
 
 export interface Log {
@@ -10,14 +13,18 @@ export interface Log {
   readonly verbose: boolean;
 }
 
+/** Longest message printed (a --verbose stack with its causes fits). */
+const MAX_LINE = 16 * 1024;
+
 export function makeLog(opts: { quiet?: boolean; verbose?: boolean } = {}): Log {
   const color = wantsColor(process.stderr);
   const paint = (code: string, s: string) => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
   const line = (s: string) => void process.stderr.write(`vge: ${s}\n`);
+  const safe = (m: string) => printableLines(m, MAX_LINE);
   return {
-    info: (m) => !opts.quiet && line(paint("2", m)),
-    warn: (m) => line(`${paint("33", "warning:")} ${m}`),
-    error: (m) => line(`${paint("31", "error:")} ${m}`),
+    info: (m) => !opts.quiet && line(paint("2", safe(m))),
+    warn: (m) => line(`${paint("33", "warning:")} ${safe(m)}`),
+    error: (m) => line(`${paint("31", "error:")} ${safe(m)}`),
     quiet: !!opts.quiet,
     verbose: !!opts.verbose,
   };

@@ -1,12 +1,13 @@
 // `vge cp ADDRESS SRC DST`: exactly one of SRC and DST is in the guest, written with a leading ':'
 // (`:/etc/motd`), the way scp writes `host:path` with the host given on its own. `-` is stdin / stdout.
 import { defineCommand } from "citty";
-import { createWriteStream } from "node:fs";
-import { chmod, rename, rm, stat } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { constants } from "node:fs";
+import { open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { UsageError } from "../_argv.ts";
-import type { Guest } from "../../host/index.ts";
+import type { FileInfo, Guest } from "../../host/index.ts";
 import { address, addressArg, commonArgs, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
 import { makeLog } from "./_log.ts";
@@ -15,7 +16,8 @@ import { pumpOut } from "./_stdio.ts";
 export const CP_NOTES = `
 EXAMPLES
   vge cp unix:/run/agent.sock ./build.tar :/tmp/build.tar    host → guest (mode kept)
-  vge cp unix:/run/agent.sock :/var/log/boot.log ./boot.log  guest → host (mode kept)
+  vge cp unix:/run/agent.sock :/var/log/boot.log ./boot.log  guest → host (mode under the umask)
+  vge cp -p unix:/run/agent.sock :/usr/bin/tool ./tool       guest → host, mode and mtime kept
   vge cp unix:/run/agent.sock ./tool :/usr/local/bin/        a guest path ending in / takes the file's name
   tar c . | vge cp vsock:3:1024 - :/tmp/src.tar             stdin → guest;  :PATH - writes to stdout
 `;
@@ -42,24 +44,51 @@ async function put(guest: Guest, local: string, remote: string, mode: number | u
   await guest.putFile(target, { localPath: local }, { mode });
 }
 
-/** Into a temporary file next to the target, then renamed: a reader never sees half a file. */
-async function get(guest: Guest, remote: string, local: string, maxSize: number | undefined, mode: number | undefined): Promise<void> {
-  const file = guest.getFile(remote, { maxSize });
+/**
+ * The local file's mode. The guest's bits never bring setuid, setgid or sticky (a compromised guest must
+ * not plant a setuid file owned by the operator), and go under the umask as any new file does, unless
+ * --preserve. An explicit --mode is the operator's own choice and is applied as given.
+ */
+function localMode(info: FileInfo, mode: number | undefined, preserve: boolean): number {
+  if (mode !== undefined) return mode;
+  const bits = (info.mode ?? 0o644) & 0o777;
+  return preserve ? bits : bits & ~process.umask();
+}
+
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+
+/**
+ * Into a temporary file next to the target, then renamed: a reader never sees half a file. The name is
+ * random and opened O_CREAT|O_EXCL|O_NOFOLLOW, so nothing planted in the directory (a symlink at a
+ * guessable name) is written through; rename replaces a symlink at the target, never follows it.
+ */
+async function get(guest: Guest, remote: string, local: string, o: { maxSize?: number; mode?: number; preserve: boolean }): Promise<void> {
+  const file = guest.getFile(remote, { maxSize: o.maxSize });
   if (local === "-") {
     await pumpOut(file.stream, process.stdout);
     await file.done;
     return;
   }
   const target = (await isDir(local)) ? join(local, basename(remote)) : local;
-  const tmp = join(dirname(target), `.${basename(target)}.vge-${process.pid}`);
+  const tmp = join(dirname(target), `.${basename(target)}.vge-${randomBytes(12).toString("hex")}`);
+  const fh = await open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  let isOpen = true;
+  let done = false;
   try {
-    await pumpOut(file.stream, createWriteStream(tmp, { mode: 0o600 }));
+    for await (const chunk of file.stream as unknown as AsyncIterable<Uint8Array>) {
+      for (let off = 0; off < chunk.byteLength; ) off += (await fh.write(chunk, off, chunk.byteLength - off)).bytesWritten;
+    }
     const info = await file.done;
-    await chmod(tmp, mode ?? (info.mode ?? 0o644) & 0o7777);
+    await fh.chmod(localMode(info, o.mode, o.preserve));
+    if (o.preserve && info.mtime !== undefined) await fh.utimes(new Date(), info.mtime);
+    await fh.sync();
+    isOpen = false;
+    await fh.close();
     await rename(tmp, target);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
+    done = true;
+  } finally {
+    if (isOpen) await fh.close().catch(() => {});
+    if (!done) await rm(tmp, { force: true });
   }
 }
 
@@ -70,6 +99,7 @@ export default defineCommand({
     source: { type: "positional", required: true, valueHint: "SRC", description: "LOCAL, :GUEST_PATH or -" },
     dest: { type: "positional", required: true, valueHint: "DST", description: "LOCAL, :GUEST_PATH or -" },
     mode: { type: "string", valueHint: "OCTAL", description: "Permission bits for the new file (default: the source's)" },
+    preserve: { type: "boolean", alias: "p", description: "Guest → host: keep the guest's permission bits (never setuid/setgid/sticky) and mtime, instead of applying the umask" },
     "max-size": { type: "string", valueHint: "BYTES", description: "Refuse guest files larger than this (default 1 GiB)" },
     ...waitArg,
     ...commonArgs,
@@ -91,7 +121,7 @@ export default defineCommand({
     const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
     const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log });
     try {
-      if (remoteSrc) await get(guest, remote, dst, maxSize, mode);
+      if (remoteSrc) await get(guest, remote, dst, { maxSize, mode, preserve: !!args.preserve });
       else await put(guest, src, remote, mode);
       return 0;
     } finally {

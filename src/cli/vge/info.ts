@@ -1,5 +1,6 @@
 // `vge info ADDRESS`: what the agent said in its WELCOME, and the round trip of one PING.
 import { defineCommand } from "citty";
+import { printable, printableJson } from "../../host/index.ts";
 import { address, addressArg, commonArgs, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
 import { makeLog } from "./_log.ts";
@@ -21,9 +22,10 @@ export default defineCommand({
       const rttMs = Math.round((await guest.ping()) * 1000) / 1000;
       const i = guest.info;
       if (args.json) {
-        await writeAll(process.stdout, `${JSON.stringify({ ...i, rttMs })}\n`);
+        await writeAll(process.stdout, `${printableJson({ ...i, rttMs })}\n`);
         return 0;
       }
+      // Every value came from the guest: escaped, so a hostname cannot carry terminal sequences.
       const rows: [string, unknown][] = [
         ["agent", `${i.agent} (protocol ${i.version})`],
         ["hostname", i.hostname],
@@ -35,7 +37,7 @@ export default defineCommand({
         ["window", `${i.window} bytes`],
         ["rtt", `${rttMs.toFixed(3)} ms`],
       ];
-      await writeAll(process.stdout, rows.map(([k, v]) => `${`${k}:`.padEnd(14)}${v}\n`).join(""));
+      await writeAll(process.stdout, rows.map(([k, v]) => `${`${k}:`.padEnd(14)}${printable(String(v))}\n`).join(""));
       return 0;
     } finally {
       guest.close();

@@ -2,7 +2,7 @@
 // its status becoming vge's.
 import { defineCommand } from "citty";
 import { UsageError, repeatedValues } from "../_argv.ts";
-import { shellStatus, type Command, type ExecOptions, type ExitResult, type Guest } from "../../host/index.ts";
+import { GuestError, printableJson, shellStatus, type Command, type ExecOptions, type ExitResult, type Guest } from "../../host/index.ts";
 import { address, addressArg, commonArgs, envVars, execArgs, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
 import { makeLog } from "./_log.ts";
@@ -39,6 +39,20 @@ function command(positionals: string[], shell: string | undefined): Command {
   return positionals;
 }
 
+/** The agent enforces --timeout; if it never reports the end (a hung or hostile guest), vge gives up this much later. */
+const TIMEOUT_GRACE_MS = 5000;
+
+/** `p`, or ETIMEDOUT once --timeout plus the grace has passed without it. */
+function guarded<T>(p: Promise<T>, timeoutMs: number | undefined): Promise<T> {
+  if (timeoutMs === undefined) return p;
+  const ms = timeoutMs + TIMEOUT_GRACE_MS;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new GuestError("ETIMEDOUT", `the agent did not report the command's end within ${ms / 1000} s (--timeout plus ${TIMEOUT_GRACE_MS / 1000} s)`)), ms);
+  });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
 /** Output streamed to our stdout/stderr, stdin passed through; resolves with the exit result. */
 async function streamed(guest: Guest, cmd: Command, o: ExecOptions): Promise<ExitResult> {
   const proc = guest.exec(cmd, o);
@@ -46,7 +60,7 @@ async function streamed(guest: Guest, cmd: Command, o: ExecOptions): Promise<Exi
   const unforward = o.pty ? () => {} : forwardSignals(proc, (sig) => process.exit(sig === "SIGINT" ? 130 : 143));
   const stopIn = pumpIn(proc);
   try {
-    const [result] = await Promise.all([proc.result, pumpOut(proc.stdout, process.stdout), pumpOut(proc.stderr, process.stderr)]);
+    const [result] = await guarded(Promise.all([proc.result, pumpOut(proc.stdout, process.stdout), pumpOut(proc.stderr, process.stderr)]), o.timeoutMs);
     return result;
   } finally {
     stopIn();
@@ -83,9 +97,9 @@ export default defineCommand({
     try {
       if (args.json) {
         const { stdin: _closed, ...runOpts } = o;
-        const r = await guest.run(cmd, runOpts);
+        const r = await guarded(guest.run(cmd, runOpts), timeoutMs);
         const out = { status: r.status, code: r.code, signal: r.signal, ...(r.errno ? { errno: r.errno, message: r.message } : {}), stdout: r.stdoutText, ...(o.merge ? {} : { stderr: r.stderrText }), durationMs: Math.round(r.durationMs) };
-        await writeAll(process.stdout, `${JSON.stringify(out)}\n`);
+        await writeAll(process.stdout, `${printableJson(out)}\n`);
         return r.exitStatus;
       }
       const result = await streamed(guest, cmd, o);

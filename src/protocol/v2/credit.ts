@@ -1,6 +1,7 @@
 // A flow-control window (PROTOCOL.md §7): bytes one side may still send, given back by the other side's
 // WINDOW frames. Senders wait here; once the window fails (connection gone, stream over) they all stop.
-// Used by both ends: the agent for output and GET data, the host for stdin and PUT data.
+// Used by both ends: the agent for output and GET data, the host for stdin and PUT data. The receiving
+// side keeps one too, of what it has granted: `spend` each arriving chunk, `add` what it hands back.
 
 export class Credit {
   private waiters: { want: number; resolve: (n: number) => void; reject: (e: Error) => void }[] = [];
@@ -22,6 +23,16 @@ export class Credit {
     if (this.error) return Promise.reject(this.error);
     if (this.waiters.length === 0 && this.bytes > 0) return Promise.resolve(this.grab(max));
     return new Promise((resolve, reject) => this.waiters.push({ want: max, resolve, reject }));
+  }
+
+  /**
+   * Receiving side: `n` bytes arrived against this grant. False (and nothing taken) when they are more
+   * than was granted: the peer overran its window.
+   */
+  spend(n: number): boolean {
+    if (n > this.bytes) return false;
+    this.bytes -= n;
+    return true;
   }
 
   /** Waits until some credit is there without taking it: false once the window has failed. */

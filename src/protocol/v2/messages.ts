@@ -1,6 +1,7 @@
 // JSON bodies of v2 control frames (PROTOCOL.md §4–8), and their decoding into checked, typed values.
 // Every field a host sends is checked here, once; the agent uses only the decoded types, so nothing from
-// the peer reaches a Bun or libc call unchecked. Anything malformed is a ProtocolError naming the field.
+// the peer reaches a Bun or libc call unchecked. The host checks what agents send here too. Anything malformed is a ProtocolError naming the field.
+import { printable } from "../printable.ts";
 import { ProtocolError } from "./frame.ts";
 import { lookupSignal, type Signal } from "./signals.ts";
 
@@ -63,12 +64,15 @@ export interface PutRequest {
   gid?: number;
 }
 
+/** A GET without maxSize is refused beyond this (PROTOCOL.md §8); the host holds the agent to it too. */
+export const DEFAULT_MAX_GET = 1024 ** 3;
+
 export interface GetRequest {
   path: string;
   maxSize?: number;
 }
 
-export type FileResult = { ok: true; size: number; mode?: number } | { ok: false; errno: string; message: string };
+export type FileResult = { ok: true; size: number; mode?: number; mtime?: number } | { ok: false; errno: string; message: string };
 
 /** An EXEC request after decoding: the wire fields, checked, with the kill signal resolved. */
 export interface ExecSpec extends Omit<ExecRequest, "killSignal"> {
@@ -207,4 +211,96 @@ export function decodeGet(b: Body): GetRequest {
   const req: GetRequest = { path: path("GET", b.path) };
   if (b.maxSize !== undefined) req.maxSize = int("maxSize", b.maxSize, 0, Number.MAX_SAFE_INTEGER);
   return req;
+}
+
+// What the host accepts from an agent. Every field is checked before the host keeps it: a hostile guest
+// gets no say over how much the host holds (strings are bounded) nor over what its terminal shows (free
+// text is escaped with `printable`, names must be plain tokens).
+
+/** Longest hostname/kernel/agent string the host keeps from a WELCOME. */
+export const MAX_FACT = 256;
+/** Largest window a WELCOME may announce: more would let the host queue absurd amounts for the agent. */
+export const MAX_WINDOW = 64 * 1024 * 1024;
+/** Longest free-text message the host keeps from EXIT, RESULT or ERROR. */
+export const MAX_MESSAGE = 1024;
+
+/** An errno or signal name: "ENOENT", "SIGKILL", "SIGRTMIN+3". */
+const TOKEN = /^[A-Z][A-Z0-9_+-]{0,31}$/;
+
+function bad(what: string, msg: string): never {
+  throw new ProtocolError(`${what} frame: ${msg}`);
+}
+
+const isUint = (v: unknown, max: number): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= max;
+
+function boundedStr(what: string, v: unknown, field: string, max: number): string {
+  if (typeof v !== "string") bad(what, `${field} must be a string`);
+  if (v.length > max) bad(what, `${field} is ${v.length} characters long; at most ${max} are accepted`);
+  return v;
+}
+
+export function token(what: string, v: unknown, field: string): string {
+  if (typeof v !== "string" || !TOKEN.test(v)) bad(what, `${field} must be a name like ENOENT or SIGKILL, got ${typeof v === "string" ? printable(JSON.stringify(v), 64) : typeof v}`);
+  return v;
+}
+
+/** Free text from the agent, escaped and cut to MAX_MESSAGE characters. */
+export function message(what: string, v: unknown, field: string): string {
+  if (typeof v !== "string") bad(what, `${field} must be a string`);
+  return printable(v, MAX_MESSAGE);
+}
+
+/** A WELCOME body as the host keeps it: every field typed and bounded, else a ProtocolError. */
+export function validateWelcome(b: Record<string, unknown>): Welcome {
+  const w = "WELCOME";
+  if (b.version !== PROTOCOL_VERSION) bad(w, `the agent chose version ${printable(String(b.version), 32)}; this host speaks ${PROTOCOL_VERSION}`);
+  const caps = b.capabilities;
+  if (!Array.isArray(caps) || caps.length > 64 || !caps.every((c) => typeof c === "string" && /^[a-z0-9_-]{1,32}$/.test(c))) bad(w, "capabilities must be at most 64 short lowercase names");
+  if (typeof b.initrd !== "boolean") bad(w, "initrd must be a boolean");
+  if (!isUint(b.pid, 0xffffffff)) bad(w, "pid must be a u32");
+  if (!isUint(b.maxPayload, 0xffffffff) || b.maxPayload === 0) bad(w, "maxPayload must be a positive u32");
+  if (!isUint(b.window, MAX_WINDOW) || b.window === 0) bad(w, `window must be 1..${MAX_WINDOW} bytes`);
+  return {
+    version: PROTOCOL_VERSION,
+    agent: boundedStr(w, b.agent, "agent", 64),
+    capabilities: caps as string[],
+    hostname: boundedStr(w, b.hostname, "hostname", MAX_FACT),
+    kernel: boundedStr(w, b.kernel, "kernel", MAX_FACT),
+    arch: boundedStr(w, b.arch, "arch", 32),
+    initrd: b.initrd,
+    pid: b.pid,
+    maxPayload: b.maxPayload,
+    window: b.window,
+  };
+}
+
+/** An EXIT body: known status, codes in range, names as tokens, the message escaped. */
+export function validateExit(b: Record<string, unknown>): ExitResult {
+  const w = "EXIT";
+  const signal = () => ({ signal: token(w, b.signal, "signal"), signo: isUint(b.signo, 127) ? b.signo : bad(w, "signo must be 0..127") });
+  switch (b.status) {
+    case "exited":
+      return { status: "exited", code: isUint(b.code, 255) ? b.code : bad(w, "code must be 0..255") };
+    case "signaled":
+      return { status: "signaled", ...signal() };
+    case "timeout": {
+      if (b.code !== undefined && b.code !== null && !isUint(b.code, 255)) bad(w, "code must be 0..255 or null");
+      return { status: "timeout", ...signal(), ...(b.code !== undefined ? { code: b.code as number | null } : {}) };
+    }
+    case "error":
+      return { status: "error", errno: token(w, b.errno, "errno"), message: message(w, b.message, "message") };
+    default:
+      return bad(w, `unknown status ${printable(JSON.stringify(b.status) ?? "undefined", 64)}`);
+  }
+}
+
+/** A RESULT body: size/mode in range (mtime, seconds since the epoch, if the agent sends it). */
+export function validateFileResult(b: Record<string, unknown>): FileResult {
+  const w = "RESULT";
+  if (b.ok === false) return { ok: false, errno: token(w, b.errno, "errno"), message: message(w, b.message, "message") };
+  if (b.ok !== true) bad(w, "ok must be a boolean");
+  if (!isUint(b.size, Number.MAX_SAFE_INTEGER)) bad(w, "size must be a byte count");
+  if (b.mode !== undefined && !isUint(b.mode, 0o7777)) bad(w, "mode must be permission bits 0..0o7777");
+  if (b.mtime !== undefined && (typeof b.mtime !== "number" || !Number.isFinite(b.mtime) || b.mtime < 0)) bad(w, "mtime must be seconds since the epoch");
+  return { ok: true, size: b.size, ...(b.mode !== undefined ? { mode: b.mode as number } : {}), ...(b.mtime !== undefined ? { mtime: b.mtime as number } : {}) };
 }
