@@ -18,6 +18,9 @@ export const agentArgs = {
   "allow-cid": { type: "string", valueHint: "LIST", description: "Listen mode: peer CIDs to accept, comma-separated, or `any` (default 2, the host)" },
   reconnect: { type: "boolean", description: "Dial again, with backoff, whenever the host goes away (persistent and v2 hosts)" },
   pause: { type: "string", valueHint: "MS", description: `Disposable: a command is complete after this long without new bytes (default ${DEFAULT_PAUSE_MS})` },
+  "token-file": { type: "string", valueHint: "PATH", description: "Serve only v2 hosts that prove they hold the token in this file (read once; one trailing newline ignored; at least 16 bytes)" },
+  "allow-legacy": { type: "boolean", description: "With --token-file: still serve hosts speaking the original formats, which cannot authenticate" },
+  "privileged-port": { type: "boolean", description: "Listen mode on AF_VSOCK: accept only peers whose source port is below 1024 (bound by root on the host)" },
   verbose: { type: "boolean", alias: "v", description: "Log command texts and connection details" },
   version: { type: "boolean", alias: "V", description: "Print the version" },
 } as const;
@@ -32,9 +35,14 @@ export interface AgentConfig {
   allowCids: Set<number> | "any";
   reconnect: boolean;
   warnings: string[];
+  /** The token file's path; main reads it once into `token`. */
+  tokenFile?: string;
+  token?: Uint8Array;
+  allowLegacy: boolean;
+  privilegedPort: boolean;
 }
 
-type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; verbose?: boolean; listen?: boolean; "allow-cid"?: string; reconnect?: boolean; _: string[] };
+type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; verbose?: boolean; listen?: boolean; "allow-cid"?: string; reconnect?: boolean; "token-file"?: string; "allow-legacy"?: boolean; "privileged-port"?: boolean; _: string[] };
 
 function num(name: string, text: string, min: number, max: number): number {
   const n = parseUint(name, text, min, max);
@@ -84,7 +92,17 @@ export function toConfig(args: Parsed): AgentConfig {
     const text = args["allow-cid"];
     allowCids = text === "any" ? "any" : new Set(text.split(",").map((c) => num("--allow-cid", c.trim(), 0, 0xffffffff)));
   }
-  return { target, mode, retryMs, pauseMs, verbose: !!args.verbose, listen, allowCids, reconnect: !!args.reconnect, warnings };
+  const auth = authConfig(args, listen, target);
+  return { target, mode, retryMs, pauseMs, verbose: !!args.verbose, listen, allowCids, reconnect: !!args.reconnect, warnings, ...auth };
+}
+
+function authConfig(args: Parsed, listen: boolean, target: Target): Pick<AgentConfig, "tokenFile" | "allowLegacy" | "privilegedPort"> {
+  const tokenFile = args["token-file"];
+  if (tokenFile === "") throw new UsageError("--token-file needs a PATH");
+  if (args["allow-legacy"] && tokenFile === undefined) throw new UsageError("--allow-legacy only applies with --token-file");
+  // The peer's port is only the host's word on AF_VSOCK; a Unix socket has no port to check.
+  if (args["privileged-port"] && !(listen && target.kind === "vsock")) throw new UsageError("--privileged-port only applies with --listen on AF_VSOCK (not --unix)");
+  return { tokenFile, allowLegacy: !!args["allow-legacy"], privilegedPort: !!args["privileged-port"] };
 }
 
 export const agentCommand = defineCommand({

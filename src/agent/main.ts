@@ -12,6 +12,8 @@ import { makeLog } from "./log.ts";
 import { exitGracefullyOnTerm } from "./shutdown.ts";
 import { serveConnection } from "./session.ts";
 import { listenUnix, listenVsock } from "./listen.ts";
+import { readFileSync } from "node:fs";
+import { TokenError, tokenFromFile } from "../protocol/v2/auth.ts";
 
 const HELP_NOTES = `
 EXAMPLES
@@ -21,14 +23,16 @@ EXAMPLES
   vsock_guest_exec --unix /run/h.sock persistent   same formats over a Unix socket (tests, proxies)
   vsock_guest_exec --listen :1024     let hosts dial in (QEMU AF_VSOCK connect, Firecracker CONNECT 1024)
   vsock_guest_exec --reconnect persistent          serve the host again after it restarts
+  vsock_guest_exec --listen --token-file /etc/vge.token :1024   serve only hosts that hold the token
 
   Protocol v2 (exit status, output, stdin, PTYs, files; see PROTOCOL.md) is chosen by the host on any
   connection; the mode argument only matters for hosts speaking the original formats.
 
 EXIT STATUS
   disposable: the command's own status (126/127 from the shell); 0 when a persistent host closes;
-  1 cannot connect or the connection failed; 2 bad command line; 3 nothing runnable was received
-  (command over 2048 bytes, a frame cut off, or no command at all); 143 after SIGTERM, once running
+  1 cannot connect or the connection failed; 2 bad command line or token file; 3 nothing runnable was
+  received (command over 2048 bytes, a frame cut off, no command at all, or an original-format host
+  refused because a token is set); 143 after SIGTERM, once running
   v2 executions have finished (or 1.5 s have passed).
 `;
 
@@ -50,6 +54,16 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.usage;
   }
   const log = makeLog(cfg.verbose);
+  if (cfg.tokenFile !== undefined) {
+    try {
+      // Read once: a file changed later does not change what this agent accepts.
+      cfg.token = tokenFromFile(readFileSync(cfg.tokenFile), cfg.tokenFile);
+    } catch (e) {
+      // Never the file's contents: the errors name the path and the length only.
+      log.error(e instanceof TokenError ? e.message : `--token-file: ${(e as Error).message}`);
+      return EXIT.usage;
+    }
+  }
   for (const w of cfg.warnings) log.info(`warning: ${w}`);
   exitGracefullyOnTerm(log);
 

@@ -19,9 +19,14 @@ export async function serveConnection(conn: Conn, cfg: AgentConfig, log: Log, op
   try {
     if (await sniffV2(conn.reader, cfg.pauseMs)) {
       log.debug("host speaks protocol v2");
-      const session = new V2Session(conn, log);
+      const session = new V2Session(conn, log, { token: cfg.token });
       await tracked(session, () => session.run());
       return EXIT.ok;
+    }
+    if (cfg.token && !cfg.allowLegacy) {
+      // The original formats carry no proof: with a token set, serving them would undo it.
+      log.error(`refused a host speaking the original ${cfg.mode} format: a token is set and that format cannot authenticate (see --allow-legacy)`);
+      return EXIT.input;
     }
     if (cfg.mode === "persistent") return await runPersistent(conn.reader, { log });
     if (opts.execFd !== undefined) return await runDisposable(conn.reader, opts.execFd, { pauseMs: cfg.pauseMs, log });

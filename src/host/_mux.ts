@@ -4,6 +4,7 @@ import type { Conn } from "../transport/conn.ts";
 import { FrameDecoder, MAGIC, ProtocolError, T, decodeJson, encodeJson, typeName, type Frame } from "../protocol/v2/frame.ts";
 import { PROTOCOL_VERSION, type Welcome } from "../protocol/v2/messages.ts";
 import { GuestError } from "./errors.ts";
+import { HostAuth } from "./_auth.ts";
 
 /** Whoever owns an id: an exec, a file request or a ping. */
 export interface Handler {
@@ -29,10 +30,19 @@ export class Mux {
     void this.loop();
   }
 
-  /** Magic and HELLO; the WELCOME arrives on `welcome`. */
-  hello(client: string): void {
+  /** Set by hello() with a token: the agent must prove itself before `welcome` resolves. */
+  private auth: HostAuth | undefined;
+
+  /** Magic and HELLO (with a nonce when authenticating); the full WELCOME arrives on `welcome`. */
+  hello(client: string, token?: Uint8Array): void {
+    this.auth = token ? new HostAuth(token, this.name) : undefined;
     this.post(MAGIC);
-    this.post(encodeJson(T.HELLO, 0, { versions: [PROTOCOL_VERSION], client }));
+    this.post(encodeJson(T.HELLO, 0, { versions: [PROTOCOL_VERSION], client, ...(this.auth ? { auth: this.auth.helloField } : {}) }));
+  }
+
+  /** True once the agent has proved it holds the token (and was sent our proof). */
+  get authenticated(): boolean {
+    return this.auth !== undefined;
   }
 
   /** A fresh id, never 0, never one still open. */
@@ -111,8 +121,13 @@ export class Mux {
       return;
     }
     if (f.type === T.WELCOME) {
-      const w = decodeJson<Welcome>(f);
+      const w = decodeJson<Welcome & { auth?: unknown }>(f);
       if (w.version !== PROTOCOL_VERSION) throw new ProtocolError(`WELCOME chose version ${w.version}; this host speaks ${PROTOCOL_VERSION}`);
+      if (this.auth) {
+        // The agent's proof: checked (EAUTH ends the connection with nothing more sent), then ours.
+        const reply = this.auth.onWelcome(w);
+        if (reply) return this.post(reply);
+      } else if (w.auth !== undefined) throw new GuestError("EAUTH", `${this.name}: the agent requires authentication; give the host its token (tokenFile, vge --token-file)`);
       this.welcomed.resolve(w);
     } else if (f.type === T.ERROR) {
       const e = decodeJson<{ code?: unknown; message?: unknown }>(f);

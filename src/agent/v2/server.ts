@@ -1,14 +1,19 @@
 // One v2 connection: frames in, operations dispatched by id, frames out. A protocol error ends this
 // connection (ERROR frame, then close); the agent itself goes on.
 import { FrameDecoder, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, typeName, type Frame } from "../../protocol/v2/frame.ts";
-import { PROTOCOL_VERSION, validateExec } from "../../protocol/v2/messages.ts";
+import { validateExec } from "../../protocol/v2/messages.ts";
 import type { Conn } from "../../transport/conn.ts";
 import type { Log } from "../log.ts";
 import { Execution } from "./exec.ts";
-import { welcome } from "./facts.ts";
+import { AgentHandshake } from "./handshake.ts";
 import { GetOp, PutOp, validateGet, validatePut } from "./files.ts";
 
 type Op = Execution | PutOp | GetOp;
+
+export interface V2SessionOptions {
+  /** Require the host to prove it holds this token before anything is disclosed or run (PROTOCOL.md §11). */
+  token?: Uint8Array;
+}
 const MAX_PING = 64;
 /** How long a stopping agent keeps reading after its last frame, for the host to close first. */
 const LINGER_MS = 500;
@@ -23,10 +28,15 @@ export class V2Session {
   private readonly readDone = new Promise<void>((r) => (this.endRead = r));
   private readonly send = (f: Uint8Array) => this.conn.write(f);
 
+  private readonly handshake: AgentHandshake;
+
   constructor(
     private readonly conn: Conn,
     private readonly log: Log,
-  ) {}
+    opts: V2SessionOptions = {},
+  ) {
+    this.handshake = new AgentHandshake(opts.token);
+  }
 
   /** Serves until the host closes or breaks the protocol. */
   async run(): Promise<void> {
@@ -55,11 +65,8 @@ export class V2Session {
 
   private handle(f: Frame): void {
     if (!this.greeted) {
-      if (f.type !== T.HELLO) throw new ProtocolError(`expected HELLO, got ${typeName(f.type)}`);
-      const versions = decodeJson<{ versions?: unknown }>(f).versions;
-      if (!Array.isArray(versions) || !versions.includes(PROTOCOL_VERSION)) throw Object.assign(new ProtocolError(`no common protocol version (host offers ${JSON.stringify(versions)}, agent speaks ${PROTOCOL_VERSION})`), { code: "EVERSION" });
-      this.greeted = true;
-      void this.send(encodeJson(T.WELCOME, 0, welcome())).catch(() => {});
+      // HELLO, and with a token the host's AUTH: nothing else is served before this returns true.
+      this.greeted = this.handshake.step(f, (w) => void this.send(w).catch(() => {}));
       return;
     }
     switch (f.type) {

@@ -6,7 +6,7 @@ import { chmod, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { UsageError } from "../_argv.ts";
 import type { Guest } from "../../host/index.ts";
-import { address, addressArg, commonArgs, seconds, waitArg } from "./_args.ts";
+import { address, addressArg, commonArgs, tokenArg, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
 import { makeLog } from "./_log.ts";
 import { pumpOut } from "./_stdio.ts";
@@ -70,7 +70,7 @@ export default defineCommand({
     mode: { type: "string", valueHint: "OCTAL", description: "Permission bits for the new file (default: the source's)" },
     "max-size": { type: "string", valueHint: "BYTES", description: "Refuse guest files larger than this (default 1 GiB)" },
     ...waitArg,
-    ...commonArgs,
+    ...tokenArg, ...commonArgs,
   },
   async run({ args }) {
     if (args._.length !== 3) throw new UsageError("usage: vge cp ADDRESS SRC DST, with one of SRC and DST written :GUEST_PATH");
@@ -87,7 +87,7 @@ export default defineCommand({
       maxSize = Number(args["max-size"]);
     }
     const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
-    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log });
+    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     try {
       if (remoteSrc) await get(guest, remote, dst, maxSize, mode);
       else await put(guest, src, remote, mode);
