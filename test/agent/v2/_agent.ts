@@ -44,8 +44,8 @@ function spawnAgent(args: string[], timeoutMs: number): Agent {
 }
 
 /** `--listen --unix PATH`: resolves once the socket exists. Bounded by `timeoutMs` (SIGKILL after). */
-export async function listeningAgent(path: string, timeoutMs = 120_000): Promise<Agent> {
-  const agent = spawnAgent(["--listen", "--unix", path, "-v"], timeoutMs);
+export async function listeningAgent(path: string, timeoutMs = 120_000, extra: string[] = []): Promise<Agent> {
+  const agent = spawnAgent(["--listen", "--unix", path, "-v", ...extra], timeoutMs);
   for (let t = 0; !existsSync(path); t += 20) {
     if (t > 10_000 || agent.proc.exitCode !== null) throw new Error(`agent did not listen on ${path}: ${agent.log()}`);
     await Bun.sleep(20);
