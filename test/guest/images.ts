@@ -64,11 +64,16 @@ function cached(kind: string, key: string, argv: (out: string) => string[], env:
   return out;
 }
 
-/** busybox /init (busybox-init.sh) + vsock modules + agent; reads vge_args / vge_runs from the kernel command line. */
-export function busyboxInitrd(deps: GuestDeps): string {
+/**
+ * busybox /init (busybox-init.sh) + vsock modules + agent; reads vge_args / vge_runs from the kernel command line.
+ * `files` (host path → path in the image) makes an image of its own kind, `kind`, so that it never prunes
+ * the plain one other tests use at the same time.
+ */
+export function busyboxInitrd(deps: GuestDeps, files: { src: string; dest: string }[] = [], kind = "busybox"): string {
   const script = join(HERE, "busybox-initrd.sh");
-  const key = keyOf([deps.kver, deps.kroot], [script, join(HERE, "busybox-init.sh"), deps.agent, ...tools("busybox")]);
-  return cached("busybox", key, (out) => ["bash", script, "-o", out, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot]);
+  const key = keyOf([deps.kver, deps.kroot, ...files.map((f) => f.dest)], [script, join(HERE, "busybox-init.sh"), deps.agent, ...tools("busybox"), ...files.map((f) => f.src)]);
+  const extra = files.flatMap((f) => ["--file", `${f.src}:${f.dest}`]);
+  return cached(kind, key, (out) => ["bash", script, "-o", out, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot, ...extra]);
 }
 
 /**
