@@ -58,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
     try {
       // Read once: a file changed later does not change what this agent accepts.
       cfg.token = tokenFromFile(readFileSync(cfg.tokenFile), cfg.tokenFile);
+      log.info(`hosts must prove they hold the token in ${cfg.tokenFile}${cfg.allowLegacy ? " (original-format hosts are served without it: --allow-legacy)" : ""}`);
     } catch (e) {
       // Never the file's contents: the errors name the path and the length only.
       log.error(e instanceof TokenError ? e.message : `--token-file: ${(e as Error).message}`);
