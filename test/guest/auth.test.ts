@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { connect, GuestError } from "../../src/host/index.ts";
 import { MAGIC, T, encodeJson } from "../../src/protocol/v2/frame.ts";
 import { findGuestDeps, guestSkipReason, named, withGuest, within } from "./harness.ts";
-import { busyboxInitrd } from "./images.ts";
+import { busyboxInitrd, dracutInitrd } from "./images.ts";
 
 const skip = guestSkipReason();
 // A test secret (test/guest/auth-test.token), fixed so that the image is cached; nothing else trusts it.
@@ -92,3 +92,33 @@ test.skipIf(!!skip)(named("auth: hosts and agents without the token are refused 
     expect(serial).not.toContain(TOKEN);
   });
 }, 180_000);
+
+test.skipIf(!!skip)(named("auth: rd.vge.token_file in the dracut initrd (listen): only the token's holder runs, the hold is released", skip), async () => {
+  const found = findGuestDeps();
+  if ("missing" in found) throw new Error(found.missing);
+  const initrd = dracutInitrd(found.deps, [{ src: TOKEN_FILE, dest: "/etc/vge.token" }], "dracut-token");
+  const append = ["root=vge-testroot", "rd.vge.mode=listen", "rd.vge.token_file=/etc/vge.token", "rd.vge.hold=90"];
+  await withGuest({ initrd, append }, async (g) => {
+    await g.start();
+    const addr = `fc:${g.uds}:1024`;
+    let at = await g.waitFor("hosts must prove they hold the token in /etc/vge.token", STEP);
+    const noToken = await refused(connect(addr, { retryMs: 30_000 }));
+    expect(noToken.code).toBe("EAUTH");
+    const guest = await within(connect(addr, { tokenFile: TOKEN_FILE, retryMs: 30_000 }), STEP, "the authenticated hello");
+    try {
+      expect(guest.info.initrd).toBe(true);
+      const args = await within(guest.run({ shell: "cat /proc/cmdline; tr '\\0' ' ' < /proc/$(cat /run/vsock-guest-exec/agent.pid)/cmdline" }), CALL, "reading cmdlines");
+      expect(args.stdoutText).toContain("rd.vge.token_file=/etc/vge.token");
+      expect(args.stdoutText).toContain("--token-file /etc/vge.token");
+      expect(args.stdoutText).not.toContain(TOKEN);
+      const rel = await within(guest.run({ shell: ": > /run/vsock-guest-exec/release" }), CALL, "release");
+      expect(rel.code).toBe(0);
+    } finally {
+      guest.close();
+    }
+    at = await g.waitFor("listen: the initrd's agent ended", STEP, at);
+    await g.waitFor("VGE-TESTROOT: poweroff", STEP, at);
+    expect(g.serial()).toContain("requires authentication");
+    expect(g.serial()).not.toContain(TOKEN);
+  });
+}, 240_000);
