@@ -31,8 +31,8 @@ EXAMPLES
 EXIT STATUS
   disposable: the command's own status (126/127 from the shell); 0 when a persistent host closes;
   1 cannot connect or the connection failed; 2 bad command line or token file; 3 nothing runnable was
-  received (command over 2048 bytes, a frame cut off, no command at all, or an original-format host
-  refused because a token is set); 143 after SIGTERM, once running
+  received (command over 2048 bytes, a frame cut off, or no command at all); 4 the host was refused
+  because it did not prove it holds the --token-file token (or spoke an original format); 143 after SIGTERM, once running
   v2 executions have finished (or 1.5 s have passed).
 `;
 

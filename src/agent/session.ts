@@ -21,12 +21,14 @@ export async function serveConnection(conn: Conn, cfg: AgentConfig, log: Log, op
       log.debug("host speaks protocol v2");
       const session = new V2Session(conn, log, { token: cfg.token });
       await tracked(session, () => session.run());
-      return EXIT.ok;
+      // A host that failed to authenticate is no success: a disposable boot step must not go on as if
+      // its command had run.
+      return session.authRefused ? EXIT.auth : EXIT.ok;
     }
     if (cfg.token && !cfg.allowLegacy) {
       // The original formats carry no proof: with a token set, serving them would undo it.
       log.error(`refused a host speaking the original ${cfg.mode} format: a token is set and that format cannot authenticate (see --allow-legacy)`);
-      return EXIT.input;
+      return EXIT.auth;
     }
     if (cfg.mode === "persistent") return await runPersistent(conn.reader, { log });
     if (opts.execFd !== undefined) return await runDisposable(conn.reader, opts.execFd, { pauseMs: cfg.pauseMs, log });

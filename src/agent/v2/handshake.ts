@@ -10,6 +10,8 @@ import { welcome } from "./facts.ts";
 
 export class AgentHandshake {
   private expected: Uint8Array | undefined;
+  /** The host failed to authenticate (no proof, a wrong one, or a request before it). */
+  refused = false;
 
   constructor(
     private readonly token: Uint8Array | undefined,
@@ -19,7 +21,15 @@ export class AgentHandshake {
 
   /** Takes each frame until the hello is complete; true once requests may be served. */
   step(f: Frame, send: (frame: Uint8Array) => void): boolean {
-    if (this.expected) return this.onAuth(f, send);
+    try {
+      return this.expected ? this.onAuth(f, send) : this.onHello(f, send);
+    } catch (e) {
+      if ((e as { code?: string }).code === "EAUTH") this.refused = true;
+      throw e;
+    }
+  }
+
+  private onHello(f: Frame, send: (frame: Uint8Array) => void): boolean {
     if (f.type !== T.HELLO) throw new ProtocolError(`expected HELLO, got ${typeName(f.type)}`);
     const hello = decodeJson<{ versions?: unknown; auth?: unknown }>(f);
     const versions = hello.versions;

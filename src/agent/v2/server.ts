@@ -38,6 +38,11 @@ export class V2Session {
     this.handshake = new AgentHandshake(opts.token);
   }
 
+  /** True when the host did not prove it holds the token: the connection was refused (EAUTH). */
+  get authRefused(): boolean {
+    return this.handshake.refused;
+  }
+
   /** Serves until the host closes or breaks the protocol. */
   async run(): Promise<void> {
     const reader = this.conn.reader;

@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
-import { connect, GuestError } from "../../../src/host/index.ts";
+import { connect, listen, GuestError } from "../../../src/host/index.ts";
 import { MAGIC, T, FrameDecoder, decodeJson, encodeJson } from "../../../src/protocol/v2/frame.ts";
 import { agentBinary } from "../../helpers/build.ts";
 import { tempDir, type TempDir } from "../../helpers/tmp.ts";
@@ -203,6 +203,33 @@ async function fakeAgent(path: string, welcome: (hello: Record<string, unknown>)
   return { after, close: () => server.close() };
 }
 
+describe("the agent dials the host", () => {
+  test("listen() with the token file serves the dialing agent; a listener without it reports EAUTH", async () => {
+    const tf = tokenFile("agent.token", `${TOKEN}\n`);
+    const errors: string[] = [];
+    const bare = await listen(`unix-listen:${dir.file("bare.sock")}`, { onError: (e) => errors.push((e as GuestError).code) });
+    try {
+      const refused = dialingAgent(dir.file("bare.sock"), ["--token-file", tf, "persistent"]);
+      agents.push(refused);
+      // Refused, so no success: a disposable boot step must not go on as if its command had run.
+      expect(await refused.exited).toBe(4);
+      expect(errors).toEqual(["EAUTH"]);
+    } finally {
+      await bare.close();
+    }
+    const l = await listen(`unix-listen:${dir.file("host.sock")}`, { tokenFile: tokenFile("host.token", TOKEN) });
+    try {
+      agents.push(dialingAgent(dir.file("host.sock"), ["--token-file", tf, "persistent"]));
+      const guest = await l.accept();
+      expect(guest.authenticated).toBe(true);
+      expect((await guest.run(["echo", "dialed"])).stdoutText).toBe("dialed\n");
+      guest.close();
+    } finally {
+      await l.close();
+    }
+  }, 30_000);
+});
+
 describe("host with a token, agent without", () => {
   test("the real agent without --token-file: EAUTH, the host closes", async () => {
     const sock = dir.file("plain.sock");
@@ -243,14 +270,14 @@ describe("original formats with a token", () => {
     return () => server.close();
   }
 
-  test("persistent: refused (one log line, exit 3, nothing ran) unless --allow-legacy", async () => {
+  test("persistent: refused (one log line, exit 4, nothing ran) unless --allow-legacy", async () => {
     const marker = dir.file("ran");
     const tf = tokenFile("agent.token", TOKEN);
     const close = await originalHost(dir.file("host.sock"), `touch ${marker}`);
     try {
       const refused = dialingAgent(dir.file("host.sock"), ["--token-file", tf, "persistent"]);
       agents.push(refused);
-      expect(await refused.exited).toBe(3);
+      expect(await refused.exited).toBe(4);
       expect(existsSync(marker)).toBe(false);
       expect(refused.log().split("\n").filter((l) => l.includes("refused"))).toHaveLength(1);
       expect(refused.log()).toContain("--allow-legacy");
