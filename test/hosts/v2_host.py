@@ -32,7 +32,8 @@ in its "after" list are done and a further "delay_ms" has passed. Every op has a
     {"op": "raw", "id": 5, "hex": HEX}              bytes as they are, for malformed-input tests
 
 stdout: "listening PATH" (listen mode), then one JSON report line:
-    {"ok", "welcome", "error", "closed_by_agent", "timed_out", "elapsed_ms", "ops": {ID: {...}}, "stray": [...]}
+    {"ok", "welcome", "error", "closed_by_agent", "timed_out", "elapsed_ms", "ops": {ID: {...}}, "stray": [...],
+     "authenticated" (AUTH was sent), "refused_agent" (why this host refused the agent's WELCOME, or null)}
 Exit status: 0 the script ran (read "ok" for its outcome), 1 no connection, 2 bad arguments or script,
 3 a vectors check failed.
 """
