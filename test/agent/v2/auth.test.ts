@@ -3,7 +3,7 @@
 // a made-up AUTH) are refused with EAUTH before anything runs: every test checks a marker file that the
 // command would have created. The token never shows in the agent's stderr (even verbose) nor its cmdline.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import { connect, listen, GuestError } from "../../../src/host/index.ts";
 import { MAGIC, T, FrameDecoder, decodeJson, encodeJson } from "../../../src/protocol/v2/frame.ts";
@@ -218,6 +218,8 @@ describe("the agent dials the host", () => {
       await bare.close();
     }
     const l = await listen(`unix-listen:${dir.file("host.sock")}`, { tokenFile: tokenFile("host.token", TOKEN) });
+    // Read once, when listen() was called: the file going away later changes nothing.
+    rmSync(dir.file("host.token"));
     try {
       agents.push(dialingAgent(dir.file("host.sock"), ["--token-file", tf, "persistent"]));
       const guest = await l.accept();
