@@ -65,7 +65,7 @@ done
 
 for f in "${files[@]}"; do
   src=${f%%:*} dest=${f#*:}
-  [ -f "$src" ] && [ "${dest#/}" != "$dest" ] || die "--file wants SRC:/DEST with SRC a file, got '$f'"
+  if [ ! -f "$src" ] || [ "${dest#/}" = "$dest" ]; then die "--file wants SRC:/DEST with SRC a file, got '$f'"; fi
   install -D -m 0600 "$src" "$root$dest"
 done
 
