@@ -14,8 +14,8 @@ vge_say() {
 }
 
 # Reads the rd.vge.* kernel arguments into VGE_MODE, VGE_CID, VGE_PORT, VGE_RETRY, VGE_ONERROR,
-# VGE_HOLD, VGE_ALLOWCID, VGE_RECONNECT (1 or empty) and VGE_VERBOSE. Numbers and CID lists are
-# checked by the agent itself (exit 2 on a bad one).
+# VGE_HOLD, VGE_ALLOWCID, VGE_RECONNECT (1 or empty), VGE_VERBOSE and VGE_TOKENFILE (a path or empty).
+# Numbers, CID lists and the token file are checked by the agent itself (exit 2 on a bad one).
 vge_config() {
     VGE_MODE=$(getarg rd.vge.mode=) || VGE_MODE=off
     case $VGE_MODE in
@@ -42,6 +42,9 @@ vge_config() {
     if getargbool 0 rd.vge.reconnect; then VGE_RECONNECT=1; fi
     VGE_VERBOSE=
     if getargbool 0 rd.vge.verbose; then VGE_VERBOSE=--verbose; fi
+    # Only the path is on the kernel command line (readable by anyone in /proc/cmdline); the token
+    # itself is in that file, inside the initramfs.
+    VGE_TOKENFILE=$(getarg rd.vge.token_file=) || VGE_TOKENFILE=
 }
 
 # Warns about an rd.vge.* argument that the mode in effect does not use (the agent would refuse the

@@ -23,6 +23,9 @@ export const agentArgs = {
   "max-ptys": { type: "string", valueHint: "N", description: `v2: executions on a pseudo-terminal at once in the agent (default ${DEFAULT_LIMITS.ptys})` },
   "max-files-per-conn": { type: "string", valueHint: "N", description: `v2: PUT/GET requests open at once per connection; more get RESULT EAGAIN (default ${DEFAULT_LIMITS.filesPerConn})` },
   "max-conns": { type: "string", valueHint: "N", description: `Listen mode: connections served at once; more get ERROR EBUSY and are closed (default ${DEFAULT_LIMITS.conns})` },
+  "token-file": { type: "string", valueHint: "PATH", description: "Serve only v2 hosts that prove they hold the token in this file (read once; one trailing newline ignored; at least 16 bytes)" },
+  "allow-legacy": { type: "boolean", description: "With --token-file: still serve hosts speaking the original formats, which cannot authenticate" },
+  "privileged-port": { type: "boolean", description: "Listen mode on AF_VSOCK: accept only peers whose source port is below 1024 (bound by root on the host)" },
   verbose: { type: "boolean", alias: "v", description: "Log command texts and connection details" },
   version: { type: "boolean", alias: "V", description: "Print the version" },
 } as const;
@@ -38,9 +41,14 @@ export interface AgentConfig {
   reconnect: boolean;
   limits: Limits;
   warnings: string[];
+  /** The token file's path; main reads it once into `token`. */
+  tokenFile?: string;
+  token?: Uint8Array;
+  allowLegacy: boolean;
+  privilegedPort: boolean;
 }
 
-type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; verbose?: boolean; listen?: boolean; "allow-cid"?: string; reconnect?: boolean; "max-execs"?: string; "max-execs-per-conn"?: string; "max-ptys"?: string; "max-files-per-conn"?: string; "max-conns"?: string; _: string[] };
+type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; verbose?: boolean; listen?: boolean; "allow-cid"?: string; reconnect?: boolean; "max-execs"?: string; "max-execs-per-conn"?: string; "max-ptys"?: string; "max-files-per-conn"?: string; "max-conns"?: string; "token-file"?: string; "allow-legacy"?: boolean; "privileged-port"?: boolean; _: string[] };
 
 function num(name: string, text: string, min: number, max: number): number {
   const n = parseUint(name, text, min, max);
@@ -99,7 +107,17 @@ export function toConfig(args: Parsed): AgentConfig {
     conns: limit("max-conns", DEFAULT_LIMITS.conns),
   };
   if (!listen && args["max-conns"] !== undefined) throw new UsageError("--max-conns only applies with --listen");
-  return { target, mode, retryMs, pauseMs, verbose: !!args.verbose, listen, allowCids, reconnect: !!args.reconnect, limits, warnings };
+  const auth = authConfig(args, listen, target);
+  return { target, mode, retryMs, pauseMs, verbose: !!args.verbose, listen, allowCids, reconnect: !!args.reconnect, limits, warnings, ...auth };
+}
+
+function authConfig(args: Parsed, listen: boolean, target: Target): Pick<AgentConfig, "tokenFile" | "allowLegacy" | "privilegedPort"> {
+  const tokenFile = args["token-file"];
+  if (tokenFile === "") throw new UsageError("--token-file needs a PATH");
+  if (args["allow-legacy"] && tokenFile === undefined) throw new UsageError("--allow-legacy only applies with --token-file");
+  // The peer's port is only the host's word on AF_VSOCK; a Unix socket has no port to check.
+  if (args["privileged-port"] && !(listen && target.kind === "vsock")) throw new UsageError("--privileged-port only applies with --listen on AF_VSOCK (not --unix)");
+  return { tokenFile, allowLegacy: !!args["allow-legacy"], privilegedPort: !!args["privileged-port"] };
 }
 
 export const agentCommand = defineCommand({

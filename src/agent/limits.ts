@@ -20,6 +20,8 @@ export const EXIT = {
   usage: 2,
   /** The host sent something that cannot be run: too long, cut off, or nothing at all. */
   input: 3,
+  /** A token is set and the host did not prove it holds it (or spoke an original format). */
+  auth: 4,
   /** /bin/sh could not be executed. */
   exec: 126,
 } as const;

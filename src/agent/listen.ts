@@ -36,15 +36,26 @@ function serveInBackground(conn: Conn, cfg: AgentConfig, log: Log, who: string):
     .finally(() => conns!.give());
 }
 
+/** Ports below this can only be bound by root (CAP_NET_BIND_SERVICE) on the host, as with TCP. */
+export const PRIVILEGED_PORTS = 1024;
+
+/** Why a peer that listen mode accepted is turned away, or undefined to serve it. */
+export function refusePeer(peer: { cid: number; port: number }, allowed: Set<number> | "any", privilegedOnly: boolean): string | undefined {
+  if (allowed !== "any" && !allowed.has(peer.cid)) return "CID not allowed (see --allow-cid)";
+  if (privilegedOnly && peer.port >= PRIVILEGED_PORTS) return `source port is not below ${PRIVILEGED_PORTS}, so any host user may have bound it (see --privileged-port)`;
+  return undefined;
+}
+
 export async function listenVsock(cfg: AgentConfig, port: number, allowed: Set<number> | "any", log: Log): Promise<never> {
   const lfd = vsockListen({ cid: VMADDR_CID_ANY, port });
-  log.info(`listening on vsock port ${port} (accepting ${allowed === "any" ? "any CID" : `CID ${[...allowed].join(", ")}`})`);
+  log.info(`listening on vsock port ${port} (accepting ${allowed === "any" ? "any CID" : `CID ${[...allowed].join(", ")}`}${cfg.privilegedPort ? `, source ports below ${PRIVILEGED_PORTS} only` : ""})`);
   for (;;) {
     // An idle agent polls the listener about 20 times a second; accepting is not latency-critical.
     await waitFd(lfd, POLLIN, { maxNapMs: 50 });
     for (let got = vsockAccept(lfd); got; got = vsockAccept(lfd)) {
-      if (allowed !== "any" && !allowed.has(got.peer.cid)) {
-        log.error(`refused a connection from CID ${got.peer.cid} port ${got.peer.port} (see --allow-cid)`);
+      const refused = refusePeer(got.peer, allowed, cfg.privilegedPort);
+      if (refused) {
+        log.error(`refused a connection from CID ${got.peer.cid} port ${got.peer.port}: ${refused}`);
         close(got.fd);
         continue;
       }

@@ -12,6 +12,8 @@ import { makeLog } from "./log.ts";
 import { exitGracefullyOnTerm } from "./shutdown.ts";
 import { serveConnection } from "./session.ts";
 import { listenUnix, listenVsock } from "./listen.ts";
+import { readFileSync } from "node:fs";
+import { TokenError, tokenFromFile } from "../protocol/v2/auth.ts";
 import { PTY_EXEC_ARG, ptyExecMain } from "./pty-exec.ts";
 
 // A PTY execution's first moments (pty-exec.ts): before anything else runs, no handlers, no logging.
@@ -25,6 +27,7 @@ EXAMPLES
   vsock_guest_exec --unix /run/h.sock persistent   same formats over a Unix socket (tests, proxies)
   vsock_guest_exec --listen :1024     let hosts dial in (QEMU AF_VSOCK connect, Firecracker CONNECT 1024)
   vsock_guest_exec --reconnect persistent          serve the host again after it restarts
+  vsock_guest_exec --listen --token-file /etc/vge.token :1024   serve only hosts that hold the token
 
   Protocol v2 (exit status, output, stdin, PTYs, files; see PROTOCOL.md) is chosen by the host on any
   connection; the mode argument only matters for hosts speaking the original formats.
@@ -32,9 +35,11 @@ EXAMPLES
 EXIT STATUS
   disposable: the command's own status (126/127 from the shell); 0 when a persistent or v2 host closes,
   also after a v2 host broke the protocol (it got an ERROR frame); 1 cannot connect or the connection
-  failed; 2 bad command line; 3 nothing runnable was received (command over 2048 bytes, a frame cut off,
-  or no command at all); 143 after SIGTERM, once running v2 executions and the running persistent
-  command have finished (or 1.5 s have passed; what still runs is then killed, its whole process group).
+  failed; 2 bad command line or token file; 3 nothing runnable was received (command over 2048 bytes, a
+  frame cut off, or no command at all); 4 the host was refused because it did not prove it holds the
+  --token-file token (or spoke an original format without --allow-legacy); 143 after SIGTERM, once running
+  v2 executions and the running persistent command have finished (or 1.5 s have passed; what still runs is
+  then killed, its whole process group).
   With --reconnect nothing a host sends ends the agent: it dials again after every connection.
 
 LIMITS (v2)
@@ -62,6 +67,17 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.usage;
   }
   const log = makeLog(cfg.verbose);
+  if (cfg.tokenFile !== undefined) {
+    try {
+      // Read once: a file changed later does not change what this agent accepts.
+      cfg.token = tokenFromFile(readFileSync(cfg.tokenFile), cfg.tokenFile);
+      log.info(`hosts must prove they hold the token in ${cfg.tokenFile}${cfg.allowLegacy ? " (original-format hosts are served without it: --allow-legacy)" : ""}`);
+    } catch (e) {
+      // Never the file's contents: the errors name the path and the length only.
+      log.error(e instanceof TokenError ? e.message : `--token-file: ${(e as Error).message}`);
+      return EXIT.usage;
+    }
+  }
   for (const w of cfg.warnings) log.info(`warning: ${w}`);
   exitGracefullyOnTerm(log);
 

@@ -32,9 +32,16 @@ export async function serveConnection(conn: Conn, cfg: AgentConfig, log: Log, op
 async function serve(conn: Conn, cfg: AgentConfig, log: Log, opts: ServeOptions): Promise<number> {
   if (await sniffV2(conn.reader, cfg.pauseMs)) {
     log.debug("host speaks protocol v2");
-    const session = new V2Session(conn, log, cfg.limits);
+    const session = new V2Session(conn, log, { limits: cfg.limits, token: cfg.token });
     await tracked(session, () => session.run());
-    return EXIT.ok;
+    // A host that failed to authenticate is no success: a disposable boot step must not go on as if
+    // its command had run.
+    return session.authRefused ? EXIT.auth : EXIT.ok;
+  }
+  if (cfg.token && !cfg.allowLegacy) {
+    // The original formats carry no proof: with a token set, serving them would undo it.
+    log.error(`refused a host speaking the original ${cfg.mode} format: a token is set and that format cannot authenticate (see --allow-legacy)`);
+    return EXIT.auth;
   }
   if (cfg.mode === "persistent") return await runPersistent(conn.reader, { log });
   if (opts.execFd !== undefined) return await runDisposable(conn.reader, opts.execFd, { pauseMs: cfg.pauseMs, log });

@@ -4,6 +4,7 @@ import type { Conn } from "../transport/stream.ts";
 import { FrameDecoder, MAGIC, ProtocolError, T, decodeJson, encodeJson, typeName, type Frame } from "../protocol/v2/frame.ts";
 import { PROTOCOL_VERSION, message, token, validateWelcome, type Welcome } from "../protocol/v2/messages.ts";
 import { GuestError } from "./errors.ts";
+import { HostAuth } from "./_auth.ts";
 
 /** Whoever owns an id: an exec, a file request or a ping. */
 export interface Handler {
@@ -30,10 +31,19 @@ export class Mux {
     void this.loop();
   }
 
-  /** Magic and HELLO; the WELCOME arrives on `welcome`. */
-  hello(client: string): void {
+  /** Set by hello() with a token: the agent must prove itself before `welcome` resolves. */
+  private auth: HostAuth | undefined;
+
+  /** Magic and HELLO (with a nonce when authenticating); the full WELCOME arrives on `welcome`. */
+  hello(client: string, token?: Uint8Array): void {
+    this.auth = token ? new HostAuth(token, this.name) : undefined;
     this.post(MAGIC);
-    this.post(encodeJson(T.HELLO, 0, { versions: [PROTOCOL_VERSION], client }));
+    this.post(encodeJson(T.HELLO, 0, { versions: [PROTOCOL_VERSION], client, ...(this.auth ? { auth: this.auth.helloField } : {}) }));
+  }
+
+  /** True once the agent has proved it holds the token (and was sent our proof). */
+  get authenticated(): boolean {
+    return this.auth !== undefined;
   }
 
   /** A fresh id, never 0, never one still open. */
@@ -115,8 +125,14 @@ export class Mux {
     }
     if (f.type === T.WELCOME) {
       if (this.welcomeSeen) throw new ProtocolError("a second WELCOME");
+      const body = decodeJson(f);
+      if (this.auth) {
+        // The agent's proof: checked (EAUTH ends the connection with nothing more sent), then ours.
+        const reply = this.auth.onWelcome(body);
+        if (reply) return this.post(reply);
+      } else if (body.auth !== undefined) throw new GuestError("EAUTH", `${this.name}: the agent requires authentication; give the host its token (tokenFile, vge --token-file)`);
       this.welcomeSeen = true;
-      this.welcomed.resolve(validateWelcome(decodeJson(f)));
+      this.welcomed.resolve(validateWelcome(body));
     } else if (f.type === T.ERROR) {
       const e = decodeJson(f);
       // The code becomes GuestError.code and the message part of ours: a name, and escaped, bounded text.

@@ -4,6 +4,7 @@ import { GuestError } from "./errors.ts";
 import { Guest, type GuestOptions } from "./guest.ts";
 import { connectConn } from "./transports/open.ts";
 import { retrying } from "../transport/retry.ts";
+import { withToken } from "./_auth.ts";
 
 export interface ConnectOptions extends GuestOptions {
   /** Keep retrying failures that mean "not there yet" for this long (default 0: one attempt). */
@@ -24,6 +25,7 @@ export function isTransient(e: unknown): boolean {
 
 export async function connect(address: string | Address, opts: ConnectOptions = {}): Promise<Guest> {
   const a = toAddress(address);
+  opts = withToken(opts);
   const name = opts.name ?? `guest ${formatAddress(a)}`;
   try {
     return await retrying(

@@ -7,12 +7,13 @@ import type { Conn } from "../transport/stream.ts";
 import { Mux } from "./_mux.ts";
 import type { PutSource } from "./_source.ts";
 import { GuestError } from "./errors.ts";
+import { resolveToken, type TokenOptions } from "./_auth.ts";
 import { getFile, putFile, type FileInfo, type GetOptions, type PutOptions, type RemoteFile } from "./files.ts";
 import { toExecRequest, type Command, type ExecOptions } from "./options.ts";
 import { RemoteProcess } from "./process.ts";
 import { runProcess, type RunOptions, type RunResult } from "./run.ts";
 
-export interface GuestOptions {
+export interface GuestOptions extends TokenOptions {
   /** Give up on the hello after this long (default 10 s). */
   helloTimeoutMs?: number;
   /** Sent in HELLO as `client`. */
@@ -45,9 +46,16 @@ export class Guest {
   /** Says hello over a connected stream and waits for the WELCOME. Closes `conn` on failure. */
   static async open(conn: Conn, opts: GuestOptions = {}): Promise<Guest> {
     const name = opts.name ?? "guest";
+    let token: Uint8Array | undefined;
+    try {
+      token = resolveToken(opts);
+    } catch (e) {
+      conn.close();
+      throw e;
+    }
     const mux = new Mux(conn, name);
     const ms = opts.helloTimeoutMs ?? DEFAULT_HELLO_MS;
-    mux.hello(opts.client ?? `vge/${pkg.version}`);
+    mux.hello(opts.client ?? `vge/${pkg.version}`, token);
     const timer = setTimeout(() => mux.fail(new GuestError("EHELLO", `${name}: no WELCOME within ${ms / 1000} s; an agent older than 0.2.0 speaks only the original format (use sendDisposable / vge send)`)), ms);
     try {
       return new Guest(mux, await mux.welcome, conn.closed);
@@ -111,6 +119,11 @@ export class Guest {
       const t0 = performance.now();
       this.mux.post(encodeFrame(T.PING, id, payload));
     });
+  }
+
+  /** True when the agent proved it holds the token (and this host proved it too) before `info` arrived. */
+  get authenticated(): boolean {
+    return this.mux.authenticated;
   }
 
   /** The connection's failure, if it has failed. */

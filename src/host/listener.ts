@@ -5,6 +5,7 @@ import { Guest, type GuestOptions } from "./guest.ts";
 import { AcceptQueue, ListenerClosedError, acceptAll } from "./transports/_queue.ts";
 import { listenConns } from "./transports/open.ts";
 import type { ConnListener } from "./transports/types.ts";
+import { withToken } from "./_auth.ts";
 
 export interface ListenOptions extends Omit<GuestOptions, "name"> {
   /** A connection that failed its hello (an original-format agent, garbage). Default: ignored. */
@@ -22,7 +23,9 @@ export class Listener implements AsyncIterable<Guest> {
   }
 
   static async open(address: string | Address, opts: ListenOptions = {}): Promise<Listener> {
-    return new Listener(await listenConns(toAddress(address)), opts);
+    // The token file is read here, once: every guest that dials in later is checked against the same token.
+    const withRead = withToken(opts);
+    return new Listener(await listenConns(toAddress(address)), withRead);
   }
 
   /** The address listened on. */

@@ -3,6 +3,7 @@
 # of the cached kernel, and the agent with the libraries it links to.
 #
 #   test/guest/busybox-initrd.sh -o OUT [--agent FILE] [--kver KVER] [--kroot DIR] [--compress CMD]
+#                                [--file SRC:DEST]...   (copies SRC to DEST in the image, mode 0600)
 #
 # Defaults as in scripts/build-initrd.sh: kernel from $VGE_GUEST_CACHE (scripts/guest-deps.sh),
 # agent dist/vsock_guest_exec-linux-x64, compressor "zstd -3 -q -T0" ("cat" for none).
@@ -14,6 +15,7 @@ CACHE=${VGE_GUEST_CACHE:-$REPO/.cache/guest}
 die() { printf 'busybox-initrd: error: %s\n' "$*" >&2; exit 1; }
 
 out="" kver="" kroot="" agent="$REPO/dist/vsock_guest_exec-linux-x64" compress="zstd -3 -q -T0"
+files=()
 while [ $# -gt 0 ]; do
   case $1 in
     -o | --out) out=$2; shift 2 ;;
@@ -21,6 +23,7 @@ while [ $# -gt 0 ]; do
     --kver) kver=$2; shift 2 ;;
     --kroot) kroot=$2; shift 2 ;;
     --compress) compress=$2; shift 2 ;;
+    --file) files+=("$2"); shift 2 ;;
     *) die "unknown argument '$1'" ;;
   esac
 done
@@ -58,6 +61,12 @@ cp "$agent" "$root/usr/bin/vsock_guest_exec"
 ldd "$agent" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}' | while read -r lib; do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
+done
+
+for f in "${files[@]}"; do
+  src=${f%%:*} dest=${f#*:}
+  if [ ! -f "$src" ] || [ "${dest#/}" = "$dest" ]; then die "--file wants SRC:/DEST with SRC a file, got '$f'"; fi
+  install -D -m 0600 "$src" "$root$dest"
 done
 
 (cd "$root" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet --owner 0:0) | $compress > "$out.tmp"

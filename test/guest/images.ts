@@ -64,26 +64,34 @@ function cached(kind: string, key: string, argv: (out: string) => string[], env:
   return out;
 }
 
-/** busybox /init (busybox-init.sh) + vsock modules + agent; reads vge_args / vge_runs from the kernel command line. */
-export function busyboxInitrd(deps: GuestDeps): string {
+/**
+ * busybox /init (busybox-init.sh) + vsock modules + agent; reads vge_args / vge_runs from the kernel command line.
+ * `files` (host path → path in the image) makes an image of its own kind, `kind`, so that it never prunes
+ * the plain one other tests use at the same time.
+ */
+export function busyboxInitrd(deps: GuestDeps, files: { src: string; dest: string }[] = [], kind = "busybox"): string {
   const script = join(HERE, "busybox-initrd.sh");
-  const key = keyOf([deps.kver, deps.kroot], [script, join(HERE, "busybox-init.sh"), deps.agent, ...tools("busybox")]);
-  return cached("busybox", key, (out) => ["bash", script, "-o", out, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot]);
+  const key = keyOf([deps.kver, deps.kroot, ...files.map((f) => f.dest)], [script, join(HERE, "busybox-init.sh"), deps.agent, ...tools("busybox"), ...files.map((f) => f.src)]);
+  const extra = files.flatMap((f) => ["--file", `${f.src}:${f.dest}`]);
+  return cached(kind, key, (out) => ["bash", script, "-o", out, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot, ...extra]);
 }
 
 /**
  * The dracut image as scripts/build-initrd.sh makes it (initrd/50vsock-guest-exec), plus the test-only
  * module vge-testroot: root=vge-testroot boots into a throw-away tmpfs root whose init prints
- * "VGE-TESTROOT: ..." markers and powers off (see dracut/59vge-testroot).
+ * "VGE-TESTROOT: ..." markers and powers off (see dracut/59vge-testroot). `include` (dracut --include)
+ * gives an image of its own `kind`, so that it never prunes the plain one.
  */
-export function dracutInitrd(deps: GuestDeps): string {
+export function dracutInitrd(deps: GuestDeps, include: { src: string; dest: string }[] = [], kind = "dracut"): string {
   const script = join(REPO, "scripts/build-initrd.sh");
   const testModule = join(HERE, "dracut/59vge-testroot");
-  const files = [script, ...filesUnder(join(REPO, "initrd/50vsock-guest-exec")), ...filesUnder(testModule), deps.agent, ...tools("busybox", "dracut")];
-  const key = keyOf([deps.kver, deps.kroot], files);
-  return cached("dracut", key, (out) => [
+  const files = [script, ...filesUnder(join(REPO, "initrd/50vsock-guest-exec")), ...filesUnder(testModule), deps.agent, ...tools("busybox", "dracut"), ...include.map((f) => f.src)];
+  const key = keyOf([deps.kver, deps.kroot, ...include.map((f) => f.dest)], files);
+  // dracut --include SRC DEST: how a user puts a file (the token) into the image (initrd/README.md).
+  const extra = include.length ? ["--", ...include.flatMap((f) => ["--include", f.src, f.dest])] : [];
+  return cached(kind, key, (out) => [
     "bash", script, "-o", out, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot,
-    "--module-dir", testModule, "--add", "vge-testroot",
+    "--module-dir", testModule, "--add", "vge-testroot", ...extra,
   ]);
 }
 

@@ -9,7 +9,10 @@ from struct and json as a host author would write them from the spec, not from s
     v2_host.py connect PATH --script JSON|@FILE    dial an agent started with `--listen --unix PATH`
 
 A script is a JSON object: {"ops": [OP, ...], "timeout_s": 30, "hello": {"versions": [2]}, "linger_ms": 0}
-("linger_ms": go on reading that long after the last op is done, e.g. for an ERROR). Ops start
+("linger_ms": go on reading that long after the last op is done, e.g. for an ERROR). With "token_hex"
+the host authenticates (PROTOCOL.md §11): a nonce in HELLO, the agent's proof checked, AUTH sent;
+"auth_proof_hex" sends that proof instead of the right one and "ignore_agent_proof" skips the check
+(hostile hosts, for tests). Ops start
 once WELCOME has arrived (or at once with "no_wait_welcome": true), concurrently, each when the ops named
 in its "after" list are done and a further "delay_ms" has passed. Every op has a non-zero "id".
 
@@ -29,13 +32,15 @@ in its "after" list are done and a further "delay_ms" has passed. Every op has a
     {"op": "raw", "id": 5, "hex": HEX}              bytes as they are, for malformed-input tests
 
 stdout: "listening PATH" (listen mode), then one JSON report line:
-    {"ok", "welcome", "error", "closed_by_agent", "timed_out", "elapsed_ms", "ops": {ID: {...}}, "stray": [...]}
+    {"ok", "welcome", "error", "closed_by_agent", "timed_out", "elapsed_ms", "ops": {ID: {...}}, "stray": [...],
+     "authenticated" (AUTH was sent), "refused_agent" (why this host refused the agent's WELCOME, or null)}
 Exit status: 0 the script ran (read "ok" for its outcome), 1 no connection, 2 bad arguments or script,
 3 a vectors check failed.
 """
 
 import argparse
 import hashlib
+import hmac
 import json
 import os
 import random
@@ -54,14 +59,14 @@ DEFAULT_WINDOW = 256 * 1024
 HEADER = struct.Struct("<IBI")  # length (type + id + payload), type, id
 
 TYPES = {
-    "HELLO": 0x01, "WELCOME": 0x02,
+    "HELLO": 0x01, "WELCOME": 0x02, "AUTH": 0x03,
     "EXEC": 0x10, "STARTED": 0x11, "STDIN": 0x12, "STDIN_EOF": 0x13, "STDOUT": 0x14, "STDERR": 0x15,
     "SIGNAL": 0x16, "RESIZE": 0x17, "EXIT": 0x18, "WINDOW": 0x19,
     "PUT": 0x20, "GET": 0x21, "FILE_DATA": 0x22, "FILE_END": 0x23, "RESULT": 0x24,
     "PING": 0x30, "PONG": 0x31, "ERROR": 0x7F,
 }
 NAMES = {v: k for k, v in TYPES.items()}
-JSON_TYPES = {"HELLO", "WELCOME", "EXEC", "STARTED", "SIGNAL", "RESIZE", "EXIT", "PUT", "GET", "RESULT", "ERROR"}
+JSON_TYPES = {"HELLO", "WELCOME", "AUTH", "EXEC", "STARTED", "SIGNAL", "RESIZE", "EXIT", "PUT", "GET", "RESULT", "ERROR"}
 
 
 class ProtocolError(Exception):
@@ -128,6 +133,47 @@ class Decoder:
         return len(self.buf)
 
 
+# --- authentication (PROTOCOL.md §11) ------------------------------------------------------------------
+
+AGENT_LABEL = b"vge2-auth agent\0"
+HOST_LABEL = b"vge2-auth host\0"
+NONCE_SIZE = 32
+
+
+def proof(label: bytes, token: bytes, host_nonce: bytes, agent_nonce: bytes) -> bytes:
+    return hmac.new(token, label + host_nonce + agent_nonce, hashlib.sha256).digest()
+
+
+def token_from_file(contents: bytes) -> bytes:
+    """One trailing LF or CR LF is not part of the token."""
+    if contents.endswith(b"\r\n"):
+        return contents[:-2]
+    return contents[:-1] if contents.endswith(b"\n") else contents
+
+
+def check_auth(doc: dict) -> list:
+    a, failures = doc["auth"], []
+    token = token_from_file(bytes.fromhex(a["token_file_hex"]))
+    if token.hex() != a["token_hex"]:
+        failures.append("auth: token from the file differs")
+    if AGENT_LABEL.hex() != a["agent_label_hex"] or HOST_LABEL.hex() != a["host_label_hex"]:
+        failures.append("auth: labels differ")
+    hn, an = bytes.fromhex(a["host_nonce_hex"]), bytes.fromhex(a["agent_nonce_hex"])
+    ap, hp = proof(AGENT_LABEL, token, hn, an), proof(HOST_LABEL, token, hn, an)
+    if ap.hex() != a["agent_proof_hex"]:
+        failures.append(f"auth: agent proof {ap.hex()}, expected {a['agent_proof_hex']}")
+    if hp.hex() != a["host_proof_hex"]:
+        failures.append(f"auth: host proof {hp.hex()}, expected {a['host_proof_hex']}")
+    by_name = {v["name"]: v.get("json") for v in doc["vectors"]}
+    if by_name.get("hello with auth", {}).get("auth", {}).get("nonce") != hn.hex():
+        failures.append("auth: HELLO vector does not carry the host nonce")
+    if by_name.get("welcome with auth", {}).get("auth") != {"nonce": an.hex(), "proof": ap.hex()}:
+        failures.append("auth: WELCOME vector does not carry the agent nonce and proof")
+    if by_name.get("auth") != {"proof": hp.hex()}:
+        failures.append("auth: AUTH vector does not carry the host proof")
+    return failures
+
+
 # --- vectors -----------------------------------------------------------------------------------------
 
 def check_vectors(path: str) -> dict:
@@ -185,6 +231,7 @@ def check_vectors(path: str) -> dict:
         except ProtocolError as e:
             if v["reason"] not in str(e):
                 failures.append(f"invalid {v['name']}: rejected for '{e}', expected a {v['reason']} error")
+    failures += check_auth(doc)
     return {"vectors": len(doc["vectors"]), "invalid": len(doc["invalid"]), "failures": failures}
 
 
@@ -491,6 +538,28 @@ class Session:
                 raise ValueError(f"an op needs a known 'op' and an integer 'id': {spec!r}")
             self.waiting.append(OPS[spec["op"]](self, spec))
         self.ready_at = None
+        self.token = bytes.fromhex(script["token_hex"]) if "token_hex" in script else None
+        self.host_nonce = os.urandom(NONCE_SIZE)
+        self.authenticated = False
+        self.refused_agent = None
+
+    def on_welcome(self, body: dict) -> bool:
+        """True when `body` is the full WELCOME; otherwise the agent's proof, answered with AUTH."""
+        if self.token is None or self.authenticated:
+            return True
+        a = body.get("auth")
+        if not isinstance(a, dict):
+            self.refused_agent = "the agent does not authenticate"
+            return False
+        an = bytes.fromhex(a["nonce"])
+        expected = proof(AGENT_LABEL, self.token, self.host_nonce, an)
+        if not hmac.compare_digest(expected, bytes.fromhex(a["proof"])) and not self.script.get("ignore_agent_proof"):
+            self.refused_agent = "wrong proof from the agent"
+            return False
+        mine = bytes.fromhex(self.script["auth_proof_hex"]) if "auth_proof_hex" in self.script else proof(HOST_LABEL, self.token, self.host_nonce, an)
+        self.send(encode_json(TYPES["AUTH"], 0, {"proof": mine.hex()}))
+        self.authenticated = True
+        return False
 
     def send(self, data: bytes):
         # Once the agent has stopped reading (it closes after an ERROR), what we would send is moot.
@@ -506,7 +575,10 @@ class Session:
 
     def dispatch(self, ftype, fid, payload, now):
         if ftype == TYPES["WELCOME"] and fid == 0:
-            self.welcome = decode_json(payload)
+            body = decode_json(payload)
+            if not self.on_welcome(body):
+                return
+            self.welcome = body
             self.window = self.welcome.get("window", DEFAULT_WINDOW)
             return
         if ftype == TYPES["ERROR"]:
@@ -540,7 +612,9 @@ class Session:
         return wake
 
     def run(self, timeout_s: float) -> dict:
-        hello = self.script.get("hello", {"versions": [2], "client": "v2_host.py"})
+        hello = dict(self.script.get("hello", {"versions": [2], "client": "v2_host.py"}))
+        if self.token is not None:
+            hello["auth"] = {"nonce": self.host_nonce.hex()}
         self.send(MAGIC + encode_json(TYPES["HELLO"], 0, hello))
         self.sock.setblocking(False)
         sel = selectors.DefaultSelector()
@@ -554,7 +628,7 @@ class Session:
                 timed_out = True
                 break
             wakes = [self.start_due(now)] + [op.tick(now) for op in self.ops.values()]
-            if self.error is not None or self.closed_by_agent:
+            if self.error is not None or self.closed_by_agent or self.refused_agent:
                 break
             if self.write_failed and not self.outbuf and self.error is None and not self.closed_by_agent:
                 pass  # wait below for the agent's last frames and its EOF
@@ -607,7 +681,9 @@ class Session:
         sel.close()
         ops = {**{op.id: op for op in self.waiting}, **self.ops}
         return {
-            "ok": not timed_out and self.error is None and all(op.done for op in ops.values()),
+            "ok": not timed_out and self.error is None and not self.refused_agent and all(op.done for op in ops.values()),
+            "authenticated": self.authenticated,
+            "refused_agent": self.refused_agent,
             "welcome": self.welcome,
             "error": self.error,
             "closed_by_agent": self.closed_by_agent,

@@ -2,6 +2,7 @@
 // The committed file is the reference: test/protocol/v2-vectors.test.ts fails if the encoder drifts from
 // it, and the Python implementation (test/hosts/v2_host.py) decodes and re-encodes it independently.
 import { MAGIC, T, encodeFrame, encodeJson, encodeWindow } from "../../src/protocol/v2/frame.ts";
+import { agentProof, hostProof, tokenFromFile } from "../../src/protocol/v2/auth.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -43,12 +44,35 @@ data("ping", "PING", 9, bytes("12345678"));
 data("pong", "PONG", 9, bytes("12345678"));
 json("error", "ERROR", 0, { code: "EPROTO", message: "frame length 4 is outside 5..262149" });
 
+// Authentication (PROTOCOL.md §11) with fixed nonces: a real peer draws them at random.
+const tokenFile = bytes("correct horse battery staple 42\n");
+const token = tokenFromFile(tokenFile, "vector");
+const hostNonce = Uint8Array.from({ length: 32 }, (_, i) => i);
+const agentNonce = Uint8Array.from({ length: 32 }, (_, i) => 0xa0 + i);
+const aProof = agentProof(token, hostNonce, agentNonce);
+const hProof = hostProof(token, hostNonce, agentNonce);
+json("hello with auth", "HELLO", 0, { versions: [2], client: "vge/0.2.0", auth: { nonce: hex(hostNonce) } }, "the host holds a token: its nonce");
+json("welcome with auth", "WELCOME", 0, { version: 2, auth: { nonce: hex(agentNonce), proof: hex(aProof) } }, "the agent's first WELCOME: its nonce and proof, no facts; the full WELCOME follows a valid AUTH");
+json("auth", "AUTH", 0, { proof: hex(hProof) }, "the host's proof");
+json("error auth", "ERROR", 0, { code: "EAUTH", message: "AUTH: wrong proof; the host does not hold this agent's token" });
+const auth = {
+  note: "proof = HMAC-SHA256(key = token, label ‖ host nonce ‖ agent nonce); the token is the file minus one trailing newline",
+  token_file_hex: hex(tokenFile),
+  token_hex: hex(token),
+  host_nonce_hex: hex(hostNonce),
+  agent_nonce_hex: hex(agentNonce),
+  agent_label_hex: hex(bytes("vge2-auth agent\0")),
+  host_label_hex: hex(bytes("vge2-auth host\0")),
+  agent_proof_hex: hex(aProof),
+  host_proof_hex: hex(hProof),
+};
+
 const invalid = [
   { name: "length below 5", hex: "04000000" + "10" + "01000000", reason: "length" },
   { name: "length above max", hex: hex(new Uint8Array([0x06, 0x00, 0x04, 0x00])) + "14" + "01000000", reason: "length" },
   { name: "unknown type", hex: "05000000" + "55" + "01000000", reason: "type" },
 ];
 
-const out = { magic_hex: hex(MAGIC), header: "u32le length (of type+id+payload), u8 type, u32le id", max_payload: 262144, vectors, invalid };
+const out = { magic_hex: hex(MAGIC), header: "u32le length (of type+id+payload), u8 type, u32le id", max_payload: 262144, vectors, invalid, auth };
 await Bun.write(new URL("./v2.json", import.meta.url), JSON.stringify(out, null, 2) + "\n");
 console.log(`wrote ${vectors.length} vectors, ${invalid.length} invalid frames`);

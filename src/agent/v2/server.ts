@@ -3,16 +3,23 @@
 // close; the agent itself goes on. The session reads no further while the host is not reading what it
 // already sent, so answers (PONG, STARTED, EXIT, WINDOW, RESULT) never pile up in memory.
 import { FrameDecoder, ProtocolError, T, decodeJson, encodeFrame, encodeJson, decodeWindow, typeName, type Frame } from "../../protocol/v2/frame.ts";
-import { PROTOCOL_VERSION, decodeExec, decodeGet, decodeHello, decodePut, decodeResize, decodeSignal } from "../../protocol/v2/messages.ts";
+import { PROTOCOL_VERSION, decodeExec, decodeGet, decodePut, decodeResize, decodeSignal } from "../../protocol/v2/messages.ts";
 import type { Conn } from "../../transport/conn.ts";
 import { DEFAULT_LIMITS, OUTBOUND_HIGH_WATER, type Limits } from "../limits.ts";
 import type { Log } from "../log.ts";
 import { Execution } from "./exec.ts";
-import { welcome } from "./facts.ts";
+import { AgentHandshake } from "./handshake.ts";
 import { GetOp, PutOp } from "./files.ts";
 import { Quota, sharedQuotas } from "./quota.ts";
 
 type Op = Execution | PutOp | GetOp;
+
+export interface V2SessionOptions {
+  /** Quotas of this connection and of the agent (defaults: DEFAULT_LIMITS). */
+  limits?: Limits;
+  /** Require the host to prove it holds this token before anything is disclosed or run (PROTOCOL.md §11). */
+  token?: Uint8Array;
+}
 const MAX_PING = 64;
 /** How long a stopping agent keeps reading after its last frame, for the host to close first. */
 const LINGER_MS = 500;
@@ -31,13 +38,24 @@ export class V2Session {
   private readonly execs: Quota;
   private readonly files: Quota;
 
+  private readonly handshake: AgentHandshake;
+  private readonly limits: Limits;
+
   constructor(
     private readonly conn: Conn,
     private readonly log: Log,
-    private readonly limits: Limits = DEFAULT_LIMITS,
+    opts: V2SessionOptions = {},
   ) {
+    const limits = opts.limits ?? DEFAULT_LIMITS;
+    this.limits = limits;
     this.execs = new Quota(limits.execsPerConn);
     this.files = new Quota(limits.filesPerConn);
+    this.handshake = new AgentHandshake(opts.token);
+  }
+
+  /** True when the host did not prove it holds the token: the connection was refused (EAUTH). */
+  get authRefused(): boolean {
+    return this.handshake.refused;
   }
 
   /** Serves until the host closes or breaks the protocol. */
@@ -77,11 +95,8 @@ export class V2Session {
 
   private handle(f: Frame): void {
     if (!this.greeted) {
-      if (f.type !== T.HELLO) throw new ProtocolError(`expected HELLO, got ${typeName(f.type)}`);
-      const { versions } = decodeHello(decodeJson(f));
-      if (!versions.includes(PROTOCOL_VERSION)) throw Object.assign(new ProtocolError(`no common protocol version (host offers ${JSON.stringify(versions)}, agent speaks ${PROTOCOL_VERSION})`), { code: "EVERSION" });
-      this.greeted = true;
-      void this.send(encodeJson(T.WELCOME, 0, welcome())).catch(() => {});
+      // HELLO, and with a token the host's AUTH: nothing else is served before this returns true.
+      this.greeted = this.handshake.step(f, (w) => void this.send(w).catch(() => {}));
       return;
     }
     switch (f.type) {

@@ -15,6 +15,10 @@ export const waitArg = {
   wait: { type: "string", valueHint: "SECONDS", description: "How long to wait for the guest: listen addresses wait for a guest to dial in (default: no limit); connect addresses retry (default 0: one attempt)" },
 } as const;
 
+export const tokenArg = {
+  "token-file": { type: "string", valueHint: "PATH", description: "Authenticate with the token in this file (the agent's --token-file); one trailing newline is ignored" },
+} as const;
+
 export const execArgs = {
   env: { type: "string", alias: "e", valueHint: "NAME=VALUE", description: "Set a variable (repeatable); NAME alone removes it" },
   "clear-env": { type: "boolean", description: "Start from an empty environment" },

@@ -11,6 +11,8 @@ export interface OpenOptions {
   /** Undefined: listen addresses wait without limit, connect addresses try once. */
   waitMs?: number;
   log: Log;
+  /** --token-file: the library reads it once and authenticates every attempt with it. */
+  tokenFile?: string;
 }
 
 function notices(log: Log, what: string): { start(reason?: string): void; stop(): void } {
@@ -54,12 +56,12 @@ async function firstOf<T>(a: Address, accept: () => Promise<T>, close: () => Pro
 
 export async function openGuest(a: Address, o: OpenOptions): Promise<Guest> {
   if (isListenAddress(a)) {
-    const l = await listen(a, { onError: (e, peer) => o.log.warn(`${peer}: ${e.message}`) });
+    const l = await listen(a, { tokenFile: o.tokenFile, onError: (e, peer) => o.log.warn(`${peer}: ${e.message}`) });
     return firstOf(a, () => l.accept(), () => l.close(), o, "a guest");
   }
   const n = notices(o.log, `the agent at ${formatAddress(a)}`);
   try {
-    return await connect(a, { retryMs: o.waitMs ?? 0, onRetry: (e) => n.start(e.message) });
+    return await connect(a, { tokenFile: o.tokenFile, retryMs: o.waitMs ?? 0, onRetry: (e) => n.start(e.message) });
   } catch (e) {
     if (o.waitMs && isTransient(e)) throw new GuestError("ETIMEDOUT", `${timeoutError(a, o.waitMs, "no agent answering").message}; last: ${(e as Error).message}`, { cause: e });
     throw e;

@@ -8,7 +8,7 @@ import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { UsageError } from "../_argv.ts";
 import type { FileInfo, Guest } from "../../host/index.ts";
-import { address, addressArg, commonArgs, seconds, waitArg } from "./_args.ts";
+import { address, addressArg, commonArgs, tokenArg, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
 import { makeLog } from "./_log.ts";
 import { pumpOut } from "./_stdio.ts";
@@ -102,7 +102,7 @@ export default defineCommand({
     preserve: { type: "boolean", alias: "p", description: "Guest → host: keep the guest's permission bits (never setuid/setgid/sticky) and mtime, instead of applying the umask" },
     "max-size": { type: "string", valueHint: "BYTES", description: "Refuse guest files larger than this (default 1 GiB)" },
     ...waitArg,
-    ...commonArgs,
+    ...tokenArg, ...commonArgs,
   },
   async run({ args }) {
     if (args._.length !== 3) throw new UsageError("usage: vge cp ADDRESS SRC DST, with one of SRC and DST written :GUEST_PATH");
@@ -119,7 +119,7 @@ export default defineCommand({
       maxSize = Number(args["max-size"]);
     }
     const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
-    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log });
+    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     try {
       if (remoteSrc) await get(guest, remote, dst, { maxSize, mode, preserve: !!args.preserve });
       else await put(guest, src, remote, mode);

@@ -1,7 +1,7 @@
 // `vge info ADDRESS`: what the agent said in its WELCOME, and the round trip of one PING.
 import { defineCommand } from "citty";
 import { printable, printableJson } from "../../host/index.ts";
-import { address, addressArg, commonArgs, seconds, waitArg } from "./_args.ts";
+import { address, addressArg, commonArgs, tokenArg, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
 import { makeLog } from "./_log.ts";
 import { writeAll } from "./_stdio.ts";
@@ -12,12 +12,12 @@ export default defineCommand({
     ...addressArg,
     json: { type: "boolean", description: "Print one JSON object: the WELCOME fields plus rttMs" },
     ...waitArg,
-    ...commonArgs,
+    ...tokenArg, ...commonArgs,
   },
   async run({ args }) {
     const a = address(args._[0]);
     const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
-    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log });
+    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     try {
       const rttMs = Math.round((await guest.ping()) * 1000) / 1000;
       const i = guest.info;

@@ -3,7 +3,7 @@
 import { defineCommand } from "citty";
 import { UsageError, repeatedValues } from "../_argv.ts";
 import { GuestError, printableJson, shellStatus, type Command, type ExecOptions, type ExitResult, type Guest } from "../../host/index.ts";
-import { address, addressArg, commonArgs, envVars, execArgs, seconds, waitArg } from "./_args.ts";
+import { address, addressArg, commonArgs, tokenArg, envVars, execArgs, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
 import { makeLog } from "./_log.ts";
 import { forwardSignals, pumpIn, pumpOut, writeAll } from "./_stdio.ts";
@@ -21,7 +21,7 @@ export const runArgs = {
   stdin: { type: "boolean", default: true, description: "Pass stdin through (when it is a pipe or file)", negativeDescription: "Give the command a closed stdin (default when stdin is a terminal without -t)" },
   json: { type: "boolean", description: "Collect output; print {status, code, signal, stdout, stderr, durationMs} as JSON" },
   ...waitArg,
-  ...commonArgs,
+  ...tokenArg, ...commonArgs,
 } as const;
 
 export const RUN_NOTES = `
@@ -93,7 +93,7 @@ export default defineCommand({
       ...(tty ? { pty: localPty() } : {}),
     };
     const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
-    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log });
+    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     try {
       if (args.json) {
         const { stdin: _closed, ...runOpts } = o;

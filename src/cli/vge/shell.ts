@@ -2,7 +2,7 @@
 import { defineCommand } from "citty";
 import { UsageError, repeatedValues } from "../_argv.ts";
 import { shellStatus, type Command } from "../../host/index.ts";
-import { address, addressArg, commonArgs, envVars, execArgs, seconds, waitArg } from "./_args.ts";
+import { address, addressArg, commonArgs, tokenArg, envVars, execArgs, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
 import { makeLog } from "./_log.ts";
 import { pumpIn, pumpOut } from "./_stdio.ts";
@@ -13,13 +13,13 @@ const LOGIN_SHELL: Command = { shell: 'exec "${SHELL:-/bin/sh}" -l' };
 
 export default defineCommand({
   meta: { name: "shell", description: "Open an interactive shell in the guest on a pseudo-terminal" },
-  args: { ...addressArg, ...execArgs, ...waitArg, ...commonArgs },
+  args: { ...addressArg, ...execArgs, ...waitArg, ...tokenArg, ...commonArgs },
   async run({ args, rawArgs }) {
     const [addrText, ...argv] = args._;
     const a = address(addrText);
     if (!process.stdin.isTTY) throw new UsageError("vge shell needs a terminal on stdin; use vge run for scripts and pipes");
     const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
-    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log });
+    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     try {
       const proc = guest.exec(argv.length ? argv : LOGIN_SHELL, {
         env: envVars(repeatedValues(rawArgs, ["env", "e"])),

@@ -2,7 +2,7 @@
 // dialed in (it is released again at once: start agents with --reconnect to serve the next command).
 import { defineCommand } from "citty";
 import { GuestError } from "../../host/index.ts";
-import { address, addressArg, commonArgs, seconds } from "./_args.ts";
+import { address, addressArg, commonArgs, tokenArg, seconds } from "./_args.ts";
 import { EXIT } from "./_exit.ts";
 import { openGuest } from "./_guest.ts";
 import { makeLog } from "./_log.ts";
@@ -15,7 +15,7 @@ export default defineCommand({
   args: {
     ...addressArg,
     timeout: { type: "string", valueHint: "SECONDS", description: "Give up after this long (default: no limit)" },
-    ...commonArgs,
+    ...tokenArg, ...commonArgs,
   },
   async run({ args }) {
     const a = address(args._[0]);
@@ -25,7 +25,7 @@ export default defineCommand({
     let guest;
     try {
       // A connect address is retried for the whole timeout (forever without one).
-      guest = await openGuest(a, { waitMs: timeoutMs ?? FOREVER_MS, log });
+      guest = await openGuest(a, { waitMs: timeoutMs ?? FOREVER_MS, log, tokenFile: args["token-file"] });
     } catch (e) {
       if (e instanceof GuestError && e.code === "ETIMEDOUT") {
         log.error(e.message);

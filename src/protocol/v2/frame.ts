@@ -19,6 +19,8 @@ export const DEFAULT_WINDOW = 256 * 1024;
 export const T = {
   HELLO: 0x01,
   WELCOME: 0x02,
+  /** Host's proof of the token (PROTOCOL.md §11); only when the agent asked for it. */
+  AUTH: 0x03,
   EXEC: 0x10,
   STARTED: 0x11,
   STDIN: 0x12,

@@ -11,6 +11,8 @@ export const CAPABILITIES = ["exec", "pty", "signal", "timeout", "files", "ping"
 export interface Hello {
   versions: number[];
   client?: string;
+  /** The host's nonce, hex: the host authenticates (PROTOCOL.md §11). */
+  auth?: { nonce: string };
 }
 
 export interface Welcome {

@@ -13,6 +13,10 @@ export interface Script {
   hello?: Json;
   no_wait_welcome?: boolean;
   linger_ms?: number;
+  /** Authenticate with this token (hex); the other two make a hostile host (PROTOCOL.md §11). */
+  token_hex?: string;
+  auth_proof_hex?: string;
+  ignore_agent_proof?: boolean;
 }
 
 export interface PyRun {
