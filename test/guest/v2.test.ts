@@ -7,9 +7,9 @@
 import { expect, test } from "bun:test";
 import { spawn } from "bun";
 import { listen } from "../../src/host/index.ts";
-import { REPO } from "./_deps.ts";
-import { findGuestDeps, type Guest, guestSkipReason, named, withGuest, within } from "./harness.ts";
-import { dracutInitrd } from "./images.ts";
+import { REPO } from "../../scripts/qemu/deps.ts";
+import { findGuestDeps, type Guest, guestSkipReason, named, withGuest, within } from "../../scripts/qemu/harness.ts";
+import { dracutInitrd } from "../../scripts/qemu/images.ts";
 
 const skip = guestSkipReason();
 const TEST_TIMEOUT = 180_000;

@@ -19,13 +19,13 @@
 // Both processes run under coreutils `timeout`, so they end even if the test process dies.
 // QEMU's exit status means nothing (a panicking guest also exits 0): read markers with waitFor().
 //
-// Inputs (findGuestDeps in _deps.ts): scripts/guest-deps.sh and `bun run build` provide them; override
+// Inputs (findGuestDeps in deps.ts): scripts/guest-deps.sh and `bun run build` provide them; override
 // with VGE_QEMU, VGE_VHOST_VSOCK, VGE_KVER, VGE_KROOT, VGE_KERNEL, VGE_AGENT, VGE_GUEST_CACHE.
 // Images (images.ts), cached by input hash under .cache/guest/images:
 //   busyboxInitrd()        /init (busybox-init.sh) runs the agent with vge_args=A,B,… (commas for spaces),
 //                          vge_runs=N times; markers "VGE-INIT: up|agent start|agent exited N|poweroff"
 //   dracutInitrd()         scripts/build-initrd.sh + test module vge-testroot: root=vge-testroot, markers
-//                          "VGE-TESTROOT: …" from the real root's init (dracut/59vge-testroot)
+//                          "VGE-TESTROOT: …" from the real root's init (59vge-testroot)
 //   dracutSystemdInitrd()  the same module in a systemd-based initrd; root=/dev/vda on testrootDisk()
 // within(promise, ms, what) bounds a wait that has no timeout of its own (e.g. the host library's accept()).
 // VGE_GUEST_KEEP=1 keeps every guest folder; VGE_REQUIRE_GUEST=1 turns "skip" into "fail" (CI).
@@ -33,11 +33,11 @@ import { type Subprocess, spawn } from "bun";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { findGuestDeps, type GuestDeps } from "./_deps.ts";
-import { connectGuest, type HostConnection, HostListener, unixListening } from "./_host.ts";
+import { findGuestDeps, type GuestDeps } from "./deps.ts";
+import { connectGuest, type HostConnection, HostListener, unixListening } from "./host.ts";
 
-export { findGuestDeps, guestSkipReason, type GuestDeps, named } from "./_deps.ts";
-export { connectGuest, HostConnection, HostListener, legacyFrame, unixListening } from "./_host.ts";
+export { findGuestDeps, guestSkipReason, type GuestDeps, named } from "./deps.ts";
+export { connectGuest, HostConnection, HostListener, legacyFrame, unixListening } from "./host.ts";
 
 export interface GuestOptions {
   initrd: string;

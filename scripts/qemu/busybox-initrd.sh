@@ -2,7 +2,7 @@
 # Build the busybox test initramfs: static busybox, busybox-init.sh as /init, the virtio-vsock modules
 # of the cached kernel, and the agent with the libraries it links to.
 #
-#   test/guest/busybox-initrd.sh -o OUT [--agent FILE] [--kver KVER] [--kroot DIR] [--compress CMD]
+#   scripts/qemu/busybox-initrd.sh -o OUT [--agent FILE] [--kver KVER] [--kroot DIR] [--compress CMD]
 #
 # Defaults as in scripts/build-initrd.sh: kernel from $VGE_GUEST_CACHE (scripts/guest-deps.sh),
 # agent dist/vsock_guest_exec-linux-x64, compressor "zstd -3 -q -T0" ("cat" for none).

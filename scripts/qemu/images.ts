@@ -4,7 +4,7 @@
 import { spawnSync } from "bun";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { CACHE, REPO, type GuestDeps, which } from "./_deps.ts";
+import { CACHE, REPO, type GuestDeps, which } from "./deps.ts";
 
 const HERE = import.meta.dir;
 const BUILD_TIMEOUT_MS = 300_000;
@@ -74,11 +74,11 @@ export function busyboxInitrd(deps: GuestDeps): string {
 /**
  * The dracut image as scripts/build-initrd.sh makes it (initrd/50vsock-guest-exec), plus the test-only
  * module vge-testroot: root=vge-testroot boots into a throw-away tmpfs root whose init prints
- * "VGE-TESTROOT: ..." markers and powers off (see dracut/59vge-testroot).
+ * "VGE-TESTROOT: ..." markers and powers off (see 59vge-testroot).
  */
 export function dracutInitrd(deps: GuestDeps): string {
   const script = join(REPO, "scripts/build-initrd.sh");
-  const testModule = join(HERE, "dracut/59vge-testroot");
+  const testModule = join(HERE, "59vge-testroot");
   const files = [script, ...filesUnder(join(REPO, "initrd/50vsock-guest-exec")), ...filesUnder(testModule), deps.agent, ...tools("busybox", "dracut")];
   const key = keyOf([deps.kver, deps.kroot], files);
   return cached("dracut", key, (out) => [
@@ -90,7 +90,7 @@ export function dracutInitrd(deps: GuestDeps): string {
 /** ext4 image of the test root (testroot-disk.sh), for root=/dev/vda; attach it with snapshot=on. */
 export function testrootDisk(): string {
   const script = join(HERE, "testroot-disk.sh");
-  const key = keyOf([], [script, join(HERE, "dracut/59vge-testroot/testroot-init.sh"), ...tools("busybox", "mkfs.ext4")]);
+  const key = keyOf([], [script, join(HERE, "59vge-testroot/testroot-init.sh"), ...tools("busybox", "mkfs.ext4")]);
   return cached("testroot-disk", key, (out) => ["bash", script, "-o", out]);
 }
 
