@@ -64,11 +64,22 @@ function cached(kind: string, key: string, argv: (out: string) => string[], env:
   return out;
 }
 
+/** dracut copies the host's own binaries (sh, modprobe, udev) into the image: x86_64 guests only here. */
+function x86Only(deps: GuestDeps, kind: string): void {
+  if (deps.arch !== "x86_64") throw new Error(`a ${kind} image needs an x86_64 guest (dracut installs this host's binaries); use busyboxInitrd for ${deps.arch}`);
+}
+
 /** busybox /init (busybox-init.sh) + vsock modules + agent; reads vge_args / vge_runs from the kernel command line. */
 export function busyboxInitrd(deps: GuestDeps): string {
   const script = join(HERE, "busybox-initrd.sh");
-  const key = keyOf([deps.kver, deps.kroot], [script, join(HERE, "busybox-init.sh"), deps.agent, ...tools("busybox")]);
-  return cached("busybox", key, (out) => ["bash", script, "-o", out, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot]);
+  // aarch64: busybox and libc come from the unpacked arm64 packages; the host's busybox only names the applets.
+  const fromSysroot = deps.sysroot ? [join(deps.sysroot, "bin/busybox"), join(deps.sysroot, "lib/ld-linux-aarch64.so.1")] : [];
+  const key = keyOf([deps.arch, deps.kver, deps.kroot], [script, join(HERE, "busybox-init.sh"), deps.agent, ...tools("busybox"), ...fromSysroot]);
+  const kind = deps.arch === "x86_64" ? "busybox" : `busybox-${deps.arch}`;
+  return cached(kind, key, (out) => [
+    "bash", script, "-o", out, "--arch", deps.arch, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot,
+    ...(deps.sysroot ? ["--sysroot", deps.sysroot] : []),
+  ]);
 }
 
 /**
@@ -77,6 +88,7 @@ export function busyboxInitrd(deps: GuestDeps): string {
  * "VGE-TESTROOT: ..." markers and powers off (see 59vge-testroot).
  */
 export function dracutInitrd(deps: GuestDeps): string {
+  x86Only(deps, "dracut");
   const script = join(REPO, "scripts/build-initrd.sh");
   const testModule = join(HERE, "59vge-testroot");
   const files = [script, ...filesUnder(join(REPO, "initrd/50vsock-guest-exec")), ...filesUnder(testModule), deps.agent, ...tools("busybox", "dracut")];
@@ -100,6 +112,7 @@ export function testrootDisk(): string {
  * Boot it with root=/dev/vda and testrootDisk().
  */
 export function dracutSystemdInitrd(deps: GuestDeps): string {
+  x86Only(deps, "dracut-systemd");
   const script = join(REPO, "scripts/build-initrd.sh");
   const files = [script, ...filesUnder(join(REPO, "initrd/50vsock-guest-exec")), deps.agent, ...tools("dracut")];
   const key = keyOf([deps.kver, deps.kroot, "systemd"], files);
