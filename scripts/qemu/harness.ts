@@ -63,10 +63,12 @@ const live = new Set<Guest>();
 process.once("exit", () => {
   for (const g of live) g.killNow();
 });
+// Ctrl-C or SIGTERM: end every guest and WAIT until QEMU and the backend are gone (bounded: `timeout -k`
+// SIGKILLs them 5 s after a SIGTERM they ignore), so that nothing outlives the script that started it.
 for (const sig of ["SIGINT", "SIGTERM"] as const) {
   process.once(sig, () => {
-    for (const g of live) g.killNow();
-    process.exit(sig === "SIGINT" ? 130 : 143);
+    const all = Promise.all([...live].map((g) => g.shutdown()));
+    void Promise.race([all, sleep(15_000)]).finally(() => process.exit(sig === "SIGINT" ? 130 : 143));
   });
 }
 
