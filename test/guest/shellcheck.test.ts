@@ -28,7 +28,7 @@ const sets = [
       join(REPO, "scripts/qemu/59vge-testroot/module-setup.sh"),
       join(REPO, "scripts/qemu/busybox-initrd.sh"),
       join(REPO, "scripts/qemu/testroot-disk.sh"),
-      ...["guest-deps.sh", "build-initrd.sh", "demo.sh"].map((f) => join(REPO, "scripts", f)),
+      ...["guest-deps.sh", "build-initrd.sh", "demo.sh", "guest.sh"].map((f) => join(REPO, "scripts", f)),
     ],
   },
 ];
