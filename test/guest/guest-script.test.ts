@@ -100,3 +100,18 @@ test.skipIf(!!skip)(named("scripts/guest.sh: ready line, the printed `vge run` w
     if (p.exitCode === null) p.kill("SIGTERM");
   }
 }, 300_000);
+
+// Bad input: one clear line and exit 2, before anything is built or booted (no guest needed).
+test("scripts/guest.ts (what guest.sh runs): a bad option or value is refused in one line, exit 2", async () => {
+  for (const [args, want] of [
+    [["--minutes", "0"], "guest: error: --minutes 0: not a number of minutes in (0, 1440]"],
+    [["--minutes", "soon"], "guest: error: --minutes soon: not a number of minutes in (0, 1440]"],
+    [["--mode", "dial"], "guest: error: --mode dial: not listen or persistent"],
+    [["--frobnicate"], "guest: error: Unknown option '--frobnicate'"],
+  ] as const) {
+    const p = spawn([process.execPath, "scripts/guest.ts", ...args], { cwd: REPO, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+    expect({ code, stdout, lines: stderr.trim().split("\n").length }).toEqual({ code: 2, stdout: "", lines: 1 });
+    expect(stderr).toStartWith(want);
+  }
+});
