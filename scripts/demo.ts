@@ -7,8 +7,8 @@
 // Prints each command's output and exit status, and the time from QEMU's start to the first result.
 import { createHash } from "node:crypto";
 import { listen, type Guest as Agent, type RunResult } from "../src/host/index.ts";
-import { findGuestDeps, withGuest } from "../test/guest/harness.ts";
-import { dracutInitrd } from "../test/guest/images.ts";
+import { findGuestDeps, withGuest } from "./qemu/harness.ts";
+import { dracutInitrd } from "./qemu/images.ts";
 
 const found = findGuestDeps();
 if ("missing" in found) {

@@ -5,8 +5,8 @@
 // need (scripts/guest-deps.sh, bun run build).
 //
 //   bun scripts/guest-boot-time.ts [RUNS]     (default 3 runs of each image)
-import { findGuestDeps, type GuestOptions, withGuest } from "../test/guest/harness.ts";
-import { busyboxInitrd, dracutInitrd } from "../test/guest/images.ts";
+import { findGuestDeps, type GuestOptions, withGuest } from "./qemu/harness.ts";
+import { busyboxInitrd, dracutInitrd } from "./qemu/images.ts";
 
 const runs = Number(process.argv[2] ?? 3);
 const found = findGuestDeps();

@@ -8,16 +8,22 @@
 # Results:
 #   apt packages   qemu-system-x86 busybox-static socat cpio kmod dracut shellcheck zstd e2fsprogs strace
 #                  (strace: test/package checks that vge on Node makes no socket for a vsock: address)
+#                  (+ qemu-system-arm for the arm64 guest)
 #   backend        vhost-device-vsock 0.3.0 (cargo install --locked), in $CARGO_HOME/bin
 #   kernel         $VGE_GUEST_CACHE/kernel/KVER/{boot/vmlinuz-KVER,lib/modules/KVER}, depmod'ed;
-#                  $VGE_GUEST_CACHE/kernel/current holds KVER
+#                  $VGE_GUEST_CACHE/kernel/current holds KVER (x86_64), kernel/current-arm64 the arm64 one
+#   arm64 userland $VGE_GUEST_CACHE/arm64/root: busybox-static:arm64 and libc6:arm64 unpacked (dpkg -x),
+#                  for the arm64 busybox initramfs (dpkg --add-architecture arm64 on first run)
 # VGE_GUEST_CACHE defaults to .cache/guest in the repository (ignored by git).
 # VGE_KERNEL_PKG picks another kernel package (default: what linux-image-cloud-amd64 depends on).
+# VGE_GUEST_ARM64=0 skips everything arm64 (qemu-system-arm, the foreign architecture, kernel, userland).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${VGE_GUEST_CACHE:-$REPO/.cache/guest}
 APT_PACKAGES=(qemu-system-x86 busybox-static socat cpio kmod dracut shellcheck zstd e2fsprogs strace)
+ARM64=${VGE_GUEST_ARM64:-1}
+[ "$ARM64" = 0 ] || APT_PACKAGES+=(qemu-system-arm)
 VHOST_VERSION=0.3.0
 BUN_VERSION=1.4.5
 CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}
@@ -81,41 +87,95 @@ else
   say "vhost-device-vsock installed: $CARGO_HOME/bin/vhost-device-vsock"
 fi
 
-STEP="kernel"
-resolve_kernel_pkg() {
-  apt-cache depends linux-image-cloud-amd64 2>/dev/null \
-    | sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1
+# `apt-get download` writes into the current folder and drops privileges to _apt when it can: a scratch
+# folder that _apt may write to.
+new_scratch() {
+  [ -z "$scratch" ] || rm -rf "$scratch"
+  scratch=$(mktemp -d)
+  chown _apt "$scratch" 2>/dev/null || true
 }
-pkg=${VGE_KERNEL_PKG:-}
-if [ -z "$pkg" ]; then
-  pkg=$(resolve_kernel_pkg)
+
+# The versioned package that a kernel meta package ($1, e.g. linux-image-cloud-amd64) depends on,
+# without an architecture suffix ("linux-image-6.1.0-57-cloud-arm64:arm64" for a foreign one).
+resolve_kernel_pkg() {
+  apt-cache depends "$1" 2>/dev/null \
+    | sed -n 's/^ *Depends: \(linux-image-[0-9][^ :]*\)\(:[a-z0-9]*\)\{0,1\}$/\1/p' | head -n1
+}
+
+# fetch_kernel META ARCH CURRENT: unpacks the kernel that META (package:arch) depends on into
+# $CACHE/kernel/KVER, depmod'ed, and writes KVER to $CACHE/kernel/CURRENT. VGE_KERNEL_PKG overrides
+# the x86_64 one.
+fetch_kernel() {
+  local meta=$1 arch=$2 current=$3 pkg="" kver kroot deb
+  [ "$arch" != amd64 ] || pkg=${VGE_KERNEL_PKG:-}
   if [ -z "$pkg" ]; then
+    pkg=$(resolve_kernel_pkg "$meta")
+    if [ -z "$pkg" ]; then
+      apt_update_once
+      pkg=$(resolve_kernel_pkg "$meta")
+    fi
+  fi
+  [ -n "$pkg" ] || { echo "guest-deps: error: cannot resolve $meta to a versioned kernel package (apt-cache depends printed none)" >&2; exit 1; }
+  kver=${pkg#linux-image-}
+  kroot=$CACHE/kernel/$kver
+  if [ -f "$kroot/boot/vmlinuz-$kver" ] && [ -f "$kroot/lib/modules/$kver/modules.dep" ]; then
+    say "kernel present: $kroot"
+  else
+    new_scratch
+    say "apt-get download $pkg:$arch (in $scratch)"
+    (cd "$scratch" && apt-get download -qq "$pkg:$arch")
+    deb=$(ls "$scratch"/*.deb)
+    rm -rf "$kroot.tmp"
+    mkdir -p "$kroot.tmp"
+    say "dpkg -x $(basename "$deb") && depmod -b ROOT $kver"
+    dpkg -x "$deb" "$kroot.tmp"
+    # The .deb ships no modules.dep; modprobe and dracut need it.
+    depmod -b "$kroot.tmp" "$kver"
+    rm -rf "$kroot"
+    mv "$kroot.tmp" "$kroot"
+    say "kernel ready: $kroot"
+  fi
+  printf '%s\n' "$kver" > "$CACHE/kernel/$current.tmp"
+  mv "$CACHE/kernel/$current.tmp" "$CACHE/kernel/$current"
+}
+
+STEP="kernel"
+mkdir -p "$CACHE/kernel"
+fetch_kernel linux-image-cloud-amd64 amd64 current
+read -r kver < "$CACHE/kernel/current"
+
+if [ "$ARM64" != 0 ]; then
+  STEP="arm64 architecture"
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    [ "$(id -u)" = 0 ] || { echo "guest-deps: error: the arm64 guest needs dpkg --add-architecture arm64; run as root (or VGE_GUEST_ARM64=0)" >&2; exit 1; }
+    say "dpkg --add-architecture arm64"
+    dpkg --add-architecture arm64
+    apt_updated=0
+  fi
+  # Package lists for arm64 exist only after an update that followed --add-architecture.
+  if ! apt-cache show libc6:arm64 >/dev/null 2>&1; then
+    apt_updated=0
     apt_update_once
-    pkg=$(resolve_kernel_pkg)
+  fi
+
+  STEP="arm64 kernel"
+  fetch_kernel linux-image-cloud-arm64:arm64 arm64 current-arm64
+
+  # Only unpacked (dpkg -x), never installed: the host's own packages stay as they are.
+  STEP="arm64 userland"
+  aroot=$CACHE/arm64/root
+  if [ -x "$aroot/bin/busybox" ] && [ -e "$aroot/lib/ld-linux-aarch64.so.1" ]; then
+    say "arm64 userland present: $aroot"
+  else
+    new_scratch
+    say "apt-get download busybox-static:arm64 libc6:arm64 (in $scratch)"
+    (cd "$scratch" && apt-get download -qq busybox-static:arm64 libc6:arm64)
+    rm -rf "$aroot.tmp"
+    mkdir -p "$aroot.tmp"
+    for deb in "$scratch"/*.deb; do dpkg -x "$deb" "$aroot.tmp"; done
+    rm -rf "$aroot"
+    mv "$aroot.tmp" "$aroot"
+    say "arm64 userland ready: $aroot"
   fi
 fi
-[ -n "$pkg" ] || { echo "guest-deps: error: cannot resolve linux-image-cloud-amd64 to a versioned kernel package (apt-cache depends printed none)" >&2; exit 1; }
-kver=${pkg#linux-image-}
-kroot=$CACHE/kernel/$kver
-if [ -f "$kroot/boot/vmlinuz-$kver" ] && [ -f "$kroot/lib/modules/$kver/modules.dep" ]; then
-  say "kernel present: $kroot"
-else
-  scratch=$(mktemp -d)
-  # apt-get download writes into the current folder and drops privileges to _apt when it can.
-  chown _apt "$scratch" 2>/dev/null || true
-  say "apt-get download $pkg (in $scratch)"
-  (cd "$scratch" && apt-get download -qq "$pkg")
-  deb=$(ls "$scratch"/*.deb)
-  rm -rf "$kroot.tmp"
-  mkdir -p "$kroot.tmp"
-  say "dpkg -x $(basename "$deb") && depmod -b ROOT $kver"
-  dpkg -x "$deb" "$kroot.tmp"
-  # The .deb ships no modules.dep; modprobe and dracut need it.
-  depmod -b "$kroot.tmp" "$kver"
-  rm -rf "$kroot"
-  mv "$kroot.tmp" "$kroot"
-  say "kernel ready: $kroot"
-fi
-printf '%s\n' "$kver" > "$CACHE/kernel/current.tmp"
-mv "$CACHE/kernel/current.tmp" "$CACHE/kernel/current"
 say "done: KVER=$kver cache=$CACHE"

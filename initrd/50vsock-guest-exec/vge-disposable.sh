@@ -8,7 +8,11 @@
 . /lib/vge-lib.sh
 vge_config
 
-if [ "$VGE_MODE" = disposable ]; then
+if [ "$VGE_MODE" = disposable ] && ! vge_cpu_ok; then
+    # rd.vge.onerror=continue: no command ran; the real root sees why.
+    mkdir -p "$VGE_RUN"
+    echo cpu > "$VGE_RUN/disposable.status"
+elif [ "$VGE_MODE" = disposable ]; then
     [ -z "$VGE_RECONNECT" ] || vge_unused rd.vge.reconnect persistent
     [ -z "$VGE_ALLOWCID" ] || vge_unused rd.vge.allowcid listen
     vge_load_modules

@@ -53,6 +53,53 @@ vge_unused() {
     warn "vsock-guest-exec: $1 applies to rd.vge.mode=$2 only; ignored with rd.vge.mode=$VGE_MODE"
 }
 
+# The CPU floor of the x64 agent: Bun's runtime needs x86-64-v2 (its baseline build targets Nehalem:
+# SSE4.2, POPCNT and the rest of the level below). On QEMU's default model (qemu64) the agent dies with
+# "Illegal instruction" before main and the host just never hears from the guest. Prints the missing
+# /proc/cpuinfo flags; nothing on a CPU that has them all, or on one that is not x86 (no "flags" line:
+# arm64 lists "Features", and the arm64 agent has no such floor).
+vge_cpu_missing() {
+    _vge_flags=
+    while IFS= read -r _vge_line; do
+        case $_vge_line in
+            flags*:*)
+                _vge_flags=" ${_vge_line#*:} "
+                break
+                ;;
+        esac
+    done < /proc/cpuinfo
+    if [ -n "$_vge_flags" ]; then
+        _vge_missing=
+        for _vge_f in ssse3 sse4_1 sse4_2 popcnt cx16 lahf_lm; do
+            case $_vge_flags in
+                *" $_vge_f "*) ;;
+                *) _vge_missing="$_vge_missing $_vge_f" ;;
+            esac
+        done
+        echo "${_vge_missing# }"
+    fi
+    unset _vge_flags _vge_line _vge_f _vge_missing
+}
+
+# True when the agent can run on this CPU. Otherwise one console line says what is missing and what to
+# do, and rd.vge.onerror decides: fail (default) stops the boot with die, continue boots on without the
+# agent (false: the caller skips it).
+vge_cpu_ok() {
+    _vge_missing=$(vge_cpu_missing)
+    [ -n "$_vge_missing" ] || return 0
+    _vge_why="vsock-guest-exec: the CPU lacks $_vge_missing (x86-64-v2), which the agent needs (it would die with \"Illegal instruction\"): give the guest a newer CPU model, e.g. QEMU -cpu host with KVM or -cpu max under TCG"
+    unset _vge_missing
+    if [ "$VGE_ONERROR" = continue ]; then
+        warn "$_vge_why; booting on without the agent (rd.vge.onerror=continue)"
+        unset _vge_why
+        return 1
+    fi
+    warn "$_vge_why; stopping the boot (rd.vge.onerror=fail)"
+    unset _vge_why
+    die "vsock-guest-exec: CPU below x86-64-v2, the agent cannot run"
+    return 1
+}
+
 # The virtio-vsock transport, in dependency order (modprobe resolves the rest from modules.dep).
 # virtio_pci first: without the bus driver the transport finds no device.
 vge_load_modules() {

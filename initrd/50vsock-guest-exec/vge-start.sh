@@ -12,6 +12,13 @@
 vge_config
 
 case $VGE_MODE in
+    persistent | listen)
+        # No agent on a CPU it cannot run on (rd.vge.onerror: stop the boot, or boot on without it).
+        vge_cpu_ok || VGE_MODE=off
+        ;;
+esac
+
+case $VGE_MODE in
     persistent)
         [ -z "$VGE_ALLOWCID" ] || vge_unused rd.vge.allowcid listen
         vge_load_modules

@@ -7,8 +7,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect, GuestError } from "../../src/host/index.ts";
 import { MAGIC, T, encodeJson } from "../../src/protocol/v2/frame.ts";
-import { findGuestDeps, guestSkipReason, named, withGuest, within } from "./harness.ts";
-import { busyboxInitrd, dracutInitrd } from "./images.ts";
+import { findGuestDeps, guestSkipReason, named, withGuest, within } from "../../scripts/qemu/harness.ts";
+import { busyboxInitrd, dracutInitrd } from "../../scripts/qemu/images.ts";
 
 const skip = guestSkipReason();
 // A test secret (test/guest/auth-test.token), fixed so that the image is cached; nothing else trusts it.

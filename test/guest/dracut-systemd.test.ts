@@ -3,8 +3,8 @@
 // image of the test root) and systemd does the switch_root. Note: in this flavour a command's stdout
 // goes to the journal only; stderr (and the hook's and agent's lines) also reach the console.
 import { expect, test } from "bun:test";
-import { findGuestDeps, type Guest, guestSkipReason, legacyFrame, named, withGuest } from "./harness.ts";
-import { dracutSystemdInitrd, testrootDisk } from "./images.ts";
+import { findGuestDeps, type Guest, guestSkipReason, legacyFrame, named, withGuest } from "../../scripts/qemu/harness.ts";
+import { dracutSystemdInitrd, testrootDisk } from "../../scripts/qemu/images.ts";
 
 const skip = guestSkipReason(["mkfs.ext4"]);
 const TEST_TIMEOUT = 180_000;

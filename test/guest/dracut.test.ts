@@ -2,8 +2,8 @@
 // initrd/50vsock-guest-exec) plus the test-only vge-testroot module, which gives dracut a throw-away
 // tmpfs root (root=vge-testroot) so the whole flow runs: hooks, switch_root, the real root's init.
 import { expect, test } from "bun:test";
-import { findGuestDeps, type Guest, guestSkipReason, named, legacyFrame, withGuest } from "./harness.ts";
-import { dracutInitrd } from "./images.ts";
+import { findGuestDeps, type Guest, guestSkipReason, named, legacyFrame, withGuest } from "../../scripts/qemu/harness.ts";
+import { dracutInitrd } from "../../scripts/qemu/images.ts";
 
 const skip = guestSkipReason();
 const TEST_TIMEOUT = 180_000;

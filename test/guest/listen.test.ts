@@ -2,8 +2,8 @@
 // vhost-device-vsock's Firecracker-style `CONNECT 1024` (Guest.connect). A raw command on an accepted
 // connection is the original disposable format: it runs, and the connection closes when it finished.
 import { expect, test } from "bun:test";
-import { findGuestDeps, guestSkipReason, named, withGuest } from "./harness.ts";
-import { busyboxInitrd } from "./images.ts";
+import { findGuestDeps, guestSkipReason, named, withGuest } from "../../scripts/qemu/harness.ts";
+import { busyboxInitrd } from "../../scripts/qemu/images.ts";
 
 const skip = guestSkipReason();
 

@@ -2,8 +2,8 @@
 // busybox test initrd. Several frames in one write; commands run in order; a clean host close ends
 // the agent with status 0.
 import { test } from "bun:test";
-import { findGuestDeps, guestSkipReason, named, legacyFrame, withGuest } from "./harness.ts";
-import { busyboxInitrd } from "./images.ts";
+import { findGuestDeps, guestSkipReason, named, legacyFrame, withGuest } from "../../scripts/qemu/harness.ts";
+import { busyboxInitrd } from "../../scripts/qemu/images.ts";
 
 const skip = guestSkipReason();
 

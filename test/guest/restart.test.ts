@@ -4,8 +4,8 @@
 // agent process dials in again and is served. rd.vge.hold keeps the initrd until the host releases it.
 import { expect, test } from "bun:test";
 import { listen } from "../../src/host/index.ts";
-import { findGuestDeps, guestSkipReason, named, withGuest, within } from "./harness.ts";
-import { dracutInitrd } from "./images.ts";
+import { findGuestDeps, guestSkipReason, named, withGuest, within } from "../../scripts/qemu/harness.ts";
+import { dracutInitrd } from "../../scripts/qemu/images.ts";
 
 const skip = guestSkipReason();
 const STEP = 90_000;

@@ -1,8 +1,8 @@
 // Scenario (c): the agent starts before the host listens. It keeps retrying (--retry) and is
 // served once the host starts listening a couple of seconds after the agent began to dial.
 import { expect, test } from "bun:test";
-import { findGuestDeps, guestSkipReason, named, withGuest } from "./harness.ts";
-import { busyboxInitrd } from "./images.ts";
+import { findGuestDeps, guestSkipReason, named, withGuest } from "../../scripts/qemu/harness.ts";
+import { busyboxInitrd } from "../../scripts/qemu/images.ts";
 
 const skip = guestSkipReason();
 

@@ -4,7 +4,7 @@ import { expect, test } from "bun:test";
 import { spawnSync } from "bun";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { REPO, which } from "./_deps.ts";
+import { REPO, which } from "../../scripts/qemu/deps.ts";
 
 const shellcheck = which("shellcheck");
 const shFiles = (dir: string, re: RegExp) =>
@@ -16,8 +16,8 @@ const sets = [
     shell: "sh",
     paths: [
       ...shFiles("initrd/50vsock-guest-exec", /^vge-.*\.sh$/),
-      ...shFiles("test/guest/dracut/59vge-testroot", /^testroot-.*\.sh$/),
-      join(REPO, "test/guest/busybox-init.sh"),
+      ...shFiles("scripts/qemu/59vge-testroot", /^testroot-.*\.sh$/),
+      join(REPO, "scripts/qemu/busybox-init.sh"),
     ],
   },
   {
@@ -25,10 +25,10 @@ const sets = [
     shell: "bash",
     paths: [
       join(REPO, "initrd/50vsock-guest-exec/module-setup.sh"),
-      join(REPO, "test/guest/dracut/59vge-testroot/module-setup.sh"),
-      join(REPO, "test/guest/busybox-initrd.sh"),
-      join(REPO, "test/guest/testroot-disk.sh"),
-      ...["guest-deps.sh", "build-initrd.sh", "demo.sh"].map((f) => join(REPO, "scripts", f)),
+      join(REPO, "scripts/qemu/59vge-testroot/module-setup.sh"),
+      join(REPO, "scripts/qemu/busybox-initrd.sh"),
+      join(REPO, "scripts/qemu/testroot-disk.sh"),
+      ...["guest-deps.sh", "build-initrd.sh", "demo.sh", "guest.sh"].map((f) => join(REPO, "scripts", f)),
     ],
   },
 ];

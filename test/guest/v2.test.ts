@@ -5,11 +5,10 @@
 //   listen:     the initrd's agent listens on port 1024 and `vge run fc:UDS:1024` dials in.
 // rd.vge.hold keeps switch_root waiting until the host is done (see initrd/README.md).
 import { expect, test } from "bun:test";
-import { spawn } from "bun";
 import { listen } from "../../src/host/index.ts";
-import { REPO } from "./_deps.ts";
-import { findGuestDeps, type Guest, guestSkipReason, named, withGuest, within } from "./harness.ts";
-import { dracutInitrd } from "./images.ts";
+import { findGuestDeps, type Guest, guestSkipReason, named, withGuest, within } from "../../scripts/qemu/harness.ts";
+import { dracutInitrd } from "../../scripts/qemu/images.ts";
+import { vge } from "./_vge.ts";
 
 const skip = guestSkipReason();
 const TEST_TIMEOUT = 180_000;
@@ -99,19 +98,6 @@ test.skipIf(!!skip)(named("v2 in the dracut initrd (persistent): run, ENOENT, st
     }
   });
 }, TEST_TIMEOUT);
-
-/** `bun src/cli/vge.ts ARGS` as a user would run it, bounded by coreutils timeout. */
-async function vge(args: string[], timeoutS = 60): Promise<{ code: number; stdout: string; stderr: string }> {
-  const p = spawn(["timeout", "-k", "5", String(timeoutS), process.execPath, "src/cli/vge.ts", ...args], {
-    cwd: REPO,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { ...process.env, NO_COLOR: "1" },
-  });
-  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-  return { code, stdout, stderr };
-}
 
 test.skipIf(!!skip)(named("v2 in the dracut initrd (listen): `vge run fc:UDS:1024` dials in; the host releases the hold", skip), async () => {
   await bootDracut(["rd.vge.mode=listen", "rd.vge.allowcid=2,7", "rd.vge.hold=90"], async (g) => {

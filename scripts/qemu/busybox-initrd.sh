@@ -2,11 +2,16 @@
 # Build the busybox test initramfs: static busybox, busybox-init.sh as /init, the virtio-vsock modules
 # of the cached kernel, and the agent with the libraries it links to.
 #
-#   test/guest/busybox-initrd.sh -o OUT [--agent FILE] [--kver KVER] [--kroot DIR] [--compress CMD]
-#                                [--file SRC:DEST]...   (copies SRC to DEST in the image, mode 0600)
+#   scripts/qemu/busybox-initrd.sh -o OUT [--arch x86_64|aarch64] [--agent FILE] [--kver KVER]
+#                                  [--kroot DIR] [--sysroot DIR] [--compress CMD]
+#                                  [--file SRC:DEST]...   (copies SRC to DEST in the image, mode 0600)
 #
 # Defaults as in scripts/build-initrd.sh: kernel from $VGE_GUEST_CACHE (scripts/guest-deps.sh),
 # agent dist/vsock_guest_exec-linux-x64, compressor "zstd -3 -q -T0" ("cat" for none).
+# --arch aarch64 (an arm64 guest; dracut would run host binaries, so arm64 images are busybox only):
+# kernel from kernel/current-arm64, agent dist/vsock_guest_exec-linux-arm64, and busybox and the
+# loader and libc from --sysroot (default $VGE_GUEST_CACHE/arm64/root: busybox-static:arm64 and
+# libc6:arm64 unpacked by scripts/guest-deps.sh), since ldd cannot read a foreign executable.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,11 +19,13 @@ REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${VGE_GUEST_CACHE:-$REPO/.cache/guest}
 die() { printf 'busybox-initrd: error: %s\n' "$*" >&2; exit 1; }
 
-out="" kver="" kroot="" agent="$REPO/dist/vsock_guest_exec-linux-x64" compress="zstd -3 -q -T0"
+out="" kver="" kroot="" agent="" arch=x86_64 sysroot="" compress="zstd -3 -q -T0"
 files=()
 while [ $# -gt 0 ]; do
   case $1 in
     -o | --out) out=$2; shift 2 ;;
+    --arch) arch=$2; shift 2 ;;
+    --sysroot) sysroot=$2; shift 2 ;;
     --agent) agent=$2; shift 2 ;;
     --kver) kver=$2; shift 2 ;;
     --kroot) kroot=$2; shift 2 ;;
@@ -28,24 +35,39 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -n "$out" ] || die "-o OUT is required"
+case $arch in
+  x86_64) current=current agent=${agent:-$REPO/dist/vsock_guest_exec-linux-x64} ;;
+  aarch64)
+    current=current-arm64 agent=${agent:-$REPO/dist/vsock_guest_exec-linux-arm64}
+    sysroot=${sysroot:-$CACHE/arm64/root}
+    [ -x "$sysroot/bin/busybox" ] || die "no arm64 busybox in $sysroot (run scripts/guest-deps.sh)"
+    ;;
+  *) die "--arch $arch: not x86_64 or aarch64" ;;
+esac
 if [ -z "$kver" ]; then
-  [ -f "$CACHE/kernel/current" ] || die "no kernel in $CACHE (run scripts/guest-deps.sh)"
-  read -r kver < "$CACHE/kernel/current"
+  [ -f "$CACHE/kernel/$current" ] || die "no kernel in $CACHE/kernel/$current (run scripts/guest-deps.sh)"
+  read -r kver < "$CACHE/kernel/$current"
 fi
 kroot=${kroot:-$CACHE/kernel/$kver}
 moddir=$kroot/lib/modules/$kver
 [ -d "$moddir" ] || die "$moddir missing (run scripts/guest-deps.sh)"
 [ -x "$agent" ] || die "agent $agent not found or not executable (run: bun run build)"
-busybox=$(command -v busybox) || die "busybox not installed (run scripts/guest-deps.sh)"
-# ldd fails on a static executable ("not a dynamic executable"); a dynamic busybox would need its libraries.
-if ldd "$busybox" > /dev/null 2>&1; then die "$busybox is not static (install busybox-static)"; fi
+# The host's busybox names the applets (its own, or, for arm64, the same Debian version's).
+host_busybox=$(command -v busybox) || die "busybox not installed (run scripts/guest-deps.sh)"
+if [ "$arch" = x86_64 ]; then
+  busybox=$host_busybox
+  # ldd fails on a static executable ("not a dynamic executable"); a dynamic busybox would need its libraries.
+  if ldd "$busybox" > /dev/null 2>&1; then die "$busybox is not static (install busybox-static)"; fi
+else
+  busybox=$sysroot/bin/busybox
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 root=$work/root
 mkdir -p "$root"/{bin,sbin,usr/bin,lib/modules,proc,sys,dev,tmp,run,etc}
 cp "$busybox" "$root/bin/busybox"
-for applet in $("$busybox" --list); do
+for applet in $("$host_busybox" --list); do
   [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 done
 install -m 0755 "$HERE/busybox-init.sh" "$root/init"
@@ -58,10 +80,16 @@ done
 # Never strip the agent: it would lose its embedded program.
 cp "$agent" "$root/usr/bin/vsock_guest_exec"
 # The agent's shared libraries, at the paths the loader looks for them.
-ldd "$agent" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}' | while read -r lib; do
-  mkdir -p "$root$(dirname "$lib")"
-  cp -L "$lib" "$root$lib"
-done
+if [ "$arch" = x86_64 ]; then
+  ldd "$agent" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}' | while read -r lib; do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+else
+  # The whole of libc6:arm64's /lib (a few MiB): the loader and every library the agent may open.
+  cp -L "$sysroot/lib/ld-linux-aarch64.so.1" "$root/lib/"
+  cp -a "$sysroot/lib/aarch64-linux-gnu" "$root/lib/"
+fi
 
 for f in "${files[@]}"; do
   src=${f%%:*} dest=${f#*:}

@@ -4,7 +4,7 @@
 import { spawnSync } from "bun";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { CACHE, REPO, type GuestDeps, which } from "./_deps.ts";
+import { CACHE, REPO, type GuestDeps, which } from "./deps.ts";
 
 const HERE = import.meta.dir;
 const BUILD_TIMEOUT_MS = 300_000;
@@ -64,6 +64,11 @@ function cached(kind: string, key: string, argv: (out: string) => string[], env:
   return out;
 }
 
+/** dracut copies the host's own binaries (sh, modprobe, udev) into the image: x86_64 guests only here. */
+function x86Only(deps: GuestDeps, kind: string): void {
+  if (deps.arch !== "x86_64") throw new Error(`a ${kind} image needs an x86_64 guest (dracut installs this host's binaries); use busyboxInitrd for ${deps.arch}`);
+}
+
 /**
  * busybox /init (busybox-init.sh) + vsock modules + agent; reads vge_args / vge_runs from the kernel command line.
  * `files` (host path → path in the image) makes an image of its own kind, `kind`, so that it never prunes
@@ -71,20 +76,27 @@ function cached(kind: string, key: string, argv: (out: string) => string[], env:
  */
 export function busyboxInitrd(deps: GuestDeps, files: { src: string; dest: string }[] = [], kind = "busybox"): string {
   const script = join(HERE, "busybox-initrd.sh");
-  const key = keyOf([deps.kver, deps.kroot, ...files.map((f) => f.dest)], [script, join(HERE, "busybox-init.sh"), deps.agent, ...tools("busybox"), ...files.map((f) => f.src)]);
+  // aarch64: busybox and libc come from the unpacked arm64 packages; the host's busybox only names the applets.
+  const fromSysroot = deps.sysroot ? [join(deps.sysroot, "bin/busybox"), join(deps.sysroot, "lib/ld-linux-aarch64.so.1")] : [];
+  const key = keyOf([deps.arch, deps.kver, deps.kroot, ...files.map((f) => f.dest)], [script, join(HERE, "busybox-init.sh"), deps.agent, ...tools("busybox"), ...fromSysroot, ...files.map((f) => f.src)]);
   const extra = files.flatMap((f) => ["--file", `${f.src}:${f.dest}`]);
-  return cached(kind, key, (out) => ["bash", script, "-o", out, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot, ...extra]);
+  const kindName = deps.arch === "x86_64" ? kind : `${kind}-${deps.arch}`;
+  return cached(kindName, key, (out) => [
+    "bash", script, "-o", out, "--arch", deps.arch, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot,
+    ...(deps.sysroot ? ["--sysroot", deps.sysroot] : []), ...extra,
+  ]);
 }
 
 /**
  * The dracut image as scripts/build-initrd.sh makes it (initrd/50vsock-guest-exec), plus the test-only
  * module vge-testroot: root=vge-testroot boots into a throw-away tmpfs root whose init prints
- * "VGE-TESTROOT: ..." markers and powers off (see dracut/59vge-testroot). `include` (dracut --include)
+ * "VGE-TESTROOT: ..." markers and powers off (see 59vge-testroot). `include` (dracut --include)
  * gives an image of its own `kind`, so that it never prunes the plain one.
  */
 export function dracutInitrd(deps: GuestDeps, include: { src: string; dest: string }[] = [], kind = "dracut"): string {
+  x86Only(deps, "dracut");
   const script = join(REPO, "scripts/build-initrd.sh");
-  const testModule = join(HERE, "dracut/59vge-testroot");
+  const testModule = join(HERE, "59vge-testroot");
   const files = [script, ...filesUnder(join(REPO, "initrd/50vsock-guest-exec")), ...filesUnder(testModule), deps.agent, ...tools("busybox", "dracut"), ...include.map((f) => f.src)];
   const key = keyOf([deps.kver, deps.kroot, ...include.map((f) => f.dest)], files);
   // dracut --include SRC DEST: how a user puts a file (the token) into the image (initrd/README.md).
@@ -98,7 +110,7 @@ export function dracutInitrd(deps: GuestDeps, include: { src: string; dest: stri
 /** ext4 image of the test root (testroot-disk.sh), for root=/dev/vda; attach it with snapshot=on. */
 export function testrootDisk(): string {
   const script = join(HERE, "testroot-disk.sh");
-  const key = keyOf([], [script, join(HERE, "dracut/59vge-testroot/testroot-init.sh"), ...tools("busybox", "mkfs.ext4")]);
+  const key = keyOf([], [script, join(HERE, "59vge-testroot/testroot-init.sh"), ...tools("busybox", "mkfs.ext4")]);
   return cached("testroot-disk", key, (out) => ["bash", script, "-o", out]);
 }
 
@@ -108,6 +120,7 @@ export function testrootDisk(): string {
  * Boot it with root=/dev/vda and testrootDisk().
  */
 export function dracutSystemdInitrd(deps: GuestDeps): string {
+  x86Only(deps, "dracut-systemd");
   const script = join(REPO, "scripts/build-initrd.sh");
   const files = [script, ...filesUnder(join(REPO, "initrd/50vsock-guest-exec")), deps.agent, ...tools("dracut")];
   const key = keyOf([deps.kver, deps.kroot, "systemd"], files);

@@ -1,18 +1,25 @@
-// Where the guest tests find their inputs, and why they skip when one is missing.
-// Everything can be overridden by environment variables (see harness.ts).
+// Where guest boots find their inputs, and why tests skip when one is missing.
+// x86_64 inputs can be overridden by environment variables (see harness.ts); the arm64 ones
+// (arch "aarch64") come from the cache and dist/ only, except VGE_AGENT_ARM64.
 import { accessSync, constants, existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 export const REPO = resolve(import.meta.dir, "../..");
 export const CACHE = process.env.VGE_GUEST_CACHE ?? join(REPO, ".cache/guest");
 
+/** Guest architectures, spelled as QEMU and the kernel (uname -m) spell them. */
+export type GuestArch = "x86_64" | "aarch64";
+
 export interface GuestDeps {
+  arch: GuestArch;
   qemu: string;
   backend: string; // vhost-device-vsock
   kver: string;
   kernel: string; // vmlinuz
   kroot: string; // holds lib/modules/KVER
   agent: string;
+  /** aarch64: unpacked busybox-static:arm64 and libc6:arm64 (scripts/guest-deps.sh). */
+  sysroot?: string;
 }
 
 function executable(path: string): boolean {
@@ -33,23 +40,28 @@ export function which(name: string, extra: string[] = []): string | undefined {
 }
 
 /** The inputs of a guest boot, or the reason (one line, with the fix) why they are not all there. */
-export function findGuestDeps(): { deps: GuestDeps } | { missing: string } {
+export function findGuestDeps(arch: GuestArch = "x86_64"): { deps: GuestDeps } | { missing: string } {
   const fix = "run scripts/guest-deps.sh";
-  const qemu = process.env.VGE_QEMU ?? which("qemu-system-x86_64");
-  if (!qemu) return { missing: `qemu-system-x86_64 not found (${fix})` };
+  const x86 = arch === "x86_64";
+  const qemuName = `qemu-system-${arch}`;
+  const qemu = (x86 ? process.env.VGE_QEMU : undefined) ?? which(qemuName);
+  if (!qemu) return { missing: `${qemuName} not found (${fix})` };
   const cargoBin = join(process.env.CARGO_HOME ?? join(process.env.HOME ?? "/root", ".cargo"), "bin");
   const backend = process.env.VGE_VHOST_VSOCK ?? which("vhost-device-vsock", [cargoBin]);
   if (!backend) return { missing: `vhost-device-vsock not found (${fix})` };
-  const current = join(CACHE, "kernel/current");
-  const kver = process.env.VGE_KVER ?? (existsSync(current) ? readFileSync(current, "utf8").trim() : undefined);
-  if (!kver) return { missing: `no guest kernel in ${CACHE} (${fix})` };
-  const kroot = process.env.VGE_KROOT ?? join(CACHE, "kernel", kver);
-  const kernel = process.env.VGE_KERNEL ?? join(kroot, "boot", `vmlinuz-${kver}`);
+  const current = join(CACHE, x86 ? "kernel/current" : "kernel/current-arm64");
+  const kver = (x86 ? process.env.VGE_KVER : undefined) ?? (existsSync(current) ? readFileSync(current, "utf8").trim() : undefined);
+  if (!kver) return { missing: `no ${arch} guest kernel in ${CACHE} (${fix})` };
+  const kroot = (x86 ? process.env.VGE_KROOT : undefined) ?? join(CACHE, "kernel", kver);
+  const kernel = (x86 ? process.env.VGE_KERNEL : undefined) ?? join(kroot, "boot", `vmlinuz-${kver}`);
   if (!existsSync(kernel)) return { missing: `guest kernel ${kernel} missing (${fix})` };
   if (!existsSync(join(kroot, "lib/modules", kver, "modules.dep"))) return { missing: `modules of ${kver} missing under ${kroot} (${fix})` };
-  const agent = process.env.VGE_AGENT ?? join(REPO, "dist/vsock_guest_exec-linux-x64");
+  const agent = (x86 ? process.env.VGE_AGENT : process.env.VGE_AGENT_ARM64) ?? join(REPO, `dist/vsock_guest_exec-linux-${x86 ? "x64" : "arm64"}`);
   if (!executable(agent)) return { missing: `agent ${agent} not built (run: bun run build)` };
-  return { deps: { qemu, backend, kver, kernel, kroot, agent } };
+  if (x86) return { deps: { arch, qemu, backend, kver, kernel, kroot, agent } };
+  const sysroot = join(CACHE, "arm64/root");
+  if (!executable(join(sysroot, "bin/busybox"))) return { missing: `arm64 busybox and libc not unpacked in ${sysroot} (${fix})` };
+  return { deps: { arch, qemu, backend, kver, kernel, kroot, agent, sysroot } };
 }
 
 /**
@@ -57,9 +69,9 @@ export function findGuestDeps(): { deps: GuestDeps } | { missing: string } {
  * VGE_REQUIRE_GUEST=1 (CI, where scripts/guest-deps.sh ran) it never skips: a missing input then fails
  * the test with the same reason instead of hiding behind a skip.
  */
-export function guestSkipReason(extraTools: string[] = []): string | undefined {
+export function guestSkipReason(extraTools: string[] = [], arch: GuestArch = "x86_64"): string | undefined {
   if (process.env.VGE_REQUIRE_GUEST === "1") return undefined;
-  const found = findGuestDeps();
+  const found = findGuestDeps(arch);
   if ("missing" in found) return found.missing;
   for (const tool of extraTools) if (!which(tool)) return `${tool} not found (run scripts/guest-deps.sh)`;
   return undefined;

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Build a small ext4 disk image holding a throw-away real root: static busybox and the test root's
-# init (dracut/59vge-testroot/testroot-init.sh). For boots where dracut itself mounts the root
+# init (59vge-testroot/testroot-init.sh). For boots where dracut itself mounts the root
 # (root=/dev/vda), e.g. the systemd-based initrd, which does not run the vge-testroot mount hook.
 #
-#   test/guest/testroot-disk.sh -o OUT
+#   scripts/qemu/testroot-disk.sh -o OUT
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,7 +27,7 @@ cp "$busybox" "$root/bin/busybox"
 for applet in $("$busybox" --list); do
   [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 done
-install -m 0755 "$HERE/dracut/59vge-testroot/testroot-init.sh" "$root/sbin/init"
+install -m 0755 "$HERE/59vge-testroot/testroot-init.sh" "$root/sbin/init"
 # systemd's switch-root refuses a root without os-release.
 printf 'ID=vge-testroot\nNAME="vsock-guest-exec test root"\n' > "$root/etc/os-release"
 mkfs.ext4 -q -F -d "$root" -L vge-testroot "$out" 32M

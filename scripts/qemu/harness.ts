@@ -13,19 +13,20 @@
 // Pieces (one per guest, in a temp folder g.dir):
 //   vhost-device-vsock --vm guest-cid=CID,socket=g.dir/vhost.sock,uds-path=g.uds   (the vhost-user backend)
 //   qemu-system-x86_64 -accel tcg -cpu max … -device vhost-user-vsock-pci         (serial log: g.serialPath)
+//   qemu-system-aarch64 -M virt -accel tcg -cpu max … -device vhost-user-vsock-pci  (deps from findGuestDeps("aarch64"))
 // Host side, Firecracker style: the guest dialing host port P reaches the Unix socket `${g.uds}_${P}`
 // (g.portPath(P), g.listen(P)); listen there BEFORE the guest dials. A host dialing a listening guest
 // connects to g.uds and writes `CONNECT P\n` (g.connect(P); `vge … fc:${g.uds}:P` does the same).
 // Both processes run under coreutils `timeout`, so they end even if the test process dies.
 // QEMU's exit status means nothing (a panicking guest also exits 0): read markers with waitFor().
 //
-// Inputs (findGuestDeps in _deps.ts): scripts/guest-deps.sh and `bun run build` provide them; override
+// Inputs (findGuestDeps in deps.ts): scripts/guest-deps.sh and `bun run build` provide them; override
 // with VGE_QEMU, VGE_VHOST_VSOCK, VGE_KVER, VGE_KROOT, VGE_KERNEL, VGE_AGENT, VGE_GUEST_CACHE.
 // Images (images.ts), cached by input hash under .cache/guest/images:
-//   busyboxInitrd()        /init (busybox-init.sh) runs the agent with vge_args=A,B,… (commas for spaces),
+//   busyboxInitrd()        x86_64 or aarch64 (by deps.arch): /init (busybox-init.sh) runs the agent with vge_args=A,B,… (commas for spaces),
 //                          vge_runs=N times; markers "VGE-INIT: up|agent start|agent exited N|poweroff"
 //   dracutInitrd()         scripts/build-initrd.sh + test module vge-testroot: root=vge-testroot, markers
-//                          "VGE-TESTROOT: …" from the real root's init (dracut/59vge-testroot)
+//                          "VGE-TESTROOT: …" from the real root's init (59vge-testroot)
 //   dracutSystemdInitrd()  the same module in a systemd-based initrd; root=/dev/vda on testrootDisk()
 // within(promise, ms, what) bounds a wait that has no timeout of its own (e.g. the host library's accept()).
 // VGE_GUEST_KEEP=1 keeps every guest folder; VGE_REQUIRE_GUEST=1 turns "skip" into "fail" (CI).
@@ -33,23 +34,27 @@ import { type Subprocess, spawn } from "bun";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { findGuestDeps, type GuestDeps } from "./_deps.ts";
-import { connectGuest, type HostConnection, HostListener, unixListening } from "./_host.ts";
+import { findGuestDeps, type GuestDeps } from "./deps.ts";
+import { connectGuest, type HostConnection, HostListener, unixListening } from "./host.ts";
 
-export { findGuestDeps, guestSkipReason, type GuestDeps, named } from "./_deps.ts";
-export { connectGuest, HostConnection, HostListener, legacyFrame, unixListening } from "./_host.ts";
+export { findGuestDeps, type GuestArch, guestSkipReason, type GuestDeps, named } from "./deps.ts";
+export { connectGuest, HostConnection, HostListener, legacyFrame, unixListening } from "./host.ts";
 
 export interface GuestOptions {
   initrd: string;
-  /** Kernel arguments after "console=ttyS0 panic=-1". */
+  /** Kernel arguments after "console=ttyS0 panic=-1" (ttyAMA0 on aarch64). */
   append?: string[];
+  /** QEMU's -cpu (default "max": the x64 agent needs x86-64-v2, which QEMU's default qemu64 lacks). */
+  cpu?: string;
   /** Guest CID (default 3). */
   cid?: number;
+  /** Default 512 (x86_64), 1024 (aarch64: the kernel unpacks the ~110 MiB initramfs into RAM slower there). */
   memoryMiB?: number;
   /** Hard limit on QEMU's life, from start() (default 240 s: a safety net; tests set their own bounds). */
   timeoutMs?: number;
   /** More QEMU arguments, e.g. ["-drive", "file=root.img,if=virtio,format=raw"]. */
   qemuArgs?: string[];
+  /** Default: findGuestDeps() for x86_64. Its `arch` picks the QEMU machine. */
   deps?: GuestDeps;
 }
 
@@ -58,10 +63,12 @@ const live = new Set<Guest>();
 process.once("exit", () => {
   for (const g of live) g.killNow();
 });
+// Ctrl-C or SIGTERM: end every guest and WAIT until QEMU and the backend are gone (bounded: `timeout -k`
+// SIGKILLs them 5 s after a SIGTERM they ignore), so that nothing outlives the script that started it.
 for (const sig of ["SIGINT", "SIGTERM"] as const) {
   process.once(sig, () => {
-    for (const g of live) g.killNow();
-    process.exit(sig === "SIGINT" ? 130 : 143);
+    const all = Promise.all([...live].map((g) => g.shutdown()));
+    void Promise.race([all, sleep(15_000)]).finally(() => process.exit(sig === "SIGINT" ? 130 : 143));
   });
 }
 
@@ -140,14 +147,17 @@ export class Guest {
 
   /** Boots QEMU. */
   async start(): Promise<void> {
-    const mem = this.opts.memoryMiB ?? 512;
+    const arm = this.deps.arch === "aarch64";
+    const mem = this.opts.memoryMiB ?? (arm ? 1024 : 512);
     const limitS = Math.ceil((this.opts.timeoutMs ?? 240_000) / 1000);
-    const append = ["console=ttyS0", "panic=-1", ...(this.opts.append ?? [])].join(" ");
+    const append = [arm ? "console=ttyAMA0" : "console=ttyS0", "panic=-1", ...(this.opts.append ?? [])].join(" ");
     // -no-reboot with panic=-1: a dying guest ends QEMU at once instead of rebooting forever.
-    // memfd shared memory: the vhost-user backend maps the guest's RAM.
+    // memfd shared memory: the vhost-user backend maps the guest's RAM. On aarch64 the virt machine
+    // (PL011 serial, PCIe host bridge) carries the same vhost-user-vsock-pci device.
     this.qemu = spawn(
       ["timeout", "-k", "5", String(limitS), this.deps.qemu,
-        "-accel", "tcg", "-cpu", "max", "-m", String(mem),
+        ...(arm ? ["-M", "virt"] : []),
+        "-accel", "tcg", "-cpu", this.opts.cpu ?? "max", "-m", String(mem),
         "-nodefaults", "-display", "none", "-no-reboot",
         "-serial", `file:${this.serialPath}`,
         "-kernel", this.deps.kernel, "-initrd", this.opts.initrd, "-append", append,
