@@ -1,0 +1,127 @@
+// Mutation fuzzing of protocol v2 against the compiled agent (listen mode, Unix socket), one connection per
+// case, seeded and reproducible. After every case the agent must still be alive, serve a fresh connection
+// in full, and have logged no escaped exception; after the run its fds, children and RSS are held to the
+// baseline. A case that breaks it is saved in test/fuzz/corpus/, which corpus.test.ts replays on every run.
+//
+//   VGE_FUZZ_SECONDS  fuzzing time (default 60; CI keeps the default)
+//   VGE_FUZZ_SEED     the run's seed (default below); printed with every failure
+//   VGE_FUZZ_CASE     run only this case number of the seed (reproduce one failure)
+//   VGE_FUZZ_SAVE=0   do not write failures into the corpus
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { agentBinary } from "../helpers/build.ts";
+import { fdTargets, footprint, settled, type Footprint } from "../helpers/procstats.ts";
+import { save } from "./_corpus.ts";
+import { hazard, makeCase, type Case } from "./_mutate.ts";
+import { caseSeed, prng } from "./_rng.ts";
+import { seedSessions } from "./_seeds.ts";
+import { alive, escapedErrors, fuzzDir, health, removeDir, runCase, startTarget, stopTarget, type Target } from "./_target.ts";
+
+const SECONDS = Number(process.env.VGE_FUZZ_SECONDS ?? 60);
+const SEED = Number(process.env.VGE_FUZZ_SEED ?? 0x5eedf022) >>> 0;
+const ONLY = process.env.VGE_FUZZ_CASE === undefined ? undefined : Number(process.env.VGE_FUZZ_CASE);
+const SAVE = process.env.VGE_FUZZ_SAVE !== "0";
+/** Stop early after this many failures: past it the report says enough, and each may cost a restart. */
+const MAX_FAILURES = 25;
+/**
+ * RSS growth allowed after the run (agent heap after thousands of hostile connections, some with frames
+ * near MAX_PAYLOAD and JSON of 5,000 keys). Measured on this machine: see test/fuzz/README.md.
+ */
+const RSS_GROWTH_LIMIT_KIB = 64 * 1024;
+
+interface Failure {
+  seed: string;
+  case: number;
+  reason: string;
+  seedSession: string;
+  mutations: string[];
+  saved?: string;
+}
+
+let dir: string;
+let target: Target;
+let baseline: Footprint;
+
+async function fresh(): Promise<void> {
+  target = await startTarget(dir, SECONDS * 1000 + 120_000);
+  if ((await health(target)) !== undefined) throw new Error(`the agent does not serve even before fuzzing:\n${target.agent.log()}`);
+  escapedErrors(target);
+  baseline = await settled(target.agent.pid, Number.MAX_SAFE_INTEGER, 1000);
+}
+
+beforeAll(async () => {
+  agentBinary();
+  dir = fuzzDir();
+  await fresh();
+}, 120_000);
+
+afterAll(async () => {
+  if (target) await stopTarget(target);
+  if (dir) removeDir(dir);
+});
+
+/** Case `n` of the run: its own PRNG, so it reproduces alone. Redrawn (same PRNG) in the rare event the mutator produced something `hazard` refuses. */
+function caseFor(n: number, seeds: ReturnType<typeof seedSessions>): Case {
+  const rng = prng(caseSeed(SEED, n));
+  for (;;) {
+    const c = makeCase(rng, seeds, dir);
+    if (hazard(c, dir) === undefined) return c;
+  }
+}
+
+test(
+  `v2 fuzz: ${ONLY === undefined ? `${SECONDS} s` : `case ${ONLY}`} of mutated sessions, seed 0x${SEED.toString(16)}`,
+  async () => {
+    const seeds = seedSessions(dir);
+    const failures: Failure[] = [];
+    const t0 = performance.now();
+    let n = ONLY ?? 0;
+    let cases = 0;
+    let errors = 0;
+    let restarts = 0;
+    for (; ONLY === undefined ? performance.now() - t0 < SECONDS * 1000 : n === ONLY; n++) {
+      const c = caseFor(n, seeds);
+      const r = await runCase(target, c);
+      cases++;
+      if (r.error) errors++;
+      const problems: string[] = [...r.violations];
+      const sick = await health(target);
+      if (sick) problems.push(sick);
+      const escaped = escapedErrors(target);
+      if (escaped.length) problems.push(`agent log: ${escaped.join(" | ")}`);
+      if (problems.length === 0) continue;
+
+      const reason = problems.join("; ");
+      const f: Failure = { seed: `0x${SEED.toString(16)}`, case: n, reason, seedSession: c.seedName, mutations: c.notes };
+      if (SAVE) f.saved = save(SEED, n, c, reason, dir);
+      failures.push(f);
+      console.log(`FUZZ FAILURE seed 0x${SEED.toString(16)} case ${n} (VGE_FUZZ_SEED=${SEED} VGE_FUZZ_CASE=${n}): ${reason}\n  from "${c.seedName}": ${c.notes.join("; ")}`);
+      if (sick) {
+        // A dead or stuck agent serves no further case: start another, and keep going.
+        await stopTarget(target);
+        await fresh();
+        restarts++;
+      }
+      if (failures.length >= MAX_FAILURES) break;
+    }
+    const elapsed = (performance.now() - t0) / 1000;
+
+    // Killed executions and closed connections wind down asynchronously: give them a moment.
+    await Bun.sleep(300);
+    const after = await settled(target.agent.pid, baseline.fds, 5000);
+    const growth = after.rssKiB - baseline.rssKiB;
+    console.log(
+      `v2 fuzz: seed 0x${SEED.toString(16)}, ${cases} cases in ${elapsed.toFixed(1)} s, ${errors} answered with ERROR, ` +
+        `${failures.length} failures, ${restarts} agent restarts\n` +
+        `v2 fuzz: agent (since its last start) fds ${baseline.fds} -> ${after.fds}, RSS ${(baseline.rssKiB / 1024).toFixed(1)} -> ${(after.rssKiB / 1024).toFixed(1)} MiB, ` +
+        `children ${JSON.stringify(after.children)}`,
+    );
+    if (after.fds !== baseline.fds) console.log(`v2 fuzz: agent fds:\n${fdTargets(target.agent.pid).join("\n")}`);
+
+    expect(alive(target)).toBe(true);
+    expect(after.children).toEqual([]); // nothing left running, no zombie
+    expect(after.fds).toBe(baseline.fds);
+    expect(growth).toBeLessThan(RSS_GROWTH_LIMIT_KIB);
+    expect(failures).toEqual([]);
+  },
+  (ONLY === undefined ? SECONDS : 0) * 1000 + MAX_FAILURES * 12_000 + 60_000,
+);
