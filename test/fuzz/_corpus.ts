@@ -25,11 +25,20 @@ export function corpusName(seed: number, n: number): string {
   return `seed-${seed.toString(16)}-case-${n}.json`;
 }
 
-/** Writes the case unless it is already there; returns the file name. */
-export function save(seed: number, n: number, c: Case, reason: string, dir: string): string {
+/** A failure's kind: its reason without the numbers (connection counts, ids, lengths) that differ each time. */
+export const signature = (reason: string) => reason.replace(/\d+/g, "N");
+
+/** Cases of one kind the corpus keeps: a few inputs per bug, not hundreds of the same one. */
+const PER_KIND = 3;
+
+/** Writes the case unless it, or PER_KIND of its kind, are there already; returns the file name or undefined. */
+export function save(seed: number, n: number, c: Case, reason: string, dir: string): string | undefined {
   const name = corpusName(seed, n);
   mkdirSync(CORPUS_DIR, { recursive: true });
   const file = join(CORPUS_DIR, name);
+  const kind = signature(reason);
+  const same = savedNames().filter((m) => signature((JSON.parse(readFileSync(join(CORPUS_DIR, m), "utf8")) as Saved).reason) === kind).length;
+  if (same >= PER_KIND && !existsSync(file)) return undefined;
   if (!existsSync(file)) {
     const saved: Saved = {
       seed,

@@ -72,6 +72,37 @@ function nest(depth: number): unknown {
   return v;
 }
 
+/** Values at the edge of what each known field accepts, by field name: where validation bugs live. */
+function fieldEdges(dir: string): Record<string, unknown[]> {
+  const u32 = [0, 1, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, -1, 0.5];
+  return {
+    argv: [[""], ["true", "\u0000"], ["echo", "x".repeat(131072)], Array.from({ length: 5000 }, () => "a"), ["true", 1]],
+    shell: ["", " ", "true\u0000echo"],
+    env: [{ A: "a\u0000b" }, { "A\u0000": "x" }, { "": "x" }, { "A=B": "x" }, { A: null }, { A: 1 }, Object.fromEntries(Array.from({ length: 3000 }, (_, i) => [`V${i}`, "x"]))],
+    clearEnv: [true, "true", 1],
+    cwd: ["", "a\u0000b", `${dir}/nodir`, `${dir}/get-me`, `${dir}/sub`],
+    user: ["", "nobody", "nosuchuser-vge", "0", "4294967295", "-1", "root\u0000"],
+    uid: u32,
+    gid: u32,
+    stdin: ["closed", "pipe", "tty", ""],
+    pty: [{ cols: -1, rows: 24 }, { cols: 0, rows: 0 }, { cols: 65535, rows: 65535 }, { cols: 65536, rows: 1 }, { cols: 2 ** 31, rows: 1 }, { cols: 80 }, { cols: 80, rows: 24, term: "\u0000" }, { cols: 80, rows: 24, term: "x".repeat(5000) }],
+    merge: [true, "yes", 1],
+    timeoutMs: [1, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 0, -1, 0.5, 1e-300],
+    killSignal: ["SIGNOPE", "", "SIGKILL", "KILL", "9", "sigterm", "SIGRTMIN+1", "SIGSTOP", "SIGCONT"],
+    signal: ["SIGNOPE", "", "SIGKILL", "9", 9, "SIGSTOP", "SIGCONT", "SIGRTMIN"],
+    cols: [-1, 0, 65535, 65536, 2 ** 31, 2 ** 32, 0.5, 1e-300],
+    rows: [-1, 0, 65535, 65536, 2 ** 31, 2 ** 32, 0.5, 1e-300],
+    term: ["", "\u0000", "x".repeat(5000)],
+    size: [0, 1, 4, 6, 2 ** 31, 2 ** 53 - 1, 2 ** 53, -1, 0.5],
+    maxSize: [0, 1, 2 ** 53 - 1, -1, 0.5],
+    mode: [0, 0o777, 0o4755, 0o7777, 0o10000, 2 ** 32 - 1, -1],
+    versions: [[], [1], [3], [2, 2], ["2"], [2 ** 53], 2],
+    client: ["", "x".repeat(100000), 2],
+  };
+}
+
+const EXEC_OPTIONS = ["argv", "shell", "env", "clearEnv", "cwd", "user", "uid", "gid", "stdin", "pty", "merge", "timeoutMs", "killSignal"];
+
 const UNKNOWN_KEYS = ["x", "", "__proto__", "constructor", "toString", "argv", "shell", "path", "size", "cols", "rows", "signal", "versions", "timeoutMs", "k".repeat(1000), "\u0000"];
 
 /** Every absolute path must be inside `dir`: anything else (a flip or a vocabulary value) becomes one that is. */
@@ -102,14 +133,25 @@ function slots(root: unknown): Slot[] {
 
 function mutateJson(rng: Rng, body: unknown, dir: string, notes: string[]): unknown {
   const root = structuredClone(body);
-  const all = slots(root);
-  // Mostly a member that is there already (a known field with a hostile value); sometimes the body itself.
-  const slot = all.length > 1 && rng.chance(0.8) ? rng.pick(all.slice(1)) : rng.pick(all);
-  const value = vocab(rng, dir);
   const show = (v: unknown) => {
     const s = JSON.stringify(v) ?? String(v);
     return s.length > 40 ? `${s.slice(0, 40)}…(${s.length})` : s;
   };
+  const edges = fieldEdges(dir);
+  if (root && typeof root === "object" && !Array.isArray(root) && rng.chance(0.3)) {
+    // A known field with an edge value: for EXEC any option (added or replaced), else one the body has.
+    const keys = "argv" in root || "shell" in root ? EXEC_OPTIONS : Object.keys(root).filter((k) => k in edges);
+    if (keys.length) {
+      const k = rng.pick(keys);
+      (root as Record<string, unknown>)[k] = structuredClone(rng.pick(edges[k] ?? [null]));
+      notes.push(`json: ${show(k)} = ${show((root as Record<string, unknown>)[k])} (edge)`);
+      return root;
+    }
+  }
+  const all = slots(root);
+  // Mostly a member that is there already (a known field with a hostile value); sometimes the body itself.
+  const slot = all.length > 1 && rng.chance(0.8) ? rng.pick(all.slice(1)) : rng.pick(all);
+  const value = vocab(rng, dir);
   if (slot.parent === null) {
     const r = rng.next();
     if (r < 0.5 && root && typeof root === "object" && !Array.isArray(root)) {
@@ -171,7 +213,8 @@ function garbage(rng: Rng, n: number): Uint8Array {
 /** Steps-level mutations: ordering, duplication, ids, types, JSON values, data sizes, splicing from another seed. */
 function mutateSteps(rng: Rng, steps: Step[], seeds: Session[], dir: string, notes: string[]): Step[] {
   const out = steps.map((s) => ({ ...s }));
-  const n = rng.int(1, 4);
+  // Mostly one mutation, so that most cases get past the first error and reach deeper states.
+  const n = rng.chance(0.5) ? 1 : rng.int(2, 4);
   for (let k = 0; k < n && out.length > 0; k++) {
     const i = rng.int(0, out.length - 1);
     const step = out[i]!;
@@ -234,7 +277,7 @@ function mutateSteps(rng: Rng, steps: Step[], seeds: Session[], dir: string, not
 /** Byte-level mutations of encoded frames: length, type and id fields, flips, garbage, truncation, odd splits. */
 function mutateBytes(rng: Rng, frames: { bytes: Uint8Array; protect: boolean; gapMs: number }[], notes: string[]): { chunks: Uint8Array[]; gapsMs: number[] } {
   const fs: { bytes: Uint8Array; protect: boolean; gapMs: number }[] = frames.map((f) => ({ ...f, bytes: new Uint8Array(f.bytes) }));
-  const n = rng.chance(0.5) ? 0 : rng.int(1, 3);
+  const n = rng.chance(0.65) ? 0 : rng.int(1, 3);
   for (let k = 0; k < n && fs.length > 0; k++) {
     const i = rng.int(0, fs.length - 1);
     const f = fs[i]!;
