@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { listeningAgent, type Agent } from "../agent/v2/_agent.ts";
 import { T, V2Host, json } from "../agent/v2/_host.ts";
 import { typeName } from "../../src/protocol/v2/frame.ts";
+import { escapedErrorLines } from "../helpers/agentlog.ts";
 import { childrenOf } from "../helpers/procstats.ts";
 import type { Case } from "./_mutate.ts";
 
@@ -140,17 +141,10 @@ export async function health(t: Target): Promise<string | undefined> {
   }
 }
 
-/**
- * Log lines since the last call that show an exception escaping: a listener's "unix connection N: …"
- * error is a session that ended by a throw other than a protocol error (those are logged as "v2: …;
- * closing this connection"), and Bun's own error names and stack frames mean one reached the top.
- */
+/** Lines since the last call that show an escaped exception (see escapedErrorLines). */
 export function escapedErrors(t: Target): string[] {
   const log = t.agent.log();
   const fresh = log.slice(t.logAt);
   t.logAt = log.length;
-  return fresh
-    .split("\n")
-    .filter((l) => /error: unix connection \d+: /.test(l) || /\b(TypeError|RangeError|ReferenceError|SyntaxError|EvalError|AggregateError|\w+Warning)\b/.test(l) || /^\s+at .+:\d+:\d+\)?$/.test(l) || /\b(unhandled|uncaught)\b/i.test(l))
-    .map((l) => (l.length > 300 ? `${l.slice(0, 300)}…` : l));
+  return escapedErrorLines(fresh);
 }

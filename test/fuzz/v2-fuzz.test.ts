@@ -22,7 +22,7 @@ const ONLY = process.env.VGE_FUZZ_CASE === undefined ? undefined : Number(proces
 const SAVE = process.env.VGE_FUZZ_SAVE !== "0";
 /** Failures of one kind reported in full (all are counted); the run stops early after MAX_FAILURES in all. */
 const REPORT_PER_KIND = 3;
-const MAX_FAILURES = 100;
+const MAX_FAILURES = 1000;
 /**
  * RSS growth allowed after the run (agent heap after thousands of hostile connections, some with frames
  * near MAX_PAYLOAD and JSON of 5,000 keys). Measured on this machine: see test/fuzz/README.md.
