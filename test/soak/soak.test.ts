@@ -71,16 +71,20 @@ test(
     for (const g of guests) g.close();
     const tRuns = performance.now();
 
+    const afterRuns = footprint(agent.pid).rssKiB;
+    /** RSS after every 250 cycles, as for the executions. */
+    const cycleSamples: number[] = [];
     for (let i = 0; i < CYCLES; i++) {
       const g = await connect(address);
       g.close();
+      if (i % 250 === 249) cycleSamples.push(footprint(agent.pid).rssKiB);
     }
     const tCycles = performance.now();
 
     // Closed connections and reaped children wind down asynchronously in the agent: let them.
     await Bun.sleep(500);
     const after = await settled(agent.pid, base.fds, 5000);
-    peakRss = Math.max(peakRss, after.rssKiB, ...samples);
+    peakRss = Math.max(peakRss, after.rssKiB, ...samples, ...cycleSamples);
     const growth = after.rssKiB - before.rssKiB;
 
     console.log(
@@ -91,6 +95,7 @@ test(
         `soak: after  ${show(after)}`,
         `soak: RSS growth ${kib(growth)} (limit ${kib(RSS_GROWTH_LIMIT_KIB)}), peak ${kib(peakRss)}`,
         `soak: RSS every 1000 runs: ${samples.map(kib).join(" ")}`,
+        `soak: RSS after the runs ${kib(afterRuns)}, every 250 connect/HELLO/close: ${cycleSamples.map(kib).join(" ")}`,
       ].join("\n"),
     );
 
