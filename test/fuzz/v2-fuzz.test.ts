@@ -25,7 +25,9 @@ const REPORT_PER_KIND = 3;
 const MAX_FAILURES = 1000;
 /**
  * RSS growth allowed after the run (agent heap after thousands of hostile connections, some with frames
- * near MAX_PAYLOAD and JSON of 5,000 keys). Measured on this machine: see test/fuzz/README.md.
+ * near MAX_PAYLOAD and JSON of 5,000 keys). Measured: +12 to +16 MiB after 60 to 180 s (1,000 to 3,800
+ * cases), on top of which garbage the GC has not yet collected was seen at up to 25 MiB in the soak test.
+ * 64 MiB holds both and still fails a leak of ~50 KiB per case; small leaks are the soak test's job.
  */
 const RSS_GROWTH_LIMIT_KIB = 64 * 1024;
 
