@@ -14,11 +14,12 @@ export interface Agent {
   exited: Promise<number | null>;
 }
 
-function spawnAgent(args: string[], timeoutMs: number): Agent {
+function spawnAgent(args: string[], timeoutMs: number, cwd?: string): Agent {
   const i = args.indexOf("--unix");
   if (i < 0 || !args[i + 1]) throw new Error(`refusing to start the agent without --unix PATH: ${JSON.stringify(args)}`);
   const proc = Bun.spawn([agentBinary(), ...args], {
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: "/root", VGE_TEST_INHERITED: "yes" },
+    cwd,
     stdin: "ignore",
     stdout: "ignore",
     stderr: "pipe",
@@ -43,9 +44,12 @@ function spawnAgent(args: string[], timeoutMs: number): Agent {
   };
 }
 
-/** `--listen --unix PATH`: resolves once the socket exists. Bounded by `timeoutMs` (SIGKILL after). */
-export async function listeningAgent(path: string, timeoutMs = 120_000, extra: string[] = []): Promise<Agent> {
-  const agent = spawnAgent(["--listen", "--unix", path, "-v", ...extra], timeoutMs);
+/**
+ * `--listen --unix PATH`: resolves once the socket exists. Bounded by `timeoutMs` (SIGKILL after). `extra`
+ * are more agent options; `cwd` is where its commands start by default.
+ */
+export async function listeningAgent(path: string, timeoutMs = 120_000, extra: string[] = [], cwd?: string): Promise<Agent> {
+  const agent = spawnAgent(["--listen", "--unix", path, "-v", ...extra], timeoutMs, cwd);
   for (let t = 0; !existsSync(path); t += 20) {
     if (t > 10_000 || agent.proc.exitCode !== null) throw new Error(`agent did not listen on ${path}: ${agent.log()}`);
     await Bun.sleep(20);

@@ -1,0 +1,69 @@
+// Valid v2 sessions the mutator starts from: every frame a host sends, every EXEC option, PUT and GET.
+// Only harmless commands (true, echo, cat, short sleeps) and only paths inside the fuzz directory.
+import { MAGIC, T } from "../../src/protocol/v2/frame.ts";
+
+/** One thing the host writes: a frame (JSON body or raw payload), or raw bytes such as the magic. */
+export interface Step {
+  /** Raw bytes written as they are (the magic); then type, id and payload are unused. */
+  raw?: Uint8Array;
+  type: number;
+  id: number;
+  json?: unknown;
+  data?: Uint8Array;
+  /** Pause before writing this step, so the agent sees it in a separate read. */
+  gapMs?: number;
+}
+
+export interface Session {
+  name: string;
+  steps: Step[];
+}
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
+const magic = (): Step => ({ raw: MAGIC, type: 0, id: 0 });
+const hello = (): Step => ({ type: T.HELLO, id: 0, json: { versions: [2], client: "vge-fuzz" } });
+const exec = (id: number, json: Record<string, unknown>): Step => ({ type: T.EXEC, id, json });
+const frame = (type: number, id: number, data: Uint8Array | string = new Uint8Array(0)): Step => ({ type, id, data: typeof data === "string" ? utf8(data) : data });
+const window = (id: number, n: number): Step => {
+  const p = new Uint8Array(4);
+  new DataView(p.buffer).setUint32(0, n, true);
+  return frame(T.WINDOW, id, p);
+};
+
+/**
+ * `dir` is the fuzz directory (absolute, no trailing slash). It holds `get-me` (a small file to GET) and
+ * `sub/` (a directory); PUTs go to `dir/put-*`.
+ */
+export function seedSessions(dir: string): Session[] {
+  const s = (name: string, ...steps: Step[]): Session => ({ name, steps: [magic(), hello(), ...steps] });
+  return [
+    s("ping", frame(T.PING, 1, "abc"), frame(T.PING, 2)),
+    s("exec argv", exec(1, { argv: ["true"] })),
+    s("exec shell env cwd merge", exec(3, { shell: "echo out; echo err >&2", env: { A: "1", HOME: null }, cwd: dir, merge: true })),
+    s("exec cat stdin eof", exec(5, { argv: ["cat"], stdin: "pipe" }), frame(T.STDIN, 5, "hello\n"), window(5, 6), frame(T.STDIN_EOF, 5)),
+    s("exec timeout killSignal", exec(7, { argv: ["sleep", "0.3"], timeoutMs: 50, killSignal: "SIGTERM" })),
+    s("exec signal", exec(9, { argv: ["sleep", "0.3"] }), { ...frame(T.SIGNAL, 9), data: undefined, json: { signal: "SIGTERM" }, gapMs: 20 }),
+    s(
+      "exec pty resize",
+      exec(11, { argv: ["cat"], pty: { cols: 80, rows: 24, term: "xterm" } }),
+      { type: T.RESIZE, id: 11, json: { cols: 100, rows: 30 } },
+      frame(T.STDIN, 11, "x\n\x04"),
+      window(11, 4),
+    ),
+    s("exec closed stdin clearEnv user", exec(13, { argv: ["echo", "a", "b"], stdin: "closed", clearEnv: true, env: { LANG: "C" }, user: "root", uid: 0, gid: 0 })),
+    s("put", { type: T.PUT, id: 15, json: { path: `${dir}/put-a`, size: 5, mode: 0o600 } }, frame(T.FILE_DATA, 15, "hello"), frame(T.FILE_END, 15)),
+    s("put empty in subdir", { type: T.PUT, id: 16, json: { path: `${dir}/sub/put-b`, size: 0 } }, frame(T.FILE_END, 16)),
+    s("get", { type: T.GET, id: 17, json: { path: `${dir}/get-me`, maxSize: 1024 } }, window(17, 16)),
+    s(
+      "mixed",
+      exec(21, { argv: ["cat"] }),
+      frame(T.PING, 22, "p"),
+      { type: T.PUT, id: 23, json: { path: `${dir}/put-c`, size: 3 } },
+      frame(T.STDIN, 21, "abc"),
+      frame(T.FILE_DATA, 23, "xyz"),
+      { type: T.GET, id: 24, json: { path: `${dir}/get-me` } },
+      frame(T.FILE_END, 23),
+      frame(T.STDIN_EOF, 21),
+    ),
+  ];
+}
