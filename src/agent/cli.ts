@@ -1,7 +1,7 @@
 // `vsock_guest_exec [CID][:PORT] [persistent]` plus the explicit options. Parses, validates, hands over.
 import { defineCommand } from "citty";
 import pkg from "../../package.json" with { type: "json" };
-import { UsageError } from "../cli/_argv.ts";
+import { UsageError } from "../common/argv.ts";
 import type { Target } from "../transport/dial.ts";
 import { parseAddress, parseUint } from "./address.ts";
 import { packSockaddrUn } from "../sys/sockaddr.ts";

@@ -4,7 +4,8 @@ import { setCloexec } from "../sys/socket.ts";
 import { readDisposable } from "../protocol/legacy.ts";
 import type { ByteReader } from "../transport/reader.ts";
 import { EXIT } from "./limits.ts";
-import { describeCommand, describeExit, type Log } from "./log.ts";
+import { describeCommand, type Log } from "./log.ts";
+import { describeExit, localExit, shellStatus } from "../common/exit.ts";
 
 export interface DisposableOptions {
   pauseMs: number;
@@ -49,7 +50,7 @@ export async function runDisposableInChild(reader: ByteReader, { pauseMs, log }:
   }
   const proc = Bun.spawn(["/bin/sh", "-c", new TextDecoder().decode(got.command)], { stdio: ["inherit", "inherit", "inherit"] });
   await proc.exited;
-  const { text, status } = describeExit(proc.exitCode, proc.signalCode);
-  log.info(`command (${describeCommand(got.command, log.verbose)}) ${text}`);
-  return status;
+  const result = localExit(proc.exitCode, proc.signalCode);
+  log.info(`command (${describeCommand(got.command, log.verbose)}) ${describeExit(result)}`);
+  return shellStatus(result);
 }

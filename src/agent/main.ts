@@ -2,13 +2,13 @@
 // Entry point of the guest agent. Errors are caught here once and printed as one line.
 import { parseArgs } from "citty";
 import pkg from "../../package.json" with { type: "json" };
-import { UsageError, splitArgv } from "../cli/_argv.ts";
-import { usageText } from "../cli/_usage.ts";
+import { UsageError, splitArgv } from "../common/argv.ts";
+import { usageText } from "../common/usage.ts";
 import { adoptFd } from "../transport/conn.ts";
 import { describeTarget, dial } from "../transport/dial.ts";
 import { agentArgs, agentCommand, toConfig, type AgentConfig } from "./cli.ts";
 import { EXIT } from "./limits.ts";
-import { makeLog } from "./log.ts";
+import { agentLog } from "./log.ts";
 import { exitGracefullyOnTerm } from "./shutdown.ts";
 import { serveConnection } from "./session.ts";
 import { listenUnix, listenVsock } from "./listen.ts";
@@ -63,10 +63,10 @@ async function main(argv: string[]): Promise<number> {
     cfg = toConfig(parseArgs(splitArgv(argv, agentArgs), agentArgs) as never);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    makeLog(false).error(`${e.message} (see --help)`);
+    agentLog(false).error(`${e.message} (see --help)`);
     return EXIT.usage;
   }
-  const log = makeLog(cfg.verbose);
+  const log = agentLog(cfg.verbose);
   if (cfg.tokenFile !== undefined) {
     try {
       // Read once: a file changed later does not change what this agent accepts.
@@ -78,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
       return EXIT.usage;
     }
   }
-  for (const w of cfg.warnings) log.info(`warning: ${w}`);
+  for (const w of cfg.warnings) log.warn(w);
   exitGracefullyOnTerm(log);
 
   if (cfg.listen) {
@@ -110,7 +110,7 @@ async function main(argv: string[]): Promise<number> {
 
 // Last resort: an error thrown outside any connection's handling (a bug of ours) is logged, and the agent
 // goes on serving; every connection catches its own errors (v2/server.ts, session.ts) before this.
-const internal = (e: unknown) => makeLog(false).error(`internal error (continuing): ${(e as Error)?.stack ?? String(e)}`);
+const internal = (e: unknown) => agentLog(false).error(`internal error (continuing): ${(e as Error)?.stack ?? String(e)}`);
 process.on("unhandledRejection", internal);
 process.on("uncaughtException", internal);
 
@@ -118,6 +118,6 @@ try {
   process.exit(await main(process.argv.slice(2)));
 } catch (e) {
   const err = e as Error;
-  makeLog(false).error(process.argv.includes("--verbose") ? (err.stack ?? err.message) : err.message);
+  agentLog(false).error(process.argv.includes("--verbose") ? (err.stack ?? err.message) : err.message);
   process.exit(EXIT.connect);
 }

@@ -3,7 +3,8 @@ import { readFrame } from "../protocol/legacy.ts";
 import { cutAtNul } from "../protocol/legacy.ts";
 import type { ByteReader } from "../transport/reader.ts";
 import { EXIT } from "./limits.ts";
-import { describeCommand, describeExit, type Log } from "./log.ts";
+import { describeCommand, type Log } from "./log.ts";
+import { describeExit, localExit } from "../common/exit.ts";
 import { tracked } from "./shutdown.ts";
 
 export interface PersistentOptions {
@@ -56,7 +57,7 @@ async function runShell(command: Uint8Array): Promise<string> {
       },
     };
     await tracked(running, () => proc.exited);
-    return describeExit(proc.exitCode, proc.signalCode).text;
+    return describeExit(localExit(proc.exitCode, proc.signalCode));
   } catch (e) {
     return `failed to start: ${(e as Error).message}`;
   }

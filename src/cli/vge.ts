@@ -4,13 +4,13 @@
 import { defineCommand, runCommand, type CommandDef } from "citty";
 import { stripVTControlCharacters } from "node:util";
 import pkg from "../../package.json" with { type: "json" };
-import { UsageError, splitArgv } from "./_argv.ts";
-import { usageText } from "./_usage.ts";
+import { UsageError, splitArgv } from "../common/argv.ts";
+import { usageText } from "../common/usage.ts";
 import { FileError } from "../host/index.ts";
 import cp, { CP_NOTES } from "./vge/cp.ts";
 import { EXIT, EXIT_NOTES } from "./vge/_exit.ts";
 import info from "./vge/info.ts";
-import { describeError, makeLog } from "./vge/_log.ts";
+import { describeError, vgeLog } from "./vge/_log.ts";
 import run, { RUN_NOTES } from "./vge/run.ts";
 import send from "./vge/send.ts";
 import shell from "./vge/shell.ts";
@@ -75,7 +75,7 @@ let status: number;
 try {
   status = await vge(argv);
 } catch (e) {
-  const log = makeLog({ verbose: isVerbose(argv) });
+  const log = vgeLog({ verbose: isVerbose(argv) });
   // citty's own argument errors (a missing positional) are usage errors too.
   const citty = (e as { name?: string; code?: string }).name === "CLIError" && (e as { code?: string }).code === "EARG";
   if (e instanceof UsageError || citty) {

@@ -10,7 +10,7 @@ import { Inbox } from "./_inbox.ts";
 import type { Mux } from "./_mux.ts";
 import { signalName } from "./_signals.ts";
 import { GuestError, StdinClosedError } from "./errors.ts";
-import { shellStatus } from "./exit.ts";
+import { shellStatus } from "../common/exit.ts";
 
 const enc = new TextEncoder();
 

@@ -2,7 +2,7 @@
 import type { ExitResult } from "../protocol/v2/messages.ts";
 import { collect } from "./_inbox.ts";
 import { GuestError } from "./errors.ts";
-import { shellStatus } from "./exit.ts";
+import { shellStatus } from "../common/exit.ts";
 import type { Command, ExecOptions } from "./options.ts";
 import type { RemoteProcess } from "./process.ts";
 

@@ -3,7 +3,7 @@
 // pure function, tested by table.
 import { describe, expect, test } from "bun:test";
 import { parseArgs } from "citty";
-import { UsageError, splitArgv } from "../../src/cli/_argv.ts";
+import { UsageError, splitArgv } from "../../src/common/argv.ts";
 import { agentArgs, toConfig, type AgentConfig } from "../../src/agent/cli.ts";
 import { refusePeer } from "../../src/agent/listen.ts";
 

@@ -1,7 +1,7 @@
 // The agent's command line, parsed the way main.ts parses it: strict argv split, citty, then toConfig.
 import { describe, expect, test } from "bun:test";
 import { parseArgs } from "citty";
-import { UsageError, splitArgv } from "../../src/cli/_argv.ts";
+import { UsageError, splitArgv } from "../../src/common/argv.ts";
 import { agentArgs, toConfig, type AgentConfig } from "../../src/agent/cli.ts";
 
 const ANY = 4294967295;

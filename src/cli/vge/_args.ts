@@ -1,5 +1,5 @@
 // Argument definitions shared by the vge commands, and the checks that turn their text into values.
-import { UsageError } from "../_argv.ts";
+import { UsageError } from "../../common/argv.ts";
 import { AddressError, parseAddress, type Address } from "../../host/index.ts";
 
 export const addressArg = {

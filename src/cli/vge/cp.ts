@@ -6,11 +6,11 @@ import { constants } from "node:fs";
 import { open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { Readable } from "node:stream";
-import { UsageError } from "../_argv.ts";
+import { UsageError } from "../../common/argv.ts";
 import type { FileInfo, Guest } from "../../host/index.ts";
 import { address, addressArg, commonArgs, tokenArg, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
-import { makeLog } from "./_log.ts";
+import { vgeLog } from "./_log.ts";
 import { pumpOut } from "./_stdio.ts";
 
 export const CP_NOTES = `
@@ -118,7 +118,7 @@ export default defineCommand({
       if (!/^\d+$/.test(args["max-size"])) throw new UsageError(`--max-size must be a number of bytes, got "${args["max-size"]}"`);
       maxSize = Number(args["max-size"]);
     }
-    const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
+    const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
     const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     try {
       if (remoteSrc) await get(guest, remote, dst, { maxSize, mode, preserve: !!args.preserve });

@@ -3,7 +3,7 @@ import { defineCommand } from "citty";
 import { printable, printableJson } from "../../host/index.ts";
 import { address, addressArg, commonArgs, tokenArg, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
-import { makeLog } from "./_log.ts";
+import { vgeLog } from "./_log.ts";
 import { writeAll } from "./_stdio.ts";
 
 export default defineCommand({
@@ -16,7 +16,7 @@ export default defineCommand({
   },
   async run({ args }) {
     const a = address(args._[0]);
-    const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
+    const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
     const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     try {
       const rttMs = Math.round((await guest.ping()) * 1000) / 1000;

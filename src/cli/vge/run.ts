@@ -1,11 +1,11 @@
 // `vge run ADDRESS [options] -- PROGRAM [ARGS...]` / `--shell "CMD"`: one command, its output streamed,
 // its status becoming vge's.
 import { defineCommand } from "citty";
-import { UsageError, repeatedValues } from "../_argv.ts";
+import { UsageError, repeatedValues } from "../../common/argv.ts";
 import { GuestError, printableJson, shellStatus, type Command, type ExecOptions, type ExitResult, type Guest } from "../../host/index.ts";
 import { address, addressArg, commonArgs, tokenArg, envVars, execArgs, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
-import { makeLog } from "./_log.ts";
+import { vgeLog } from "./_log.ts";
 import { forwardSignals, pumpIn, pumpOut, writeAll } from "./_stdio.ts";
 import { attachTerminal, localPty } from "./_tty.ts";
 
@@ -92,7 +92,7 @@ export default defineCommand({
       killSignal: args["kill-signal"],
       ...(tty ? { pty: localPty() } : {}),
     };
-    const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
+    const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
     const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     try {
       if (args.json) {

@@ -2,11 +2,11 @@
 // Disposable: one command; vge returns when the agent closes, i.e. when the command has finished.
 // Persistent: each CMD is one frame; vge half-closes and returns when the agent has run them all.
 import { defineCommand } from "citty";
-import { UsageError } from "../_argv.ts";
+import { UsageError } from "../../common/argv.ts";
 import { sendDisposable, sendPersistent } from "../../host/index.ts";
 import { address, addressArg, commonArgs, seconds, waitArg } from "./_args.ts";
 import { openRaw } from "./_guest.ts";
-import { makeLog } from "./_log.ts";
+import { vgeLog } from "./_log.ts";
 
 export default defineCommand({
   meta: { name: "send", description: "Send commands in the original formats (no output or status comes back)" },
@@ -27,7 +27,7 @@ export default defineCommand({
       if (n === 0 || n > 2048) throw new UsageError(`command ${i + 1} is ${n} bytes; the original format takes 1..2048`);
     }
     const timeoutMs = seconds("timeout", args.timeout);
-    const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
+    const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
     const conn = await openRaw(a, { waitMs: seconds("wait", args.wait), log });
     try {
       if (args.persistent) await sendPersistent(conn, cmds, { timeoutMs });

@@ -1,10 +1,10 @@
 // `vge shell ADDRESS [-- PROGRAM ARGS...]`: an interactive login shell on a pseudo-terminal in the guest.
 import { defineCommand } from "citty";
-import { UsageError, repeatedValues } from "../_argv.ts";
+import { UsageError, repeatedValues } from "../../common/argv.ts";
 import { shellStatus, type Command } from "../../host/index.ts";
 import { address, addressArg, commonArgs, tokenArg, envVars, execArgs, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
-import { makeLog } from "./_log.ts";
+import { vgeLog } from "./_log.ts";
 import { pumpIn, pumpOut } from "./_stdio.ts";
 import { attachTerminal, localPty } from "./_tty.ts";
 
@@ -18,7 +18,7 @@ export default defineCommand({
     const [addrText, ...argv] = args._;
     const a = address(addrText);
     if (!process.stdin.isTTY) throw new UsageError("vge shell needs a terminal on stdin; use vge run for scripts and pipes");
-    const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
+    const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
     const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     try {
       const proc = guest.exec(argv.length ? argv : LOGIN_SHELL, {

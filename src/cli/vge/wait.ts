@@ -5,7 +5,7 @@ import { GuestError } from "../../host/index.ts";
 import { address, addressArg, commonArgs, tokenArg, seconds } from "./_args.ts";
 import { EXIT } from "./_exit.ts";
 import { openGuest } from "./_guest.ts";
-import { makeLog } from "./_log.ts";
+import { vgeLog } from "./_log.ts";
 
 /** Under the 2^31 ms where timers overflow; about 23 days. */
 const FOREVER_MS = 2_000_000_000;
@@ -20,7 +20,7 @@ export default defineCommand({
   async run({ args }) {
     const a = address(args._[0]);
     const timeoutMs = seconds("timeout", args.timeout);
-    const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
+    const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
     const t0 = performance.now();
     let guest;
     try {

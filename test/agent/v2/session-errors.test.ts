@@ -5,7 +5,7 @@ import { expect, test } from "bun:test";
 import { FrameDecoder, T, decodeJson, encodeJson } from "../../../src/protocol/v2/frame.ts";
 import type { Conn } from "../../../src/transport/conn.ts";
 import { ByteReader } from "../../../src/transport/reader.ts";
-import { makeLog } from "../../../src/agent/log.ts";
+import { agentLog } from "../../../src/agent/log.ts";
 import { V2Session } from "../../../src/agent/v2/server.ts";
 
 function memoryConn(failWrites: number): { conn: Conn; sent: Uint8Array[]; closed: () => boolean } {
@@ -35,7 +35,7 @@ function memoryConn(failWrites: number): { conn: Conn; sent: Uint8Array[]; close
 test("a failure of ours while answering HELLO: ERROR EINTERNAL, the connection closes, run() resolves", async () => {
   const { conn, sent, closed } = memoryConn(1);
   conn.reader.push(encodeJson(T.HELLO, 0, { versions: [2] }));
-  const session = new V2Session(conn, makeLog(false, "test"));
+  const session = new V2Session(conn, agentLog(false, "test"));
   await session.run();
   expect(closed()).toBe(true);
   const frames = new FrameDecoder().push(new Uint8Array(Buffer.concat(sent)));
@@ -48,6 +48,6 @@ test("a failure of ours while answering HELLO: ERROR EINTERNAL, the connection c
 test("even when the ERROR itself cannot be written, run() resolves and the connection is closed", async () => {
   const { conn, closed } = memoryConn(Infinity);
   conn.reader.push(encodeJson(T.HELLO, 0, { versions: [2] }));
-  await new V2Session(conn, makeLog(false, "test")).run();
+  await new V2Session(conn, agentLog(false, "test")).run();
   expect(closed()).toBe(true);
 });
