@@ -34,7 +34,9 @@ export class V2Session {
   private endRead!: () => void;
   /** Resolves when the host has closed (or the session is over): nothing more will be read. */
   private readonly readDone = new Promise<void>((r) => (this.endRead = r));
-  private readonly send = (f: Uint8Array) => this.conn.write(f);
+  /** Set once the session ends: whatever an operation still sends (a late WINDOW, an EXIT) is dropped, so ERROR is the last frame. */
+  private over = false;
+  private readonly send = (f: Uint8Array) => (this.over ? Promise.reject(new Error("session over")) : this.conn.write(f));
   private readonly execs: Quota;
   private readonly files: Quota;
 
@@ -80,11 +82,13 @@ export class V2Session {
       const message = proto ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`;
       this.log.error(`v2: ${message}; closing this connection`);
       if (!proto && this.log.verbose) this.log.error(String((e as Error)?.stack ?? e));
+      this.over = true;
       // Through a promise: a write that throws at once must not escape either.
       await Promise.resolve()
         .then(() => this.conn.write(encodeJson(T.ERROR, 0, { code, message })))
         .catch(() => {});
     } finally {
+      this.over = true;
       for (const op of this.ops.values()) op.abort();
       this.ops.clear();
       this.wakeIdle();
