@@ -4,11 +4,9 @@ import { open, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
-import type { FileResult, GetRequest, PutRequest } from "../../protocol/v2/messages.ts";
+import { DEFAULT_MAX_GET, type FileResult, type GetRequest, type PutRequest } from "../../protocol/v2/messages.ts";
 import { Credit } from "../../protocol/v2/credit.ts";
 import { sendWithin, type Send } from "./output.ts";
-
-const DEFAULT_MAX_GET = 1024 ** 3;
 
 function failure(e: unknown): FileResult {
   const err = e as { code?: string; message?: string };
