@@ -2,3 +2,4 @@
 export * from "./legacy.ts";
 export * from "./v2/frame.ts";
 export * from "./v2/messages.ts";
+export * from "./v2/dirs.ts";

@@ -7,8 +7,10 @@ import type { Log } from "../log.ts";
 import { Execution } from "./exec.ts";
 import { welcome } from "./facts.ts";
 import { GetOp, PutOp, validateGet, validatePut } from "./files.ts";
+import { GetDirOp, PutDirOp } from "./dirs.ts";
+import { decodeDirRequest } from "../../protocol/v2/dirs.ts";
 
-type Op = Execution | PutOp | GetOp;
+type Op = Execution | PutOp | GetOp | PutDirOp | GetDirOp;
 const MAX_PING = 64;
 /** How long a stopping agent keeps reading after its last frame, for the host to close first. */
 const LINGER_MS = 500;
@@ -84,6 +86,22 @@ export class V2Session {
         this.ops.set(this.newId(f), new GetOp(f.id, req, this.send, () => this.finished(f.id)));
         return;
       }
+      case T.PUTDIR: {
+        const req = decodeDirRequest(f, "PUTDIR");
+        this.ops.set(this.newId(f), new PutDirOp(f.id, req, this.send, () => this.finished(f.id)));
+        return;
+      }
+      case T.GETDIR: {
+        const req = decodeDirRequest(f, "GETDIR");
+        this.ops.set(this.newId(f), new GetDirOp(f.id, req, this.send, () => this.finished(f.id)));
+        return;
+      }
+      case T.DIR_ENTRY:
+      case T.DIR_END: {
+        const op = this.ops.get(f.id);
+        if (op instanceof PutDirOp) op.onFrame(f);
+        return;
+      }
       case T.PING:
         if (f.payload.byteLength > MAX_PING) throw new ProtocolError(`PING payload of ${f.payload.byteLength} bytes exceeds ${MAX_PING}`);
         void this.send(encodeFrame(T.PONG, f.id, f.payload)).catch(() => {});
@@ -91,7 +109,7 @@ export class V2Session {
       case T.WINDOW: {
         const n = decodeWindow(f);
         const op = this.ops.get(f.id);
-        if (op instanceof Execution || op instanceof GetOp) op.onWindow(n);
+        if (op instanceof Execution || op instanceof GetOp || op instanceof GetDirOp) op.onWindow(n);
         return;
       }
       case T.STDIN:
@@ -102,6 +120,7 @@ export class V2Session {
       case T.FILE_DATA:
       case T.FILE_END: {
         const op = this.ops.get(f.id);
+        if (op instanceof PutDirOp) return op.onFrame(f);
         if (!(op instanceof PutOp)) return;
         if (f.type === T.FILE_DATA) op.onData(f.payload);
         else op.onEnd();

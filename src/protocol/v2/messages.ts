@@ -2,7 +2,7 @@
 import { ProtocolError } from "./frame.ts";
 
 export const PROTOCOL_VERSION = 2;
-export const CAPABILITIES = ["exec", "pty", "signal", "timeout", "files", "ping", "flow"] as const;
+export const CAPABILITIES = ["exec", "pty", "signal", "timeout", "files", "ping", "flow", "dirs"] as const;
 
 export interface Hello {
   versions: number[];
