@@ -73,7 +73,10 @@ export class TreeReceiver {
     if (this.failed) return;
     const err = e instanceof EntryError ? e : new EntryError((e as { code?: string }).code ?? "EIO", "", (e as Error).message ?? String(e));
     this.failed = err;
-    this.settle({ ok: false, error: err });
-    this.chain = this.chain.then(() => this.extractor.abort());
+    // Settled only once the temporary file is gone: whoever reports the failure reports a clean target.
+    this.chain = this.chain.then(async () => {
+      await this.extractor.abort();
+      this.settle({ ok: false, error: err });
+    });
   }
 }
