@@ -103,7 +103,7 @@ export async function getDir(mux: Mux, window: number, caps: string[], remote: s
       } catch (e) {
         if (!(e instanceof FileError)) throw e;
         rx.abort();
-        return settle.fail(e);
+        return void rx.outcome.then(() => settle.fail(e));
       }
       // The agent's RESULT comes after its DIR_END; what we wrote must be what it says it sent.
       void rx.outcome.then((o) => {
@@ -116,8 +116,9 @@ export async function getDir(mux: Mux, window: number, caps: string[], remote: s
       });
     },
     fail(e) {
+      // Rejected once the file being written is gone: the caller may look at the target at once.
       rx.abort();
-      settle.fail(e);
+      void rx.outcome.then(() => settle.fail(e));
     },
   });
   // A refused entry ends the copy for us at once; the agent, not told, streams on, and the receiver
