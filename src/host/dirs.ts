@@ -18,14 +18,17 @@ function fromResult(f: Frame, root: string): DirInfo {
   const r = decodeDirResult(f);
   if (r.ok) return { files: r.files, dirs: r.dirs, symlinks: r.symlinks, bytes: r.bytes, skipped: r.skipped };
   const where = r.path ? (r.path.startsWith("/") ? r.path : `${root}/${r.path}`) : root;
-  throw new FileError(r.errno, where, r.message.startsWith(`${r.path}: `) ? r.message.slice(r.path!.length + 2) : r.message);
+  const msg = r.path && r.message.startsWith(`${r.path}: `) ? r.message.slice(r.path.length + 2) : r.message;
+  // As for single files: the errno leads, once.
+  throw new FileError(r.errno, where, msg.startsWith(r.errno) ? msg : `${r.errno}: ${msg}`);
 }
 
 function localError(e: unknown, root: string): FileError {
   const err = e as EntryError;
   const where = err.path ? (err.path.startsWith("/") ? err.path : `${root}/${err.path}`) : root;
   const msg = err instanceof EntryError && err.path ? err.message.slice(err.path.length + 2) : err.message;
-  return new FileError(typeof err.code === "string" ? err.code : "EIO", where, msg);
+  const code = typeof err.code === "string" ? err.code : "EIO";
+  return new FileError(code, where, msg.startsWith(code) ? msg : `${code}: ${msg}`);
 }
 
 function needDirs(caps: string[], name: string): void {

@@ -133,7 +133,7 @@ test("a symlink entry to outside, then a file under it: FileError ELOOP, nothing
   const e = await refused(addr, target);
   expect(e).toBeInstanceOf(FileError);
   expect((e as FileError).code).toBe("ELOOP");
-  expect(e.message).toBe(`${target}/esc/pwned: refusing to write through the symlink esc`);
+  expect(e.message).toBe(`${target}/esc/pwned: ELOOP: refusing to write through the symlink esc`);
   expect(listAll(outside)).toEqual([]);
   expect(listAll(target)).toEqual(["esc"]);
 });

@@ -11,6 +11,7 @@ import { address, addressArg, commonArgs, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
 import { makeLog } from "./_log.ts";
 import { pumpOut } from "./_stdio.ts";
+import { describeTree, getTree, putTree } from "./_cpdir.ts";
 
 export const CP_NOTES = `
 EXAMPLES
@@ -18,6 +19,8 @@ EXAMPLES
   vge cp unix:/run/agent.sock :/var/log/boot.log ./boot.log  guest → host (mode kept)
   vge cp unix:/run/agent.sock ./tool :/usr/local/bin/        a guest path ending in / takes the file's name
   tar c . | vge cp vsock:3:1024 - :/tmp/src.tar             stdin → guest;  :PATH - writes to stdout
+  vge cp -r unix:/run/agent.sock ./site :/srv/               a directory: /srv/site (files, symlinks, modes, mtimes)
+  vge cp -r unix:/run/agent.sock :/var/log ./guest-log       guest directory → ./guest-log (setuid bits dropped)
 `;
 
 function parseMode(text: string | undefined): number | undefined {
@@ -70,6 +73,7 @@ export default defineCommand({
     source: { type: "positional", required: true, valueHint: "SRC", description: "LOCAL, :GUEST_PATH or -" },
     dest: { type: "positional", required: true, valueHint: "DST", description: "LOCAL, :GUEST_PATH or -" },
     mode: { type: "string", valueHint: "OCTAL", description: "Permission bits for the new file (default: the source's)" },
+    recursive: { type: "boolean", alias: "r", description: "Copy a directory tree (no tar needed in the guest)" },
     "max-size": { type: "string", valueHint: "BYTES", description: "Refuse guest files larger than this (default 1 GiB)" },
     ...waitArg,
     ...commonArgs,
@@ -88,9 +92,15 @@ export default defineCommand({
       if (!/^\d+$/.test(args["max-size"])) throw new UsageError(`--max-size must be a number of bytes, got "${args["max-size"]}"`);
       maxSize = Number(args["max-size"]);
     }
+    if (args.recursive && (mode !== undefined || maxSize !== undefined)) throw new UsageError("--mode and --max-size apply to single files, not to -r");
     const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
     const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log });
     try {
+      if (args.recursive) {
+        const info = remoteSrc ? await getTree(guest, remote, dst) : await putTree(guest, src, remote);
+        if (log.verbose) log.info(`copied ${describeTree(info)}`);
+        return 0;
+      }
       if (remoteSrc) await get(guest, remote, dst, maxSize, mode);
       else await put(guest, src, remote, mode);
       return 0;
