@@ -1,7 +1,7 @@
 // getDir from a hostile guest: a fake agent on a Unix socket answers GETDIR with hand-made frames. The
 // host library must refuse entries that would land outside the target (`..`, absolute paths, a symlink
 // made earlier in the stream or already in the target), drop setuid/setgid/sticky bits, and hold no
-// more than its window.
+// more than its window. And putDir's own failure path, against a fake agent that holds its credit.
 import { afterAll, expect, test } from "bun:test";
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
@@ -192,6 +192,55 @@ test("an agent without the dirs capability: ENOTSUP before anything is sent", as
   await expect(g.getDir("/x", dir.file("never"))).rejects.toMatchObject({ code: "ENOTSUP" });
   await expect(g.putDir(dir.path, "/x")).rejects.toMatchObject({ code: "ENOTSUP" });
   expect(existsSync(dir.file("never"))).toBe(false);
+  g.close();
+  server.close();
+});
+
+test("putDir: a local file that shrinks while it is sent ends the stream with DIR_END and rejects with EIO", async () => {
+  const { base } = setup();
+  mkdirSync(join(base, "src"));
+  const big = join(base, "src", "big");
+  writeFileSync(big, new Uint8Array(1 << 20));
+  // A fake agent that takes one window, holds its credit until the file has been cut, then answers DIR_END.
+  const path = dir.file("shrink.sock");
+  const seen: string[] = [];
+  let received = 0;
+  let gotWindow!: () => void;
+  const windowFull = new Promise<void>((r) => (gotWindow = r));
+  let grant!: (n: number) => void;
+  const server = createServer((sock) => {
+    const dec = new FrameDecoder();
+    let head = true;
+    sock.on("error", () => {});
+    grant = (n) => sock.write(encodeFrame(T.WINDOW, 1, new Uint8Array(new Uint32Array([n]).buffer)));
+    sock.on("data", (d: Buffer) => {
+      if (head) {
+        d = d.subarray(8);
+        head = false;
+      }
+      for (const f of dec.push(new Uint8Array(d))) {
+        if (f.type === T.HELLO) sock.write(encodeJson(T.WELCOME, 0, WELCOME));
+        else if (f.type === T.FILE_DATA) {
+          received += f.payload.byteLength;
+          if (received >= 262144 - 100) gotWindow();
+        } else {
+          seen.push(f.type === T.DIR_END ? "DIR_END" : f.type === T.PUTDIR ? "PUTDIR" : f.type === T.DIR_ENTRY ? "DIR_ENTRY" : String(f.type));
+          if (f.type === T.DIR_END) sock.write(encodeJson(T.RESULT, 1, { ok: false, errno: "EIO", message: "big: the stream ended after 262100 of 1048576 bytes", path: "big" }));
+        }
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(path, r));
+  const g = await connect(`unix:${path}`);
+  const p = g.putDir(join(base, "src"), "/remote").catch((e: Error) => e);
+  await windowFull;
+  writeFileSync(big, "");
+  grant(1 << 20);
+  const e = (await p) as FileError;
+  expect(e).toBeInstanceOf(FileError);
+  expect(e.code).toBe("EIO");
+  expect(e.message).toMatch(new RegExp(`^${big}: EIO: shrank to \\d+ bytes while being sent \\(announced 1048576\\)$`));
+  expect(seen).toEqual(["PUTDIR", "DIR_ENTRY", "DIR_END"]);
   g.close();
   server.close();
 });
