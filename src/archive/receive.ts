@@ -12,7 +12,7 @@ export class TreeReceiver {
   private credit: number;
   private chain: Promise<void> = Promise.resolve();
   private failed: EntryError | undefined;
-  private ended = false;
+  private isEnded = false;
   private readonly extractor: Extractor;
   /** Resolves once DIR_END has been handled, or at the first failure. */
   readonly outcome: Promise<Outcome>;
@@ -37,12 +37,12 @@ export class TreeReceiver {
    */
   frame(f: Frame): void {
     if (f.type !== T.DIR_ENTRY && f.type !== T.FILE_DATA && f.type !== T.DIR_END) throw new ProtocolError(`unexpected ${typeName(f.type)} frame in a directory stream`);
-    if (this.ended) throw new ProtocolError(`${typeName(f.type)} after DIR_END`);
+    if (this.isEnded) throw new ProtocolError(`${typeName(f.type)} after DIR_END`);
     const n = f.type === T.DIR_END ? 0 : f.payload.byteLength;
     if (n > this.credit) throw Object.assign(new ProtocolError(`${typeName(f.type)}: ${n} bytes exceed the ${this.credit} bytes of credit`), { code: "EFLOW" });
     this.credit -= n;
     if (f.type === T.DIR_END) {
-      this.ended = true;
+      this.isEnded = true;
       this.run(async () => this.settle({ ok: true, counts: await this.extractor.end() }));
       return;
     }
@@ -52,6 +52,11 @@ export class TreeReceiver {
       if (entry) await this.extractor.entry(entry);
       else await this.extractor.data(f.payload);
     }, n);
+  }
+
+  /** DIR_END has arrived: the sender has nothing more for this stream. */
+  get ended(): boolean {
+    return this.isEnded;
   }
 
   /** The connection is gone: stop, and leave no temporary file behind. */

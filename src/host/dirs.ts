@@ -50,15 +50,19 @@ export async function putDir(mux: Mux, window: number, caps: string[], local: st
     frame(f) {
       if (f.type === T.WINDOW) return credit.add(decodeWindow(f));
       if (f.type !== T.RESULT) throw new ProtocolError(`unexpected ${typeName(f.type)} frame for a PUTDIR`);
+      // Decoded while the id is still ours: a malformed RESULT fails the connection, and so reaches fail().
+      let result: DirInfo | FileError;
+      try {
+        result = fromResult(f, remote);
+      } catch (e) {
+        if (!(e instanceof FileError)) throw e;
+        result = e;
+      }
       answered = true;
       mux.release(id);
       credit.fail(new Error("PUTDIR answered"));
-      try {
-        settle.ok(fromResult(f, remote));
-      } catch (e) {
-        if (!(e instanceof FileError)) throw e;
-        settle.fail(e);
-      }
+      if (result instanceof FileError) settle.fail(result);
+      else settle.ok(result);
     },
     fail(e) {
       credit.fail(e);
@@ -89,25 +93,27 @@ export async function putDir(mux: Mux, window: number, caps: string[], local: st
 export async function getDir(mux: Mux, window: number, caps: string[], remote: string, local: string): Promise<DirInfo> {
   needDirs(caps, mux.name);
   let released = false;
-  const rx = new TreeReceiver(local, { modeMask: 0o777 }, window, (n) => {
-    if (!released && !mux.error) mux.post(encodeWindow(id, n));
-  });
   let settle!: { ok: (i: DirInfo) => void; fail: (e: Error) => void };
   const done = new Promise<DirInfo>((ok, fail) => (settle = { ok, fail }));
   done.catch(() => {});
   const id = mux.register({
     frame(f) {
       if (f.type !== T.RESULT) return rx.frame(f);
-      released = true;
-      mux.release(id);
+      // Checked while the id is still ours: a malformed RESULT, or a success without DIR_END, fails the
+      // connection, and so reaches fail() below (a getDir never waits on a stream that cannot end).
       let remoteInfo: DirInfo;
       try {
         remoteInfo = fromResult(f, remote);
       } catch (e) {
         if (!(e instanceof FileError)) throw e;
+        released = true;
+        mux.release(id);
         rx.abort();
         return void rx.outcome.then(() => settle.fail(e));
       }
+      if (!rx.ended) throw new ProtocolError("RESULT {ok:true} of a GETDIR before its DIR_END");
+      released = true;
+      mux.release(id);
       // The agent's RESULT comes after its DIR_END; what we wrote must be what it says it sent.
       void rx.outcome.then((o) => {
         if (!o.ok) return settle.fail(localError(o.error, local));
@@ -123,6 +129,10 @@ export async function getDir(mux: Mux, window: number, caps: string[], remote: s
       rx.abort();
       void rx.outcome.then(() => settle.fail(e));
     },
+  });
+  // Made once the id is registered: a failed connection refuses the call before the target is touched.
+  const rx = new TreeReceiver(local, { modeMask: 0o777 }, window, (n) => {
+    if (!released && !mux.error) mux.post(encodeWindow(id, n));
   });
   // A refused entry ends the copy for us at once; the agent, not told, streams on, and the receiver
   // keeps returning credit (dropping the bytes) until the agent's RESULT releases the id.

@@ -166,6 +166,17 @@ test("a RESULT whose counts differ from what arrived: EIO", async () => {
   expect(e.message).toContain("the agent reported");
 });
 
+test.each([
+  ["a success without DIR_END", [...file("f", "abc"), ok(1, 0, 0, 3)], "before its DIR_END"],
+  ["a RESULT that is neither ok nor failed", [{ end: true }, { result: { ok: "yes" } }], "ok must be a boolean"],
+  ["counts that are not integers", [{ end: true }, { result: { ok: true, files: -1, dirs: 0, symlinks: 0, bytes: 0 } }], "non-negative integers"],
+] as [string, Step[], string][])("%s: EPROTO, getDir rejects instead of waiting forever", async (_what, steps, msg) => {
+  const { target } = setup();
+  const e = await refused(await fakeAgent(steps), target);
+  expect((e as GuestError).code).toBe("EPROTO");
+  expect(e.message).toContain(msg);
+});
+
 test("a guest that ignores the window: EFLOW, the connection fails, no temporary file left", async () => {
   const { target } = setup();
   const chunk = new Uint8Array(65536);
