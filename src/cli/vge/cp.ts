@@ -67,7 +67,7 @@ async function get(guest: Guest, remote: string, local: string, maxSize: number 
 }
 
 export default defineCommand({
-  meta: { name: "cp", description: "Copy a file into or out of the guest (the guest side starts with ':')" },
+  meta: { name: "cp", description: "Copy a file, or a directory with -r, into or out of the guest (the guest side starts with ':')" },
   args: {
     ...addressArg,
     source: { type: "positional", required: true, valueHint: "SRC", description: "LOCAL, :GUEST_PATH or -" },
