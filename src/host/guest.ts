@@ -8,6 +8,7 @@ import { Mux } from "./_mux.ts";
 import type { PutSource } from "./_source.ts";
 import { GuestError } from "./errors.ts";
 import { resolveToken, type TokenOptions } from "./_auth.ts";
+import { getDir, putDir, type DirInfo, type GetDirOptions } from "./dirs.ts";
 import { getFile, putFile, type FileInfo, type GetOptions, type PutOptions, type RemoteFile } from "./files.ts";
 import { toExecRequest, type Command, type ExecOptions } from "./options.ts";
 import { RemoteProcess } from "./process.ts";
@@ -91,6 +92,23 @@ export class Guest {
   /** A whole file from the guest. */
   readFile(path: string, opts: GetOptions = {}): Promise<Uint8Array> {
     return this.getFile(path, opts).bytes();
+  }
+
+  /**
+   * Copies the host directory `localDir` into the guest as `remoteDir` (created if missing, merged if it
+   * exists): files, directories, symlinks, modes and mtimes, as one stream the agent writes itself.
+   */
+  putDir(localDir: string, remoteDir: string): Promise<DirInfo> {
+    return putDir(this.mux, this.window, this.info.capabilities ?? [], localDir, remoteDir);
+  }
+
+  /**
+   * Copies the guest directory `remoteDir` to the host as `localDir` (created if missing, merged if it
+   * exists). The guest is not trusted: nothing lands outside `localDir`, no symlink is followed, and
+   * setuid, setgid and sticky bits are dropped.
+   */
+  getDir(remoteDir: string, localDir: string, opts: GetDirOptions = {}): Promise<DirInfo> {
+    return getDir(this.mux, this.window, this.info.capabilities ?? [], remoteDir, localDir, opts);
   }
 
   /** Round trip of a PING, in milliseconds. */

@@ -2,6 +2,7 @@
 export { ADDRESS_FORMS, AddressError, CID_ANY, formatAddress, isListenAddress, parseAddress, type Address } from "./address.ts";
 export { connect, isTransient, type ConnectOptions } from "./connect.ts";
 export { FileError, GuestError, StdinClosedError } from "./errors.ts";
+export type { DirInfo, GetDirOptions } from "./dirs.ts";
 export { describeExit, shellStatus } from "../common/exit.ts";
 export type { FileInfo, GetOptions, PutOptions, RemoteFile } from "./files.ts";
 export { Guest, type GuestOptions } from "./guest.ts";

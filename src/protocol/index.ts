@@ -3,3 +3,4 @@ export * from "./legacy.ts";
 export * from "./v2/frame.ts";
 export * from "./v2/messages.ts";
 export * from "./printable.ts";
+export * from "./v2/dirs.ts";

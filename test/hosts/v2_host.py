@@ -63,10 +63,14 @@ TYPES = {
     "EXEC": 0x10, "STARTED": 0x11, "STDIN": 0x12, "STDIN_EOF": 0x13, "STDOUT": 0x14, "STDERR": 0x15,
     "SIGNAL": 0x16, "RESIZE": 0x17, "EXIT": 0x18, "WINDOW": 0x19,
     "PUT": 0x20, "GET": 0x21, "FILE_DATA": 0x22, "FILE_END": 0x23, "RESULT": 0x24,
+    "PUTDIR": 0x25, "GETDIR": 0x26, "DIR_ENTRY": 0x27, "DIR_END": 0x28,
     "PING": 0x30, "PONG": 0x31, "ERROR": 0x7F,
 }
 NAMES = {v: k for k, v in TYPES.items()}
-JSON_TYPES = {"HELLO", "WELCOME", "AUTH", "EXEC", "STARTED", "SIGNAL", "RESIZE", "EXIT", "PUT", "GET", "RESULT", "ERROR"}
+JSON_TYPES = {"HELLO", "WELCOME", "AUTH", "EXEC", "STARTED", "SIGNAL", "RESIZE", "EXIT", "PUT", "GET", "RESULT", "ERROR",
+              "PUTDIR", "GETDIR", "DIR_ENTRY"}
+MAX_ENTRY_PATH = 4096
+MAX_NAME = 255
 
 
 class ProtocolError(Exception):
@@ -104,6 +108,42 @@ def decode_window(payload: bytes) -> int:
     if len(payload) != 4:
         raise ProtocolError(f"WINDOW payload must be 4 bytes, got {len(payload)}")
     return struct.unpack("<I", payload)[0]
+
+
+def _u8len(s: str) -> int:
+    return len(s.encode("utf-8"))
+
+
+def decode_entry(payload: bytes) -> dict:
+    """A DIR_ENTRY header (PROTOCOL.md section 11), checked field by field; the mode keeps 0o7777 only."""
+    b = decode_json(payload)
+    path = b.get("path")
+    if not isinstance(path, str) or path == "":
+        raise ProtocolError("DIR_ENTRY: path must be a non-empty string")
+    if _u8len(path) > MAX_ENTRY_PATH or "\0" in path or path.startswith("/"):
+        raise ProtocolError(f"DIR_ENTRY: path {path!r} is too long, has NUL or is absolute")
+    for c in path.split("/"):
+        if c in ("", ".", "..") or _u8len(c) > MAX_NAME:
+            raise ProtocolError(f"DIR_ENTRY: path {path!r} has a bad component {c!r}")
+    mode, mtime = b.get("mode"), b.get("mtime")
+    if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0xFFFFFFFF:
+        raise ProtocolError("DIR_ENTRY: mode must be a u32")
+    if isinstance(mtime, bool) or not isinstance(mtime, (int, float)) or mtime != mtime or mtime in (float("inf"), float("-inf")):
+        raise ProtocolError("DIR_ENTRY: mtime must be a finite number")
+    out = {"type": b.get("type"), "path": path, "mode": mode & 0o7777, "mtime": mtime}
+    if b.get("type") == "file":
+        size = b.get("size")
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= 2 ** 53 - 1:
+            raise ProtocolError("DIR_ENTRY: size must be a non-negative safe integer")
+        out["size"] = size
+    elif b.get("type") == "symlink":
+        t = b.get("target")
+        if not isinstance(t, str) or t == "" or "\0" in t or _u8len(t) > MAX_ENTRY_PATH:
+            raise ProtocolError("DIR_ENTRY: target must be a non-empty string without NUL")
+        out["target"] = t
+    elif b.get("type") != "dir":
+        raise ProtocolError("DIR_ENTRY: type must be file, dir or symlink")
+    return out
 
 
 class Decoder:
@@ -204,6 +244,12 @@ def check_vectors(path: str) -> dict:
                 failures.append(f"{name}: {v['type']} is not a JSON frame")
             if decode_json(payload) != v["json"]:
                 failures.append(f"{name}: JSON differs")
+            if v["type"] == "DIR_ENTRY":
+                try:
+                    if decode_entry(payload) != v["json"]:
+                        failures.append(f"{name}: entry decodes differently")
+                except ProtocolError as e:
+                    failures.append(f"{name}: entry refused: {e}")
             again = encode_json(TYPES[v["type"]], v["id"], v["json"])
         elif "credit" in v:
             if decode_window(payload) != v["credit"]:
@@ -232,7 +278,15 @@ def check_vectors(path: str) -> dict:
             if v["reason"] not in str(e):
                 failures.append(f"invalid {v['name']}: rejected for '{e}', expected a {v['reason']} error")
     failures += check_auth(doc)
-    return {"vectors": len(doc["vectors"]), "invalid": len(doc["invalid"]), "failures": failures}
+    for v in doc.get("invalid_entries", []):
+        frames = Decoder().push(bytes.fromhex(v["hex"]))
+        try:
+            decode_entry(frames[0][2])
+            failures.append(f"invalid entry {v['name']}: accepted")
+        except ProtocolError:
+            pass
+    return {"vectors": len(doc["vectors"]), "invalid": len(doc["invalid"]),
+            "invalid_entries": len(doc.get("invalid_entries", [])), "failures": failures}
 
 
 # --- scenario ops ------------------------------------------------------------------------------------

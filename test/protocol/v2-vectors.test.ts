@@ -3,6 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { FrameDecoder, MAGIC, MAX_PAYLOAD, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow } from "../../src/protocol/v2/frame.ts";
+import { decodeEntry } from "../../src/protocol/v2/dirs.ts";
 import vectors from "../vectors/v2.json" with { type: "json" };
 
 type Vector = { name: string; type: string; id: number; hex: string; json?: unknown; data_hex?: string; credit?: number };
@@ -93,6 +94,24 @@ describe("invalid frames throw ProtocolError", () => {
   });
 });
 
+describe("DIR_ENTRY headers (PROTOCOL.md §12)", () => {
+  test.each(all.filter((v) => v.type === "DIR_ENTRY").map((v) => [v.name, v] as const))("%s decodes to the typed entry", (_name, v) => {
+    const [f] = new FrameDecoder().push(fromHex(v.hex));
+    expect(decodeEntry(f!)).toEqual(v.json as never);
+  });
+
+  test.each(vectors.invalid_entries.map((v) => [v.name, v] as const))("refused at decode: %s", (_name, v) => {
+    const frames = new FrameDecoder().push(fromHex(v.hex));
+    expect(frames).toHaveLength(1);
+    expect(() => decodeEntry(frames[0]!)).toThrow(ProtocolError);
+  });
+
+  test("the mode keeps only the permission bits", () => {
+    const f = { type: T.DIR_ENTRY, id: 1, payload: new TextEncoder().encode(JSON.stringify({ type: "dir", path: "d", mode: 0o170755, mtime: 0 })) };
+    expect(decodeEntry(f)).toEqual({ type: "dir", path: "d", mode: 0o755, mtime: 0 });
+  });
+});
+
 test("encodeFrame refuses what no peer may accept", () => {
   expect(() => encodeFrame(T.STDOUT, 1, new Uint8Array(MAX_PAYLOAD + 1))).toThrow(RangeError);
   expect(() => encodeFrame(T.STDOUT, -1)).toThrow(RangeError);
@@ -108,5 +127,6 @@ test("the Python implementation agrees with the vectors", () => {
   expect(report.failures).toEqual([]);
   expect(report.vectors).toBe(all.length);
   expect(report.invalid).toBe(vectors.invalid.length);
+  expect(report.invalid_entries).toBe(vectors.invalid_entries.length);
   expect(r.exitCode).toBe(0);
 });

@@ -40,11 +40,20 @@ data("file end", "FILE_END", 5, new Uint8Array(0));
 json("result ok", "RESULT", 5, { ok: true, size: 6 });
 json("get", "GET", 6, { path: "/etc/hostname", maxSize: 1048576 });
 json("result error", "RESULT", 6, { ok: false, errno: "ENOENT", message: "no such file: /etc/hostname" });
+json("putdir", "PUTDIR", 10, { path: "/srv/app" });
+json("getdir", "GETDIR", 11, { path: "/var/log" });
+json("dir entry: directory", "DIR_ENTRY", 10, { type: "dir", path: "conf", mode: 0o755, mtime: 1700000000000 }, "mtime: milliseconds since the epoch");
+json("dir entry: file", "DIR_ENTRY", 10, { type: "file", path: "conf/app.ini", mode: 0o640, mtime: 1700000000123.5, size: 6 }, "its bytes follow as FILE_DATA: exactly size bytes");
+data("dir file data", "FILE_DATA", 10, bytes("[app]\n"));
+json("dir entry: symlink", "DIR_ENTRY", 10, { type: "symlink", path: "current", mode: 0o777, mtime: 1700000000000, target: "releases/42" }, "made as a symlink, never followed");
+data("dir end", "DIR_END", 10, new Uint8Array(0));
+json("result dir", "RESULT", 10, { ok: true, files: 1, dirs: 1, symlinks: 1, bytes: 6, skipped: 0 });
+json("result dir refused", "RESULT", 11, { ok: false, errno: "ELOOP", message: "esc/x: refusing to write through the symlink esc", path: "esc/x" });
 data("ping", "PING", 9, bytes("12345678"));
 data("pong", "PONG", 9, bytes("12345678"));
 json("error", "ERROR", 0, { code: "EPROTO", message: "frame length 4 is outside 5..262149" });
 
-// Authentication (PROTOCOL.md §11) with fixed nonces: a real peer draws them at random.
+// Authentication (PROTOCOL.md §12) with fixed nonces: a real peer draws them at random.
 const tokenFile = bytes("correct horse battery staple 42\n");
 const token = tokenFromFile(tokenFile, "vector");
 const hostNonce = Uint8Array.from({ length: 32 }, (_, i) => i);
@@ -73,6 +82,28 @@ const invalid = [
   { name: "unknown type", hex: "05000000" + "55" + "01000000", reason: "type" },
 ];
 
-const out = { magic_hex: hex(MAGIC), header: "u32le length (of type+id+payload), u8 type, u32le id", max_payload: 262144, vectors, invalid, auth };
+// DIR_ENTRY headers that frame fine but that every receiver must refuse at decode (PROTOCOL.md §12).
+const badEntry = (name: string, body: Record<string, unknown>) => ({ name, hex: hex(encodeJson(T.DIR_ENTRY, 10, body)), json: body });
+const e = { type: "file", path: "ok", mode: 0o644, mtime: 1700000000000, size: 0 };
+const invalidEntries = [
+  badEntry("absolute path", { ...e, path: "/etc/passwd" }),
+  badEntry("dot-dot component", { ...e, path: "a/../../etc/passwd" }),
+  badEntry("dot component", { ...e, path: "./a" }),
+  badEntry("empty component", { ...e, path: "a//b" }),
+  badEntry("trailing slash", { ...e, path: "a/" }),
+  badEntry("empty path", { ...e, path: "" }),
+  badEntry("NUL in path", { ...e, path: "a\u0000b" }),
+  badEntry("component over 255 bytes", { ...e, path: "x".repeat(256) }),
+  badEntry("path over 4096 bytes", { ...e, path: Array(20).fill("y".repeat(250)).join("/") }),
+  badEntry("unknown type", { ...e, type: "fifo" }),
+  badEntry("mode not a u32", { ...e, mode: -1 }),
+  badEntry("mtime not finite", { ...e, mtime: "soon" }),
+  badEntry("size not an integer", { ...e, size: 1.5 }),
+  badEntry("size above 2^53", { ...e, size: 2 ** 53 }),
+  badEntry("symlink without target", { type: "symlink", path: "l", mode: 0o777, mtime: 0 }),
+  badEntry("symlink target with NUL", { type: "symlink", path: "l", mode: 0o777, mtime: 0, target: "a\u0000" }),
+];
+
+const out = { magic_hex: hex(MAGIC), header: "u32le length (of type+id+payload), u8 type, u32le id", max_payload: 262144, vectors, invalid, invalid_entries: invalidEntries, auth };
 await Bun.write(new URL("./v2.json", import.meta.url), JSON.stringify(out, null, 2) + "\n");
-console.log(`wrote ${vectors.length} vectors, ${invalid.length} invalid frames`);
+console.log(`wrote ${vectors.length} vectors, ${invalid.length} invalid frames, ${invalidEntries.length} invalid entries`);

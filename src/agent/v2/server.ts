@@ -10,9 +10,11 @@ import type { Log } from "../log.ts";
 import { Execution } from "./exec.ts";
 import { AgentHandshake } from "./handshake.ts";
 import { GetOp, PutOp } from "./files.ts";
+import { GetDirOp, PutDirOp } from "./dirs.ts";
+import { decodeDirRequest } from "../../protocol/v2/dirs.ts";
 import { Quota, sharedQuotas } from "./quota.ts";
 
-type Op = Execution | PutOp | GetOp;
+type Op = Execution | PutOp | GetOp | PutDirOp | GetDirOp;
 
 export interface V2SessionOptions {
   /** Quotas of this connection and of the agent (defaults: DEFAULT_LIMITS). */
@@ -127,21 +129,31 @@ export class V2Session {
         return;
       }
       case T.PUT:
-      case T.GET: {
+      case T.GET:
+      case T.PUTDIR:
+      case T.GETDIR: {
         const id = this.newId(f);
-        const body = decodeJson(f);
-        const req = f.type === T.PUT ? decodePut(body) : decodeGet(body);
+        // Decoded before the quota: a malformed request is a protocol error whatever the count.
+        const open = this.fileOp(f);
         if (!this.files.take()) {
           const message = `too many file requests open on this connection (limit ${this.files.max}, see --max-files-per-conn)`;
           this.log.error(`${typeName(f.type)} ${id} refused: ${message}`);
           void this.send(encodeJson(T.RESULT, id, { ok: false, errno: "EAGAIN", message })).catch(() => {});
           return;
         }
-        const done = () => {
-          this.files.give();
-          this.finished(id);
-        };
-        this.ops.set(id, f.type === T.PUT ? new PutOp(id, req as ReturnType<typeof decodePut>, this.send, done) : new GetOp(id, req, this.send, done));
+        this.ops.set(
+          id,
+          open(id, () => {
+            this.files.give();
+            this.finished(id);
+          }),
+        );
+        return;
+      }
+      case T.DIR_ENTRY:
+      case T.DIR_END: {
+        const op = this.ops.get(f.id);
+        if (op instanceof PutDirOp) op.onFrame(f);
         return;
       }
       case T.PING:
@@ -151,7 +163,7 @@ export class V2Session {
       case T.WINDOW: {
         const n = decodeWindow(f);
         const op = this.ops.get(f.id);
-        if (op instanceof Execution || op instanceof GetOp) op.onWindow(n);
+        if (op instanceof Execution || op instanceof GetOp || op instanceof GetDirOp) op.onWindow(n);
         return;
       }
       case T.STDIN:
@@ -162,6 +174,7 @@ export class V2Session {
       case T.FILE_DATA:
       case T.FILE_END: {
         const op = this.ops.get(f.id);
+        if (op instanceof PutDirOp) return op.onFrame(f);
         if (!(op instanceof PutOp)) return;
         if (f.type === T.FILE_DATA) op.onData(f.payload);
         else op.onEnd();
@@ -227,6 +240,28 @@ export class V2Session {
 
   private wakeIdle(): void {
     for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** A file or directory request, checked, as a function that starts it (PUT, GET, PUTDIR, GETDIR). */
+  private fileOp(f: Frame): (id: number, done: () => void) => Op {
+    switch (f.type) {
+      case T.PUT: {
+        const req = decodePut(decodeJson(f));
+        return (id, done) => new PutOp(id, req, this.send, done);
+      }
+      case T.GET: {
+        const req = decodeGet(decodeJson(f));
+        return (id, done) => new GetOp(id, req, this.send, done);
+      }
+      case T.PUTDIR: {
+        const req = decodeDirRequest(f, "PUTDIR");
+        return (id, done) => new PutDirOp(id, req, this.send, done);
+      }
+      default: {
+        const req = decodeDirRequest(f, "GETDIR");
+        return (id, done) => new GetDirOp(id, req, this.send, done);
+      }
+    }
   }
 
   private newId(f: Frame): number {

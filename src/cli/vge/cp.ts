@@ -12,6 +12,7 @@ import { address, addressArg, commonArgs, tokenArg, seconds, waitArg } from "./_
 import { openGuest } from "./_guest.ts";
 import { vgeLog } from "./_log.ts";
 import { pumpOut } from "./_stdio.ts";
+import { describeTree, getTree, putTree } from "./_cpdir.ts";
 
 export const CP_NOTES = `
 EXAMPLES
@@ -20,6 +21,8 @@ EXAMPLES
   vge cp -p unix:/run/agent.sock :/usr/bin/tool ./tool       guest → host, mode and mtime kept
   vge cp unix:/run/agent.sock ./tool :/usr/local/bin/        a guest path ending in / takes the file's name
   tar c . | vge cp vsock:3:1024 - :/tmp/src.tar             stdin → guest;  :PATH - writes to stdout
+  vge cp -r unix:/run/agent.sock ./site :/srv/               a directory: /srv/site (files, symlinks, modes, mtimes)
+  vge cp -r unix:/run/agent.sock :/var/log ./guest-log       guest directory → ./guest-log (setuid bits dropped)
 `;
 
 function parseMode(text: string | undefined): number | undefined {
@@ -93,13 +96,14 @@ async function get(guest: Guest, remote: string, local: string, o: { maxSize?: n
 }
 
 export default defineCommand({
-  meta: { name: "cp", description: "Copy a file into or out of the guest (the guest side starts with ':')" },
+  meta: { name: "cp", description: "Copy a file, or a directory with -r, into or out of the guest (the guest side starts with ':')" },
   args: {
     ...addressArg,
     source: { type: "positional", required: true, valueHint: "SRC", description: "LOCAL, :GUEST_PATH or -" },
     dest: { type: "positional", required: true, valueHint: "DST", description: "LOCAL, :GUEST_PATH or -" },
     mode: { type: "string", valueHint: "OCTAL", description: "Permission bits for the new file (default: the source's)" },
     preserve: { type: "boolean", alias: "p", description: "Guest → host: keep the guest's permission bits (never setuid/setgid/sticky) and mtime, instead of applying the umask" },
+    recursive: { type: "boolean", alias: "r", description: "Copy a directory tree (no tar needed in the guest)" },
     "max-size": { type: "string", valueHint: "BYTES", description: "Refuse guest files larger than this (default 1 GiB)" },
     ...waitArg,
     ...tokenArg, ...commonArgs,
@@ -118,9 +122,15 @@ export default defineCommand({
       if (!/^\d+$/.test(args["max-size"])) throw new UsageError(`--max-size must be a number of bytes, got "${args["max-size"]}"`);
       maxSize = Number(args["max-size"]);
     }
+    if (args.recursive && (mode !== undefined || maxSize !== undefined)) throw new UsageError("--mode and --max-size apply to single files, not to -r");
     const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
     const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     try {
+      if (args.recursive) {
+        const info = remoteSrc ? await getTree(guest, remote, dst, { preserve: !!args.preserve }) : await putTree(guest, src, remote);
+        if (log.verbose) log.info(`copied ${describeTree(info)}`);
+        return 0;
+      }
       if (remoteSrc) await get(guest, remote, dst, { maxSize, mode, preserve: !!args.preserve });
       else await put(guest, src, remote, mode);
       return 0;

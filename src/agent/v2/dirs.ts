@@ -1,0 +1,81 @@
+// PUTDIR and GETDIR (PROTOCOL.md §12): whole directory trees in and out as one stream, read and written
+// by the agent itself, so a guest without tar can still take `vge cp -r`. The filesystem work is in
+// src/archive, shared with the host library.
+import { DEFAULT_WINDOW, T, encodeJson, encodeWindow, type Frame } from "../../protocol/v2/frame.ts";
+import type { DirRequest, DirResult } from "../../protocol/v2/dirs.ts";
+import { Credit } from "../../protocol/v2/credit.ts";
+import { TreeReceiver } from "../../archive/receive.ts";
+import { sendTree } from "../../archive/send.ts";
+import type { Send } from "./output.ts";
+
+function failure(e: unknown): DirResult {
+  const err = e as { code?: string; message?: string; path?: string };
+  return { ok: false, errno: typeof err.code === "string" ? err.code : "EIO", message: err.message ?? String(e), ...(err.path ? { path: err.path } : {}) };
+}
+
+/** Host → guest: the host is trusted here (it can run anything anyway), so modes keep all 12 bits. */
+export class PutDirOp {
+  private readonly rx: TreeReceiver;
+  private done = false;
+
+  constructor(
+    readonly id: number,
+    req: DirRequest,
+    private readonly send: Send,
+    private readonly finished: () => void,
+  ) {
+    this.rx = new TreeReceiver(req.path, { modeMask: 0o7777 }, DEFAULT_WINDOW, (n) => {
+      if (!this.done) void this.send(encodeWindow(id, n)).catch(() => {});
+    });
+    void this.rx.outcome.then(async (o) => {
+      this.done = true;
+      const result: DirResult = o.ok ? { ok: true, ...o.counts } : failure(o.error);
+      await this.send(encodeJson(T.RESULT, id, result)).catch(() => {});
+      this.finished();
+    });
+  }
+
+  /** DIR_ENTRY, FILE_DATA or DIR_END; throws ProtocolError for a malformed one. */
+  onFrame(f: Frame): void {
+    if (!this.done) this.rx.frame(f);
+  }
+
+  abort(): void {
+    this.rx.abort();
+  }
+}
+
+/** Guest → host: the tree under the path, then DIR_END and RESULT with the counts. */
+export class GetDirOp {
+  private readonly out = new Credit(DEFAULT_WINDOW);
+
+  constructor(
+    readonly id: number,
+    private readonly req: DirRequest,
+    private readonly send: Send,
+    private readonly finished: () => void,
+  ) {
+    void this.run();
+  }
+
+  private async run(): Promise<void> {
+    let result: DirResult;
+    try {
+      result = { ok: true, ...(await sendTree(this.req.path, this.id, this.send, this.out)) };
+    } catch (e) {
+      result = failure(e);
+    }
+    // Without DIR_END, the RESULT alone ends a failed stream; the host drops what it wrote of the file in progress.
+    await this.send(encodeJson(T.RESULT, this.id, result)).catch(() => {});
+    this.finished();
+  }
+
+  onWindow(n: number): void {
+    this.out.add(n);
+  }
+
+  abort(): void {
+    this.out.fail(new Error("connection closed"));
+  }
+}
+
