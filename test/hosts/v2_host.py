@@ -57,11 +57,13 @@ TYPES = {
     "HELLO": 0x01, "WELCOME": 0x02,
     "EXEC": 0x10, "STARTED": 0x11, "STDIN": 0x12, "STDIN_EOF": 0x13, "STDOUT": 0x14, "STDERR": 0x15,
     "SIGNAL": 0x16, "RESIZE": 0x17, "EXIT": 0x18, "WINDOW": 0x19,
+    "LIST": 0x1A, "LISTING": 0x1B, "ATTACH": 0x1C, "ATTACHED": 0x1D, "DETACHED": 0x1E, "KILL": 0x1F,
     "PUT": 0x20, "GET": 0x21, "FILE_DATA": 0x22, "FILE_END": 0x23, "RESULT": 0x24,
     "PING": 0x30, "PONG": 0x31, "ERROR": 0x7F,
 }
 NAMES = {v: k for k, v in TYPES.items()}
-JSON_TYPES = {"HELLO", "WELCOME", "EXEC", "STARTED", "SIGNAL", "RESIZE", "EXIT", "PUT", "GET", "RESULT", "ERROR"}
+JSON_TYPES = {"HELLO", "WELCOME", "EXEC", "STARTED", "SIGNAL", "RESIZE", "EXIT", "PUT", "GET", "RESULT", "ERROR",
+              "LIST", "LISTING", "ATTACH", "ATTACHED", "DETACHED", "KILL"}
 
 
 class ProtocolError(Exception):
