@@ -272,3 +272,33 @@ test("dial mode with --reconnect: the registry outlives the connection; the next
   expect(r.exit).toEqual({ status: "exited", code: 0 });
   void MAGIC;
 });
+
+test("a detached job on a PTY, and one with merge: the replay is the terminal's (or the merged) output, in order", async () => {
+  const path = await listening("vge-detach-pty-");
+  const h = await host(path);
+  await h.sendJson(T.EXEC, 1, { shell: "echo one; sleep 0.5; echo two", pty: { cols: 80, rows: 24 }, detach: { tag: "tty" } });
+  await h.sendJson(T.EXEC, 2, { shell: "echo out; echo err >&2; sleep 0.5; echo out2", merge: true, detach: { tag: "merged" } });
+  await h.until((f) => f.id === 2 && f.type === T.STARTED);
+  h.close();
+  await Bun.sleep(1500);
+  const h2 = await host(path);
+  await attach(h2, 1, { tag: "tty" });
+  expect((await h2.exit(1)).stdout).toBe("one\r\ntwo\r\n");
+  await attach(h2, 2, { tag: "merged" });
+  const m = await h2.exit(2);
+  expect(m.stdout).toBe("out\nerr\nout2\n");
+  expect(m.exit).toEqual({ status: "exited", code: 0 });
+});
+
+test("SIGTERM to the agent kills its detached jobs too: nothing it started outlives it", async () => {
+  const path = await listening("vge-detach-term-");
+  const h = await host(path);
+  await h.sendJson(T.EXEC, 1, { shell: "sleep 30 & sleep 30", detach: { tag: "orphan" } });
+  const { pid } = json(await h.until((f) => f.id === 1 && f.type === T.STARTED));
+  h.close();
+  await Bun.sleep(300);
+  expect(isAlive(pid)).toBe(true);
+  agent!.proc.kill("SIGTERM");
+  expect(await agent!.exited).toBe(143);
+  expect(await groupGone(pid)).toEqual([]);
+});
