@@ -97,8 +97,7 @@ export class Execution {
       const out = this.output;
       const gate = { ready: () => out.ready(T.STDOUT), get available() { return out.room(T.STDOUT); } };
       pumps = this.pty.pump(gate, (chunk) => out.write(T.STDOUT, chunk), () => (this.lastOutput = Date.now()));
-    }
-    else if (mergedFd !== undefined) pumps = this.pump(Bun.file(mergedFd).stream(), T.STDOUT).finally(() => close(mergedFd));
+    } else if (mergedFd !== undefined) pumps = this.pump(Bun.file(mergedFd).stream(), T.STDOUT).finally(() => close(mergedFd));
     else pumps = Promise.all([this.pump(proc.stdout as ReadableStream<Uint8Array>, T.STDOUT), this.pump(proc.stderr as ReadableStream<Uint8Array>, T.STDERR)]);
     await proc.exited;
     let done = false;
