@@ -20,6 +20,8 @@ export const agentArgs = {
   pause: { type: "string", valueHint: "MS", description: `Disposable: a command is complete after this long without new bytes (default ${DEFAULT_PAUSE_MS})` },
   "max-execs": { type: "string", valueHint: "N", description: `v2: executions running at once in the agent; more get EXIT error EAGAIN (default ${DEFAULT_LIMITS.execs})` },
   "max-execs-per-conn": { type: "string", valueHint: "N", description: `v2: executions running at once per connection (default ${DEFAULT_LIMITS.execsPerConn})` },
+  "max-detached": { type: "string", valueHint: "N", description: `v2: detached executions keeping output at once (default ${DEFAULT_LIMITS.detached}); finished ones give way first, then EXIT error EAGAIN` },
+  "detach-memory": { type: "string", valueHint: "MIB", description: `v2: output all detached executions may keep for replay, in MiB (default ${DEFAULT_LIMITS.detachMemory / 1048576})` },
   "max-ptys": { type: "string", valueHint: "N", description: `v2: executions on a pseudo-terminal at once in the agent (default ${DEFAULT_LIMITS.ptys})` },
   "max-files-per-conn": { type: "string", valueHint: "N", description: `v2: PUT/GET requests open at once per connection; more get RESULT EAGAIN (default ${DEFAULT_LIMITS.filesPerConn})` },
   "max-conns": { type: "string", valueHint: "N", description: `Listen mode: connections served at once; more get ERROR EBUSY and are closed (default ${DEFAULT_LIMITS.conns})` },
@@ -48,7 +50,7 @@ export interface AgentConfig {
   privilegedPort: boolean;
 }
 
-type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; verbose?: boolean; listen?: boolean; "allow-cid"?: string; reconnect?: boolean; "max-execs"?: string; "max-execs-per-conn"?: string; "max-ptys"?: string; "max-files-per-conn"?: string; "max-conns"?: string; "token-file"?: string; "allow-legacy"?: boolean; "privileged-port"?: boolean; _: string[] };
+type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; verbose?: boolean; listen?: boolean; "allow-cid"?: string; reconnect?: boolean; "max-execs"?: string; "max-execs-per-conn"?: string; "max-ptys"?: string; "max-detached"?: string; "detach-memory"?: string; "max-files-per-conn"?: string; "max-conns"?: string; "token-file"?: string; "allow-legacy"?: boolean; "privileged-port"?: boolean; _: string[] };
 
 function num(name: string, text: string, min: number, max: number): number {
   const n = parseUint(name, text, min, max);
@@ -105,6 +107,8 @@ export function toConfig(args: Parsed): AgentConfig {
     ptys: limit("max-ptys", DEFAULT_LIMITS.ptys),
     filesPerConn: limit("max-files-per-conn", DEFAULT_LIMITS.filesPerConn),
     conns: limit("max-conns", DEFAULT_LIMITS.conns),
+    detached: limit("max-detached", DEFAULT_LIMITS.detached),
+    detachMemory: args["detach-memory"] === undefined ? DEFAULT_LIMITS.detachMemory : num("--detach-memory", args["detach-memory"], 1, 65_536) * 1024 * 1024,
   };
   if (!listen && args["max-conns"] !== undefined) throw new UsageError("--max-conns only applies with --listen");
   const auth = authConfig(args, listen, target);

@@ -41,9 +41,13 @@ export interface Limits {
   filesPerConn: number;
   /** Listen mode: connections served at once; more are answered ERROR EBUSY and closed (--max-conns). */
   conns: number;
+  /** Detached executions holding output at once: running, or finished with output kept (--max-detached). */
+  detached: number;
+  /** Bytes all detached executions together may keep for replay (--detach-memory, given in MiB). */
+  detachMemory: number;
 }
 
-export const DEFAULT_LIMITS: Limits = { execsPerConn: 64, execs: 256, ptys: 32, filesPerConn: 16, conns: 64 };
+export const DEFAULT_LIMITS: Limits = { execsPerConn: 64, execs: 256, ptys: 32, filesPerConn: 16, conns: 64, detached: 16, detachMemory: 64 * 1024 * 1024 };
 
 /**
  * A v2 session stops reading its host while more than this many bytes it wrote are still unsent: a host

@@ -47,6 +47,8 @@ LIMITS (v2)
   errno:"EAGAIN"}; a PUT/GET over --max-files-per-conn gets RESULT {ok:false, errno:"EAGAIN"}; the
   connection goes on. A bad field in any frame gets ERROR {code:"EPROTO"} and that connection closes.
   The agent stops reading a host that does not read its answers (no unbounded queue).
+  Detached executions (EXEC detach) survive their connection; their output kept for a later ATTACH is
+  bounded by --detach-memory in all, and --max-detached of them keep output at once.
 `;
 
 async function main(argv: string[]): Promise<number> {

@@ -2,6 +2,7 @@
 // work finish and its results reach the host, for a short grace, then exit. Without this, a command
 // that itself triggers the stop (the host creating the initrd's release file) loses its EXIT frame.
 import type { Log } from "./log.ts";
+import { existingDetachedJobs } from "./v2/detached.ts";
 
 /** Shorter than the 2 s the dracut cleanup hook allows between SIGTERM and SIGKILL. */
 export const TERM_GRACE_MS = 1500;
@@ -32,6 +33,7 @@ export function exitGracefullyOnTerm(log: Log, graceMs = TERM_GRACE_MS): void {
     // A second SIGTERM means "now".
     if (stopping || active.size === 0) {
       for (const s of active) s.abortAll();
+      existingDetachedJobs()?.abortAll();
       process.exit(EXIT_TERM);
     }
     stopping = true;
@@ -39,6 +41,8 @@ export function exitGracefullyOnTerm(log: Log, graceMs = TERM_GRACE_MS): void {
     const drained = Promise.all([...active].map((s) => s.idle()));
     void Promise.race([drained, Bun.sleep(graceMs)]).then(() => {
       for (const s of active) s.abortAll();
+      // Detached executions too: nothing the agent started outlives it, and nobody could reattach.
+      existingDetachedJobs()?.abortAll();
       process.exit(EXIT_TERM);
     });
   });

@@ -12,6 +12,9 @@ import { EXIT, EXIT_NOTES } from "./vge/_exit.ts";
 import info from "./vge/info.ts";
 import { describeError, vgeLog } from "./vge/_log.ts";
 import run, { RUN_NOTES } from "./vge/run.ts";
+import attach, { ATTACH_NOTES } from "./vge/attach.ts";
+import kill from "./vge/kill.ts";
+import ps from "./vge/ps.ts";
 import send from "./vge/send.ts";
 import shell from "./vge/shell.ts";
 import wait from "./vge/wait.ts";
@@ -23,6 +26,9 @@ const commands: Record<string, { cmd: CommandDef<any>; notes?: string }> = {
   info: { cmd: info },
   wait: { cmd: wait },
   send: { cmd: send },
+  ps: { cmd: ps },
+  attach: { cmd: attach, notes: ATTACH_NOTES },
+  kill: { cmd: kill },
 };
 
 const ADDRESS_NOTES = `

@@ -1,8 +1,10 @@
 // A v2 client over one connection: the hello, then any number of executions, file transfers and pings at
 // once, each under its own id. A failure of the connection rejects everything pending with one error.
 import pkg from "../../package.json" with { type: "json" };
-import { DEFAULT_WINDOW, T, encodeFrame } from "../protocol/v2/frame.ts";
+import { DEFAULT_WINDOW, ProtocolError, T, decodeJson, encodeFrame, encodeJson, type Frame } from "../protocol/v2/frame.ts";
+import { MAX_LIST_ENTRIES, decodeAttach, refBody, validateDetached, validateListing, type JobInfo } from "../protocol/v2/jobs.ts";
 import type { Welcome } from "../protocol/v2/messages.ts";
+import { signalName } from "./_signals.ts";
 import type { Conn } from "../transport/stream.ts";
 import { Mux } from "./_mux.ts";
 import type { PutSource } from "./_source.ts";
@@ -72,6 +74,81 @@ export class Guest {
   /** Starts a process. Throws at once if the connection has already failed or an option is invalid. */
   exec(cmd: Command, opts: ExecOptions = {}): RemoteProcess {
     return new RemoteProcess(this.mux, toExecRequest(cmd, opts), this.window);
+  }
+
+  /**
+   * Follows a detached execution (exec with `detach`) again, from any connection: by tag, or by job number.
+   * `from`: the offset per stream to replay from (default 0: all the agent still keeps); a process object's
+   * `offsets` are where it stopped. `started` resolves once attached; `replay` then says what was dropped.
+   * Rejects (`exited`, `result`, the streams) with GuestError ENOENT for an unknown job, EBUSY when
+   * another connection takes the job over later; the process goes on either way.
+   */
+  attach(job: string | number, opts: { from?: { stdout?: number; stderr?: number } } = {}): RemoteProcess {
+    const body: Record<string, unknown> = { ...refBody(job), ...(opts.from ? { from: opts.from } : {}) };
+    try {
+      decodeAttach(body);
+    } catch (e) {
+      if (e instanceof ProtocolError) throw new GuestError("EINVAL", e.message.replace(/^ATTACH: /, "attach: "));
+      throw e;
+    }
+    return new RemoteProcess(this.mux, { attach: body }, this.window);
+  }
+
+  /** The agent's detached executions: running ones, and finished ones for 10 minutes (PROTOCOL.md §5.1). */
+  list(timeoutMs = 10_000): Promise<JobInfo[]> {
+    return this.request(T.LIST, {}, timeoutMs, (f, done) => {
+      if (f.type !== T.LISTING) throw new ProtocolError(`unexpected frame type ${f.type} for a LIST`);
+      const page = validateListing(decodeJson(f));
+      const jobs = (done.jobs ??= []);
+      jobs.push(...page.jobs);
+      if (jobs.length > MAX_LIST_ENTRIES) throw new ProtocolError(`LISTING: more than ${MAX_LIST_ENTRIES} jobs`);
+      return page.more ? undefined : jobs;
+    });
+  }
+
+  /** Signals a detached execution's process group without attaching to it. GuestError ENOENT / ESRCH if there is none running. */
+  async kill(job: string | number, signal: string | number = "SIGTERM", timeoutMs = 10_000): Promise<void> {
+    const body = { ...refBody(job), signal: signalName(signal) };
+    await this.request(T.KILL, body, timeoutMs, (f) => {
+      if (f.type !== T.DETACHED) throw new ProtocolError(`unexpected frame type ${f.type} for a KILL`);
+      const d = validateDetached(decodeJson(f));
+      if (d.errno) throw new GuestError(d.errno, `${this.name}: ${d.message}`);
+      return true;
+    });
+  }
+
+  /** One request frame under a fresh id; `onFrame` returns the answer when complete (undefined: more to come). */
+  private request<R>(type: number, body: unknown, timeoutMs: number, onFrame: (f: Frame, acc: { jobs?: JobInfo[] }) => R | undefined): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      const acc: { jobs?: JobInfo[] } = {};
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const id = this.mux.register({
+        frame: (f) => {
+          let r: R | undefined;
+          try {
+            r = onFrame(f, acc);
+          } catch (e) {
+            clearTimeout(timer);
+            this.mux.release(id);
+            if (e instanceof ProtocolError) return reject(this.mux.fail(new GuestError("EPROTO", `${this.name}: ${e.message}`, { cause: e })));
+            return reject(e);
+          }
+          if (r === undefined) return;
+          clearTimeout(timer);
+          this.mux.release(id);
+          resolve(r);
+        },
+        fail: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      timer = setTimeout(() => {
+        this.mux.release(id);
+        reject(new GuestError("ETIMEDOUT", `${this.name}: no answer within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      this.mux.post(encodeJson(type, id, body));
+    });
   }
 
   /** Runs a process to its end and collects its output (stdin closed unless `input` is given). */
@@ -149,7 +226,7 @@ export class Guest {
     return this.mux.error;
   }
 
-  /** Closes the connection; the agent kills this connection's processes that still run. */
+  /** Closes the connection; the agent kills this connection's processes that still run, but detached ones. */
   close(): void {
     this.mux.close();
   }

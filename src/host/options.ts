@@ -26,6 +26,11 @@ export interface ExecOptions {
   /** After this many milliseconds the process group gets killSignal (default SIGKILL); status "timeout". */
   timeoutMs?: number;
   killSignal?: string | number;
+  /**
+   * Keep running when this connection ends (PROTOCOL.md §5.1): reattach later with guest.attach(tag or
+   * job number). `keep`: bytes of output kept per stream for that replay (default 1 MiB, at most 64 MiB).
+   */
+  detach?: true | { tag?: string; keep?: number };
 }
 
 export function toExecRequest(cmd: Command, o: ExecOptions = {}): ExecRequest {
@@ -44,6 +49,7 @@ export function toExecRequest(cmd: Command, o: ExecOptions = {}): ExecRequest {
   if (o.merge !== undefined) req.merge = o.merge;
   if (o.timeoutMs !== undefined) req.timeoutMs = Math.ceil(o.timeoutMs);
   if (o.killSignal !== undefined) req.killSignal = signalName(o.killSignal);
+  if (o.detach) req.detach = o.detach === true ? {} : { ...(o.detach.tag !== undefined ? { tag: o.detach.tag } : {}), ...(o.detach.keep !== undefined ? { keep: o.detach.keep } : {}) };
   try {
     return validateExec(req as Record<string, unknown>);
   } catch (e) {

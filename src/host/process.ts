@@ -3,8 +3,11 @@
 // credit goes back as the streams are read; stdin sends only what the agent granted.
 // As with pipes to a local child, read (or cancel) stdout and stderr: once a process has written a
 // window's worth (256 KiB) that nobody reads, it waits for its reader.
+// The same class follows a detached execution: started by exec(cmd, {detach}) or by guest.attach(), which
+// sends ATTACH instead of EXEC; `offsets` says how far each stream has been received, for the next attach.
 import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
-import { validateExit, type ExecRequest, type ExitResult } from "../protocol/v2/messages.ts";
+import { TAG, validateExit, type ExecRequest, type ExitResult } from "../protocol/v2/messages.ts";
+import { validateAttached, validateDetached, type Attached } from "../protocol/v2/jobs.ts";
 import { Credit } from "../protocol/v2/credit.ts";
 import { Inbox } from "./_inbox.ts";
 import type { Mux } from "./_mux.ts";
@@ -35,17 +38,28 @@ export class RemoteProcess {
   readonly result: Promise<ExitResult>;
   /** The ExitResult once the process has exited, else undefined. */
   exitResult: ExitResult | undefined;
+  /** A detached execution's job number (from STARTED or ATTACHED), else undefined. */
+  job: number | undefined;
+  /** A detached execution's tag, if it has one. */
+  tag: string | undefined;
+  /** After guest.attach(): where the replay started per stream, and how many bytes the agent had dropped. */
+  replay: Pick<Attached, "stdout" | "stderr"> | undefined;
+  /** Offset in the whole stream of the next byte to arrive: where a later attach continues from. */
+  readonly offsets = { stdout: 0, stderr: 0 };
 
   private readonly out: Inbox;
   private readonly err: Inbox;
   private readonly credit: Credit;
   /** Output credit we have granted and not yet seen used: STDOUT and STDERR together (PROTOCOL.md §7). */
   private readonly granted = new Credit(DEFAULT_WINDOW);
+  /** Waiting for ATTACHED (guest.attach) rather than STARTED. */
+  private attaching: boolean;
   private settle!: { started: (pid: number | null) => void; exited: (r: ExitResult) => void; failed: (e: Error) => void };
 
+  /** `open`: an EXEC request, or the body of an ATTACH (guest.attach). */
   constructor(
     private readonly mux: Mux,
-    req: ExecRequest,
+    open: ExecRequest | { attach: Record<string, unknown> },
     window: number,
   ) {
     this.out = new Inbox((n) => this.giveCredit(n));
@@ -61,8 +75,15 @@ export class RemoteProcess {
     this.result.catch(() => {});
     this.exited.catch(() => {});
     this.id = mux.register({ frame: (f) => this.onFrame(f), fail: (e) => this.onFail(e) });
-    this.stdin = req.stdin === "closed" ? null : this.makeStdin();
-    mux.post(encodeJson(T.EXEC, this.id, req));
+    const attach = "attach" in open ? open.attach : undefined;
+    this.attaching = attach !== undefined;
+    if (attach?.from) {
+      const from = attach.from as { stdout?: number; stderr?: number };
+      this.offsets.stdout = from.stdout ?? 0;
+      this.offsets.stderr = from.stderr ?? 0;
+    }
+    this.stdin = !attach && (open as ExecRequest).stdin === "closed" ? null : this.makeStdin();
+    mux.post(attach ? encodeJson(T.ATTACH, this.id, attach) : encodeJson(T.EXEC, this.id, open));
   }
 
   /** As Bun's and Node's: the exit code once the process has exited normally, else null. */
@@ -118,9 +139,13 @@ export class RemoteProcess {
     switch (f.type) {
       case T.STARTED: {
         if (this.pid !== undefined) throw new ProtocolError("STARTED frame: a second one for the same execution");
-        const { pid } = decodeJson<{ pid: unknown }>(f);
+        const { pid, job, tag } = decodeJson<{ pid: unknown; job?: unknown; tag?: unknown }>(f);
         if (typeof pid !== "number" || !Number.isInteger(pid) || pid <= 0 || pid > 0xffffffff) throw new ProtocolError("STARTED frame: pid must be a positive u32");
+        if (job !== undefined && (typeof job !== "number" || !Number.isInteger(job) || job <= 0 || job > 0xffffffff)) throw new ProtocolError("STARTED frame: job must be a positive u32");
+        if (tag !== undefined && (typeof tag !== "string" || !TAG.test(tag))) throw new ProtocolError("STARTED frame: tag must be a tag");
         this.pid = pid;
+        this.job = job as number | undefined;
+        this.tag = tag as string | undefined;
         this.settle.started(pid);
         return;
       }
@@ -131,7 +156,29 @@ export class RemoteProcess {
         if (!this.granted.spend(f.payload.byteLength)) {
           throw new GuestError("EFLOW", `${this.mux.name}: the agent sent more output than the ${this.granted.available}-byte credit left for execution ${this.id}`);
         }
+        if (f.type === T.STDOUT) this.offsets.stdout += f.payload.byteLength;
+        else this.offsets.stderr += f.payload.byteLength;
         return (f.type === T.STDOUT ? this.out : this.err).push(f.payload);
+      case T.ATTACHED: {
+        if (!this.attaching || this.replay) throw new ProtocolError("ATTACHED frame: not after an ATTACH, or a second one");
+        const a = validateAttached(decodeJson(f));
+        this.job = a.job;
+        this.tag = a.tag ?? undefined;
+        this.pid = a.pid ?? undefined;
+        this.replay = { stdout: a.stdout, stderr: a.stderr };
+        this.offsets.stdout = a.stdout.from;
+        this.offsets.stderr = a.stderr.from;
+        this.settle.started(this.pid ?? null);
+        return;
+      }
+      case T.DETACHED: {
+        // This id follows the job no more: it was never found (ENOENT, ERANGE), or another connection took
+        // it over (EBUSY). The process itself is not affected, so there is no exit status to report.
+        const d = validateDetached(decodeJson(f));
+        this.mux.release(this.id);
+        this.onFail(new GuestError(d.errno ?? "EDETACHED", `${this.mux.name}: ${d.message || "detached"}`));
+        return;
+      }
       case T.WINDOW:
         return this.credit.add(decodeWindow(f));
       case T.EXIT: {

@@ -34,6 +34,15 @@ json("exit timeout", "EXIT", 2, { status: "timeout", signal: "SIGKILL", signo: 9
 json("exit start failure", "EXIT", 4, { status: "error", errno: "ENOENT", message: "program not found: nosuch" });
 vectors.push({ name: "window", type: "WINDOW", id: 1, credit: 65536, hex: hex(encodeWindow(1, 65536)) });
 vectors.push({ name: "window max id", type: "WINDOW", id: 0xffffffff, credit: 0xffffffff, hex: hex(encodeWindow(0xffffffff, 0xffffffff)) });
+json("exec detached", "EXEC", 10, { argv: ["make", "install"], detach: { tag: "provision", keep: 1048576 } }, "survives the connection; output beyond the credit is kept, 1 MiB per stream");
+json("started detached", "STARTED", 10, { pid: 4300, job: 1, tag: "provision" });
+json("list", "LIST", 11, {});
+json("listing", "LISTING", 11, { jobs: [{ job: 1, tag: "provision", pid: 4300, argv: ["make", "install"], startedAt: 1764468000000, state: "exited", endedAt: 1764468020000, exit: { status: "exited", code: 0 }, attached: false, stdout: { total: 3000000, kept: 1048576 }, stderr: { total: 12, kept: 12 } }], more: false });
+json("attach", "ATTACH", 12, { tag: "provision", from: { stdout: 4096, stderr: 0 } });
+json("attached", "ATTACHED", 12, { job: 1, tag: "provision", pid: 4300, state: "running", stdout: { from: 1951424, dropped: 1947328 }, stderr: { from: 0, dropped: 0 } }, "replay starts at from; dropped bytes were no longer kept");
+json("kill", "KILL", 13, { job: 1, signal: "SIGTERM" });
+json("detached ok", "DETACHED", 13, {}, "the KILL was delivered");
+json("detached taken over", "DETACHED", 12, { errno: "EBUSY", message: "job 1 was attached by another connection" });
 json("put", "PUT", 5, { path: "/etc/motd", size: 6, mode: 0o644 });
 data("file data", "FILE_DATA", 5, bytes("hello\n"));
 data("file end", "FILE_END", 5, new Uint8Array(0));

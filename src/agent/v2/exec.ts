@@ -1,12 +1,11 @@
-// One execution: a process group started for an EXEC frame, its streams within their windows, and exactly
-// one EXIT frame after all of its output.
+// One execution: a process group started for an EXEC frame, its streams read only when its Output lets them
+// (within the host's window, or into a detached job's ring), and exactly one EXIT after all of its output.
 import type { Subprocess } from "bun";
-import { DEFAULT_WINDOW, ProtocolError, T, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
+import { T } from "../../protocol/v2/frame.ts";
 import type { ExecSpec, ExitResult } from "../../protocol/v2/messages.ts";
 import { signalNumber, type Signal } from "../../protocol/v2/signals.ts";
 import { close, pipe } from "../../sys/index.ts";
-import { Credit } from "../../protocol/v2/credit.ts";
-import { sendWithin, type Send } from "./output.ts";
+import type { Output, Send } from "./output.ts";
 import { PtyTerminal } from "./pty.ts";
 import { planSpawn, startError } from "./spawn.ts";
 import { UserError } from "./users.ts";
@@ -31,8 +30,6 @@ function longTimeout(ms: number, fn: () => void): () => void {
 }
 
 export class Execution {
-  private readonly out = new Credit(DEFAULT_WINDOW);
-  private stdinCredit = DEFAULT_WINDOW;
   private stdinChain: Promise<void> = Promise.resolve();
   private proc: Subprocess<any, any, any> | undefined;
   private readers: { cancel(): Promise<void> }[] = [];
@@ -44,7 +41,7 @@ export class Execution {
   constructor(
     readonly id: number,
     private readonly req: ExecSpec,
-    private readonly send: Send,
+    private readonly output: Output,
     private readonly finished: (result: ExitResult) => void,
   ) {}
 
@@ -87,7 +84,7 @@ export class Execution {
   }
 
   private begin(mergedFd: number | undefined): void {
-    void this.send(encodeJson(T.STARTED, this.id, { pid: this.proc!.pid })).catch(() => {});
+    this.output.started(this.proc!.pid);
     if (this.req.timeoutMs) this.armTimeout(this.req.timeoutMs);
     void this.run(mergedFd);
   }
@@ -95,8 +92,12 @@ export class Execution {
   private async run(mergedFd: number | undefined): Promise<void> {
     const proc = this.proc!;
     let pumps: Promise<unknown>;
-    if (this.pty) pumps = this.pty.pump(this.out, (chunk) => sendWithin(this.out, this.send, T.STDOUT, this.id, chunk), () => (this.lastOutput = Date.now()));
-    else if (mergedFd !== undefined) pumps = this.pump(Bun.file(mergedFd).stream(), T.STDOUT).finally(() => close(mergedFd));
+    if (this.pty) {
+      // The terminal is read only as far as the output lets: the host's credit, or the ring's turn.
+      const out = this.output;
+      const gate = { ready: () => out.ready(T.STDOUT), get available() { return out.room(T.STDOUT); } };
+      pumps = this.pty.pump(gate, (chunk) => out.write(T.STDOUT, chunk), () => (this.lastOutput = Date.now()));
+    } else if (mergedFd !== undefined) pumps = this.pump(Bun.file(mergedFd).stream(), T.STDOUT).finally(() => close(mergedFd));
     else pumps = Promise.all([this.pump(proc.stdout as ReadableStream<Uint8Array>, T.STDOUT), this.pump(proc.stderr as ReadableStream<Uint8Array>, T.STDERR)]);
     await proc.exited;
     let done = false;
@@ -104,7 +105,7 @@ export class Execution {
     while (!done && !this.aborted) {
       await Promise.race([pumps, Bun.sleep(100)]);
       const quiet = Date.now() - this.lastOutput > QUIET_AFTER_EXIT_MS;
-      if (!done && quiet && this.out.available > 0) break;
+      if (!done && quiet && this.output.room(T.STDOUT) > 0) break;
     }
     this.stopReading();
     this.finish(this.result(proc));
@@ -122,8 +123,7 @@ export class Execution {
   }
 
   private finish(result: ExitResult): void {
-    this.out.fail(new Error("execution over"));
-    if (!this.aborted) void this.send(encodeJson(T.EXIT, this.id, result)).catch(() => {});
+    this.output.end(result);
     this.finished(result);
   }
 
@@ -133,11 +133,11 @@ export class Execution {
     try {
       for (;;) {
         // Wait for credit before reading: an unread pipe is how a slow host slows the process down.
-        if (!(await this.out.ready())) return;
+        if (!(await this.output.ready(type))) return;
         const { value, done } = await reader.read();
         if (done) return;
         this.lastOutput = Date.now();
-        if (!(await sendWithin(this.out, this.send, type, this.id, value))) return;
+        if (!(await this.output.write(type, value))) return;
       }
     } catch {
       // Cancelled after exit, or the connection is gone: either way this stream is over.
@@ -175,7 +175,7 @@ export class Execution {
   // --- frames from the host ---
 
   onWindow(n: number): void {
-    this.out.add(n);
+    this.output.onWindow(n);
   }
 
   /** A signal decoded (and so known) by the protocol layer. */
@@ -188,8 +188,7 @@ export class Execution {
   }
 
   onStdin(data: Uint8Array): void {
-    if (data.byteLength > this.stdinCredit) throw Object.assign(new ProtocolError(`STDIN: ${data.byteLength} bytes exceed the ${this.stdinCredit} bytes of credit`), { code: "EFLOW" });
-    this.stdinCredit -= data.byteLength;
+    const giveBack = this.output.spendStdin(data.byteLength);
     this.stdinChain = this.stdinChain.then(async () => {
       try {
         // On a terminal, the credit goes back once the bytes are in it, not when they are queued.
@@ -204,8 +203,7 @@ export class Execution {
       } catch {
         // The process closed its stdin or is gone: the bytes are dropped, as a pipe would.
       }
-      this.stdinCredit += data.byteLength;
-      await this.send(encodeWindow(this.id, data.byteLength)).catch(() => {});
+      giveBack();
     });
   }
 
@@ -224,10 +222,18 @@ export class Execution {
     });
   }
 
-  /** The connection is gone: kill the group and send nothing more. */
+  /**
+   * The connection that `send` belongs to is gone: true if the execution goes on without it (a detached
+   * one); otherwise the caller aborts it.
+   */
+  leave(send: Send): boolean {
+    return this.output.leave(send);
+  }
+
+  /** The connection is gone (or the agent stops): kill the group and send nothing more. */
   abort(): void {
     this.aborted = true;
-    this.out.fail(new Error("connection closed"));
+    this.output.close();
     this.signalGroup(SIGKILL);
     this.stopReading();
   }

@@ -1,8 +1,93 @@
-// Sending one execution's (or one GET's) bytes to the host within its window, in CHUNK-sized frames.
-import { CHUNK, encodeHeader } from "../../protocol/v2/frame.ts";
-import type { Credit } from "../../protocol/v2/credit.ts";
+// Where an execution's frames go. DirectOutput: to the connection that started it, output within that
+// host's window, and nothing once the connection is gone. JobOutput (job-output.ts): a detached execution's
+// ring buffers, replayed to whichever connection attaches. Both send one execution's (or one GET's) bytes
+// with sendWithin: within the window, in CHUNK-sized frames.
+import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, encodeHeader, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
+import { Credit } from "../../protocol/v2/credit.ts";
+import type { ExitResult } from "../../protocol/v2/messages.ts";
 
 export type Send = (frame: Uint8Array) => Promise<void>;
+
+/** What an Execution needs from wherever its frames go. Stream types are T.STDOUT and T.STDERR. */
+export interface Output {
+  /** Resolves true once the next chunk of `type` may be read from the process; false: stop reading. */
+  ready(type: number): Promise<boolean>;
+  /** Bytes one read may take now (a PTY reads no more than this; 0: do not read). */
+  room(type: number): number;
+  /** A chunk the process wrote; false: stop reading. */
+  write(type: number, chunk: Uint8Array): Promise<boolean>;
+  /** The process runs (STARTED). */
+  started(pid: number): void;
+  /** The process is over and all of its output was handed to write(): the EXIT follows the output. */
+  end(result: ExitResult): void;
+  /** WINDOW from the host for this execution's output. */
+  onWindow(n: number): void;
+  /** STDIN of `n` bytes arrived from the host (EFLOW beyond its credit); the result gives the credit back. */
+  spendStdin(n: number): () => void;
+  /** The connection `send` belongs to is gone: true if the execution goes on without it (detached). */
+  leave(send: Send): boolean;
+  /** The execution is being killed: send nothing more. */
+  close(): void;
+}
+
+export function stdinOverrun(n: number, credit: number): ProtocolError {
+  return Object.assign(new ProtocolError(`STDIN: ${n} bytes exceed the ${credit} bytes of credit`), { code: "EFLOW" });
+}
+
+/** An execution that lives and dies with its connection (PROTOCOL.md §5, §7). */
+export class DirectOutput implements Output {
+  private readonly credit = new Credit(DEFAULT_WINDOW);
+  private stdinCredit = DEFAULT_WINDOW;
+  private closed = false;
+
+  constructor(
+    private readonly id: number,
+    private readonly send: Send,
+  ) {}
+
+  ready(): Promise<boolean> {
+    return this.credit.ready();
+  }
+
+  room(): number {
+    return this.credit.available;
+  }
+
+  write(type: number, chunk: Uint8Array): Promise<boolean> {
+    return sendWithin(this.credit, this.send, type, this.id, chunk);
+  }
+
+  started(pid: number): void {
+    void this.send(encodeJson(T.STARTED, this.id, { pid })).catch(() => {});
+  }
+
+  end(result: ExitResult): void {
+    this.credit.fail(new Error("execution over"));
+    if (!this.closed) void this.send(encodeJson(T.EXIT, this.id, result)).catch(() => {});
+  }
+
+  onWindow(n: number): void {
+    this.credit.add(n);
+  }
+
+  spendStdin(n: number): () => void {
+    if (n > this.stdinCredit) throw stdinOverrun(n, this.stdinCredit);
+    this.stdinCredit -= n;
+    return () => {
+      this.stdinCredit += n;
+      void this.send(encodeWindow(this.id, n)).catch(() => {});
+    };
+  }
+
+  leave(): boolean {
+    return false;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.credit.fail(new Error("connection closed"));
+  }
+}
 
 /** Sends `data` as frames of `type`; false if the window was closed (connection gone) before the end. */
 export async function sendWithin(credit: Credit, send: Send, type: number, id: number, data: Uint8Array): Promise<boolean> {

@@ -69,7 +69,7 @@ export class PtyTerminal {
   }
 
   /** Sends the terminal's output through `emit`, reading only while `out` has credit, until EIO (no holder of the slave is left) or close(). */
-  async pump(out: Credit, emit: (chunk: Uint8Array) => Promise<boolean>, onData: () => void): Promise<void> {
+  async pump(out: Pick<Credit, "ready" | "available">, emit: (chunk: Uint8Array) => Promise<boolean>, onData: () => void): Promise<void> {
     try {
       for (;;) {
         if (!(await out.ready()) || this.closed) return;

@@ -3,12 +3,16 @@
 // close; the agent itself goes on. The session reads no further while the host is not reading what it
 // already sent, so answers (PONG, STARTED, EXIT, WINDOW, RESULT) never pile up in memory.
 import { FrameDecoder, ProtocolError, T, decodeJson, encodeFrame, encodeJson, decodeWindow, typeName, type Frame } from "../../protocol/v2/frame.ts";
+import { decodeAttach, decodeKill } from "../../protocol/v2/jobs.ts";
 import { PROTOCOL_VERSION, decodeExec, decodeGet, decodePut, decodeResize, decodeSignal } from "../../protocol/v2/messages.ts";
 import type { Conn } from "../../transport/conn.ts";
 import { DEFAULT_LIMITS, OUTBOUND_HIGH_WATER, type Limits } from "../limits.ts";
 import type { Log } from "../log.ts";
+import { detachedJobs } from "./detached.ts";
 import { Execution } from "./exec.ts";
 import { AgentHandshake } from "./handshake.ts";
+import type { Attachment } from "./job-output.ts";
+import { DirectOutput } from "./output.ts";
 import { GetOp, PutOp } from "./files.ts";
 import { GetDirOp, PutDirOp } from "./dirs.ts";
 import { decodeDirRequest } from "../../protocol/v2/dirs.ts";
@@ -91,7 +95,8 @@ export class V2Session {
         .catch(() => {});
     } finally {
       this.over = true;
-      for (const op of this.ops.values()) op.abort();
+      // Detached executions go on without this connection (their output into their rings); the rest die with it.
+      for (const op of this.ops.values()) if (!(op instanceof Execution && op.leave(this.send))) op.abort();
       this.ops.clear();
       this.wakeIdle();
       this.endRead();
@@ -109,6 +114,11 @@ export class V2Session {
       case T.EXEC: {
         const id = this.newId(f);
         const req = decodeExec(decodeJson(f));
+        if (req.detach) {
+          const ex = detachedJobs(this.limits).start(req, this.attachment(id), this.log);
+          if (ex) this.ops.set(id, ex);
+          return;
+        }
         const refused = this.admitExec(!!req.pty);
         if (refused) {
           this.log.error(`exec ${id} refused: ${refused}`);
@@ -116,7 +126,7 @@ export class V2Session {
           return;
         }
         const shared = sharedQuotas(this.limits);
-        const ex = new Execution(id, req, this.send, (r) => {
+        const ex = new Execution(id, req, new DirectOutput(id, this.send), (r) => {
           this.execs.give();
           shared.execs.give();
           if (req.pty) shared.ptys.give();
@@ -154,6 +164,23 @@ export class V2Session {
       case T.DIR_END: {
         const op = this.ops.get(f.id);
         if (op instanceof PutDirOp) op.onFrame(f);
+        return;
+      }
+      case T.ATTACH: {
+        const id = this.newId(f);
+        const ex = detachedJobs(this.limits).attach(decodeAttach(decodeJson(f)), this.attachment(id));
+        if (ex) this.ops.set(id, ex);
+        return;
+      }
+      case T.LIST: {
+        const id = this.newId(f);
+        decodeJson(f);
+        for (const page of detachedJobs(this.limits).listing()) void this.send(encodeJson(T.LISTING, id, page)).catch(() => {});
+        return;
+      }
+      case T.KILL: {
+        const id = this.newId(f);
+        detachedJobs(this.limits).kill(decodeKill(decodeJson(f)), this.attachment(id));
         return;
       }
       case T.PING:
@@ -262,6 +289,12 @@ export class V2Session {
         return (id, done) => new GetDirOp(id, req, this.send, done);
       }
     }
+
+  }
+
+  /** This connection as a follower of a detached execution under `id`. */
+  private attachment(id: number): Attachment {
+    return { id, send: this.send, release: () => this.finished(id) };
   }
 
   private newId(f: Frame): number {

@@ -2,10 +2,12 @@
 // its status becoming vge's.
 import { defineCommand } from "citty";
 import { UsageError, repeatedValues } from "../../common/argv.ts";
+import { MAX_KEEP, TAG } from "../../protocol/v2/messages.ts";
 import { GuestError, printableJson, shellStatus, type Command, type ExecOptions, type ExitResult, type Guest } from "../../host/index.ts";
 import { address, addressArg, commonArgs, tokenArg, envVars, execArgs, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
-import { vgeLog } from "./_log.ts";
+import { EXIT } from "./_exit.ts";
+import { vgeLog, type Log } from "./_log.ts";
 import { forwardSignals, pumpIn, pumpOut, writeAll } from "./_stdio.ts";
 import { attachTerminal, localPty } from "./_tty.ts";
 
@@ -20,6 +22,8 @@ export const runArgs = {
   merge: { type: "boolean", description: "Send stderr to stdout, in write order" },
   stdin: { type: "boolean", default: true, description: "Pass stdin through (when it is a pipe or file)", negativeDescription: "Give the command a closed stdin (default when stdin is a terminal without -t)" },
   json: { type: "boolean", description: "Collect output; print {status, code, signal, stdout, stderr, durationMs} as JSON" },
+  detach: { type: "string", valueHint: "TAG", description: "Start it detached under TAG: print the tag and return at once; it survives vge (see vge attach, ps, kill)" },
+  keep: { type: "string", valueHint: "BYTES", description: "With --detach: output kept per stream for a later attach, e.g. 4M (default 1M, at most 64M)" },
   ...waitArg,
   ...tokenArg, ...commonArgs,
 } as const;
@@ -30,7 +34,31 @@ EXAMPLES
   vge run fc:/run/fc/v.sock:1024 --timeout 60 -- make -j4
   tar c src | vge run vsock:3:1024 -- tar x -C /work
   vge run unix:/run/agent.sock --json --shell 'uname -a'
+  vge run --detach provision fc:/run/fc/v.sock:1024 -- /srv/provision.sh   # then: vge attach ... provision
 `;
+
+/** `--keep 4M` → bytes; K, M as powers of 1024. */
+function keepBytes(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+)([KMkm]?)$/.exec(text);
+  if (!m) throw new UsageError(`--keep must be a byte count like 65536, 512K or 4M, got "${text}"`);
+  const n = Number(m[1]) * (m[2] ? 1024 ** ("kKmM".indexOf(m[2]) < 2 ? 1 : 2) : 1);
+  if (n > MAX_KEEP) throw new UsageError(`--keep may be at most 64M, got "${text}"`);
+  return n;
+}
+
+/** --detach: start the command, say its tag, leave it running; the closing connection detaches it. */
+async function detached(guest: Guest, cmd: Command, o: ExecOptions, tag: string, keep: number | undefined, log: Log): Promise<number> {
+  const proc = guest.exec(cmd, { ...o, stdin: "closed", detach: { tag, ...(keep !== undefined ? { keep } : {}) } });
+  if ((await proc.started) === null) {
+    const r = await proc.result;
+    log.error(r.status === "error" ? `${r.message} (${r.errno})` : `the command did not start`);
+    return r.status === "error" && r.errno === "EEXIST" ? EXIT.failed : shellStatus(r);
+  }
+  await writeAll(process.stdout, `${tag}\n`);
+  log.info(`job %${proc.job} (${tag}) runs detached, pid ${proc.pid}; follow it with: vge attach ADDRESS ${tag}`);
+  return EXIT.ok;
+}
 
 function command(positionals: string[], shell: string | undefined): Command {
   if (shell !== undefined && positionals.length > 0) throw new UsageError("give either --shell CMD or a program after --, not both");
@@ -80,6 +108,11 @@ export default defineCommand({
     if (timeoutMs === 0) throw new UsageError("--timeout must be more than 0");
     const tty = !!args.tty;
     if (tty && args.json) throw new UsageError("--json collects output; it cannot be combined with --tty");
+    const tag = args.detach;
+    if (tag !== undefined && !TAG.test(tag)) throw new UsageError(`--detach needs a tag (1..64 of A-Z a-z 0-9 . _ -, starting with a letter or digit), got "${tag}"`);
+    if (tag !== undefined && (tty || args.json)) throw new UsageError("--detach returns at once; it cannot be combined with --tty or --json (use vge attach)");
+    if (tag === undefined && args.keep !== undefined) throw new UsageError("--keep only applies with --detach");
+    const keep = keepBytes(args.keep);
     const stdin = !args.stdin || (!tty && process.stdin.isTTY) || args.json ? "closed" : "pipe";
     const o: ExecOptions = {
       env: envVars(repeatedValues(rawArgs, ["env", "e"])),
@@ -95,6 +128,7 @@ export default defineCommand({
     const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
     const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     try {
+      if (tag !== undefined) return await detached(guest, cmd, o, tag, keep, log);
       if (args.json) {
         const { stdin: _closed, ...runOpts } = o;
         const r = await guarded(guest.run(cmd, runOpts), timeoutMs);

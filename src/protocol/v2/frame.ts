@@ -31,6 +31,13 @@ export const T = {
   RESIZE: 0x17,
   EXIT: 0x18,
   WINDOW: 0x19,
+  // Detached executions (PROTOCOL.md §5.1): job control over executions that outlive their connection.
+  LIST: 0x1a,
+  LISTING: 0x1b,
+  ATTACH: 0x1c,
+  ATTACHED: 0x1d,
+  DETACHED: 0x1e,
+  KILL: 0x1f,
   PUT: 0x20,
   GET: 0x21,
   FILE_DATA: 0x22,

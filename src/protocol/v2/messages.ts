@@ -6,7 +6,7 @@ import { ProtocolError } from "./frame.ts";
 import { lookupSignal, type Signal } from "./signals.ts";
 
 export const PROTOCOL_VERSION = 2;
-export const CAPABILITIES = ["exec", "pty", "signal", "timeout", "files", "ping", "flow", "dirs"] as const;
+export const CAPABILITIES = ["exec", "pty", "signal", "timeout", "files", "ping", "flow", "dirs", "detach"] as const;
 
 export interface Hello {
   versions: number[];
@@ -50,7 +50,23 @@ export interface ExecRequest {
   /** Milliseconds; then the process group gets killSignal (default SIGKILL) and the result is "timeout". */
   timeoutMs?: number;
   killSignal?: string;
+  /** Survive the loss of the connection (PROTOCOL.md §5.1): reattach by tag or job number. */
+  detach?: DetachRequest;
 }
+
+export interface DetachRequest {
+  /** A name to attach by: 1..64 of [A-Za-z0-9._-], starting with a letter or digit; unique among running jobs. */
+  tag?: string;
+  /** Bytes of output kept per stream for replay (default DEFAULT_KEEP, at most MAX_KEEP). */
+  keep?: number;
+}
+
+/** Output kept per stream of a detached execution unless `keep` says otherwise. */
+export const DEFAULT_KEEP = 1024 * 1024;
+/** Largest `keep`: the agent's memory for one job is bounded by this per stream. */
+export const MAX_KEEP = 64 * 1024 * 1024;
+/** A detached execution's tag: short, printable on any terminal, usable as a file name. */
+export const TAG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export type ExitResult =
   | { status: "exited"; code: number }
@@ -94,7 +110,7 @@ type Body = Record<string, unknown>;
 
 const isU32 = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
 
-function checker(kind: string) {
+export function checker(kind: string) {
   const fail = (msg: string): never => {
     throw new ProtocolError(`${kind}: ${msg}`);
   };
@@ -160,6 +176,16 @@ export function decodeExec(b: Body): ExecSpec {
   if (b.merge !== undefined) spec.merge = bool("merge", b.merge);
   if (b.timeoutMs !== undefined) spec.timeoutMs = int("timeoutMs", b.timeoutMs, 1, MAX_TIMEOUT_MS);
   if (b.killSignal !== undefined) spec.killSignal = signal("killSignal", b.killSignal);
+  if (b.detach !== undefined) {
+    const d = b.detach as Body;
+    if (typeof d !== "object" || d === null || Array.isArray(d)) fail("detach must be an object {tag?, keep?}");
+    spec.detach = {};
+    if (d.tag !== undefined) {
+      if (typeof d.tag !== "string" || !TAG.test(d.tag)) fail("detach.tag must be 1..64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)");
+      spec.detach.tag = d.tag as string;
+    }
+    if (d.keep !== undefined) spec.detach.keep = int("detach.keep", d.keep, 0, MAX_KEEP);
+  }
   return spec;
 }
 

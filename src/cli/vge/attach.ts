@@ -1,0 +1,51 @@
+// `vge attach ADDRESS TAG|%N`: follow a detached execution again: what the agent kept of its output, then
+// the rest live; vge exits with its status. Ctrl-C (or any end of vge) only detaches: the job runs on.
+import { defineCommand } from "citty";
+import { shellStatus } from "../../host/index.ts";
+import { address, addressArg, commonArgs, seconds, waitArg } from "./_args.ts";
+import { openGuest } from "./_guest.ts";
+import { jobArg, jobRef } from "./_job.ts";
+import { vgeLog } from "./_log.ts";
+import { pumpIn, pumpOut } from "./_stdio.ts";
+
+export const ATTACH_NOTES = `
+EXAMPLES
+  vge run --detach build fc:/run/fc/v.sock:1024 -- make -j4     # prints the tag, returns at once
+  vge attach fc:/run/fc/v.sock:1024 build                        # the output kept so far, then live
+  vge attach fc:/run/fc/v.sock:1024 %3 --stdin < answers.txt     # job number 3; stdin passed on
+`;
+
+export default defineCommand({
+  meta: { name: "attach", description: "Follow a detached execution: its kept output, then live output; exit with its status" },
+  args: {
+    ...addressArg,
+    ...jobArg,
+    stdin: { type: "boolean", description: "Pass this stdin to the job (then close its stdin)" },
+    ...waitArg,
+    ...commonArgs,
+  },
+  async run({ args }) {
+    const [addrText, jobText] = args._;
+    const a = address(addrText);
+    const job = jobRef(jobText);
+    const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
+    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log });
+    try {
+      const proc = guest.attach(job);
+      await proc.started;
+      for (const [name, r] of Object.entries(proc.replay ?? {})) {
+        if (r.dropped > 0) log.warn(`${r.dropped} bytes of ${name} were dropped before this attach (the agent keeps the last --keep bytes)`);
+      }
+      const stopIn = args.stdin ? pumpIn(proc) : () => {};
+      try {
+        const [result] = await Promise.all([proc.result, pumpOut(proc.stdout, process.stdout), pumpOut(proc.stderr, process.stderr)]);
+        if (result.status === "error") log.error(`the job failed to start: ${result.message} (${result.errno})`);
+        return shellStatus(result);
+      } finally {
+        stopIn();
+      }
+    } finally {
+      guest.close();
+    }
+  },
+});
