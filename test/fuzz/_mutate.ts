@@ -3,7 +3,7 @@
 // the fuzz directory, and byte-level mutations never touch the payload of a PUT or GET, so no mutation can
 // name a file outside it. Commands stay those of the seeds (true, echo, cat, short sleeps) or strings from
 // VOCAB below, none of which is a program.
-import { FrameDecoder, MAGIC, MAX_PAYLOAD, T, decodeJson, encodeFrame, type Frame } from "../../src/protocol/v2/frame.ts";
+import { FrameDecoder, MAGIC, MAX_PAYLOAD, T, decodeJson, encodeFrame, typeName, type Frame } from "../../src/protocol/v2/frame.ts";
 import type { Rng } from "./_rng.ts";
 import type { Session, Step } from "./_seeds.ts";
 
@@ -368,7 +368,19 @@ export function hazard(c: Case, dir: string): string | undefined {
     // The agent stops at the bad frame too; the frames before it count.
   }
   for (const f of frames) {
-    if (f.type !== T.PUT && f.type !== T.GET && f.type !== T.EXEC) continue;
+    if (f.type === T.DIR_ENTRY) {
+      // The agent refuses entries that climb out (test/agent/v2/dirs.test.ts proves it by hand); the
+      // fuzzer does not bet this machine's files on it.
+      let e: Record<string, unknown>;
+      try {
+        e = decodeJson(f);
+      } catch {
+        continue;
+      }
+      for (const v of [e.path, e.target]) if (typeof v === "string" && (v.startsWith("/") || v.split("/").includes(".."))) return `DIR_ENTRY names ${JSON.stringify(v)}`;
+      continue;
+    }
+    if (f.type !== T.PUT && f.type !== T.GET && f.type !== T.EXEC && f.type !== T.PUTDIR && f.type !== T.GETDIR) continue;
     let b: Record<string, unknown>;
     try {
       b = decodeJson(f);
@@ -382,7 +394,7 @@ export function hazard(c: Case, dir: string): string | undefined {
       continue;
     }
     const p = b.path;
-    if (typeof p === "string" && p.startsWith("/") && !(p.startsWith(`${dir}/`) && !p.includes("/.."))) return `${f.type === T.PUT ? "PUT" : "GET"} path ${JSON.stringify(p)} is outside ${dir}`;
+    if (typeof p === "string" && p.startsWith("/") && !(p.startsWith(`${dir}/`) && !p.includes("/.."))) return `${typeName(f.type)} path ${JSON.stringify(p)} is outside ${dir}`;
   }
   return undefined;
 }
@@ -396,7 +408,7 @@ export function makeCase(rng: Rng, seeds: Session[], dir: string): Case {
   const frames = steps.map((s) => {
     const bytes = encodeStep(s);
     // Flips stay out of any payload that names a path (or could, after a flip of a neighbouring byte).
-    const protect = s.type === T.PUT || s.type === T.GET || bytes.includes(0x2f);
+    const protect = s.type === T.PUT || s.type === T.GET || s.type === T.PUTDIR || s.type === T.GETDIR || s.type === T.DIR_ENTRY || bytes.includes(0x2f);
     return { bytes, protect, gapMs: s.gapMs ?? 0 };
   });
   const { chunks, gapsMs } = mutateBytes(rng, frames, notes);

@@ -65,5 +65,25 @@ export function seedSessions(dir: string): Session[] {
       frame(T.FILE_END, 23),
       frame(T.STDIN_EOF, 21),
     ),
+    // Directory copies (PROTOCOL.md §12): into and out of the fuzz directory only (see hazard()).
+    s(
+      "putdir",
+      { type: T.PUTDIR, id: 31, json: { path: `${dir}/tree-a` } },
+      { type: T.DIR_ENTRY, id: 31, json: { type: "dir", path: "d", mode: 0o755, mtime: 1.7e12 } },
+      { type: T.DIR_ENTRY, id: 31, json: { type: "file", path: "d/f", mode: 0o644, mtime: 1.7e12, size: 3 } },
+      frame(T.FILE_DATA, 31, "abc"),
+      { type: T.DIR_ENTRY, id: 31, json: { type: "symlink", path: "d/l", mode: 0o777, mtime: 1.7e12, target: "f" } },
+      frame(T.DIR_END, 31),
+    ),
+    s("getdir", { type: T.GETDIR, id: 33, json: { path: `${dir}/sub` } }, window(33, 4096)),
+    // Detached executions (PROTOCOL.md §5.1): short jobs only, so none outlives the run.
+    s(
+      "detach list attach kill",
+      exec(41, { argv: ["sleep", "0.2"], detach: { tag: "fz", keep: 4096 } }),
+      { type: T.LIST, id: 42, json: {} },
+      { type: T.ATTACH, id: 43, json: { tag: "fz", from: { stdout: 0, stderr: 0 } }, gapMs: 10 },
+      { type: T.KILL, id: 44, json: { tag: "fz", signal: "SIGTERM" } },
+    ),
+    s("detach echo attach by job", exec(45, { argv: ["echo", "hi"], detach: { keep: 64 } }), { type: T.ATTACH, id: 46, json: { job: 1 }, gapMs: 20 }, window(46, 64)),
   ];
 }
