@@ -11,8 +11,10 @@ import { Execution } from "./exec.ts";
 import { AgentHandshake } from "./handshake.ts";
 import { GetOp, PutOp } from "./files.ts";
 import { Quota, sharedQuotas } from "./quota.ts";
+import { validateTcpOpen } from "../../protocol/v2/tcp.ts";
+import { TcpOp, tcpStreams } from "./tcp.ts";
 
-type Op = Execution | PutOp | GetOp;
+type Op = Execution | PutOp | GetOp | TcpOp;
 
 export interface V2SessionOptions {
   /** Quotas of this connection and of the agent (defaults: DEFAULT_LIMITS). */
@@ -151,7 +153,7 @@ export class V2Session {
       case T.WINDOW: {
         const n = decodeWindow(f);
         const op = this.ops.get(f.id);
-        if (op instanceof Execution || op instanceof GetOp) op.onWindow(n);
+        if (op instanceof Execution || op instanceof GetOp || op instanceof TcpOp) op.onWindow(n);
         return;
       }
       case T.STDIN:
@@ -165,6 +167,19 @@ export class V2Session {
         if (!(op instanceof PutOp)) return;
         if (f.type === T.FILE_DATA) op.onData(f.payload);
         else op.onEnd();
+        return;
+      }
+      case T.TCP_OPEN: {
+        const req = validateTcpOpen(decodeJson(f));
+        this.ops.set(this.newId(f), new TcpOp(f.id, req, this.send, () => this.finished(f.id), tcpStreams(this.ops.values())));
+        return;
+      }
+      case T.TCP_DATA:
+      case T.TCP_EOF:
+      case T.TCP_RESET: {
+        // Frames racing with the stream's TCP_CLOSED find no stream: ignored, like late STDIN.
+        const op = this.ops.get(f.id);
+        if (op instanceof TcpOp) op.onFrame(f);
         return;
       }
       default:
