@@ -1,4 +1,4 @@
-// A TCP connection made by the agent inside the guest (PROTOCOL.md §9), as a pair of web streams the way
+// A TCP connection made by the agent inside the guest (PROTOCOL.md §11), as a pair of web streams the way
 // Deno.Conn and Cloudflare's connect() give them: `readable` returns credit only as it is read, `writable`
 // sends only what the agent granted, so a slow side slows the other down and nothing piles up in memory.
 // `writable.close()` is a half-close (TCP_EOF): the guest's server sees EOF and can still answer.

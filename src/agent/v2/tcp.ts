@@ -1,4 +1,4 @@
-// One TCP stream for a TCP_OPEN (PROTOCOL.md §9): the agent connects to the target the host named and
+// One TCP stream for a TCP_OPEN (PROTOCOL.md §11): the agent connects to the target the host named and
 // carries bytes both ways within their windows. Guest → host: the socket is read only while the host has
 // given credit (a paused socket is how a slow host slows the guest's server down). Host → guest: credit
 // goes back only once the bytes are in the socket. So each direction holds at most one window here.

@@ -1,4 +1,4 @@
-// Bodies of the TCP stream frames (PROTOCOL.md §9) and the checks that turn a host's TCP_OPEN into typed
+// Bodies of the TCP stream frames (PROTOCOL.md §11) and the checks that turn a host's TCP_OPEN into typed
 // values. Pure: no sockets here, so both ends (and the CLI, before it sends anything) use the same rules.
 import { ProtocolError } from "./frame.ts";
 

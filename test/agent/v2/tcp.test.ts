@@ -1,4 +1,4 @@
-// TCP streams (PROTOCOL.md §9) against the compiled agent, with hand-made frames: the agent connects to
+// TCP streams (PROTOCOL.md §11) against the compiled agent, with hand-made frames: the agent connects to
 // servers this test runs on 127.0.0.1, carries bytes both ways within the windows, passes half-closes on,
 // refuses bad targets per stream (or, for malformed frames, ends the connection), and holds its limit.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
