@@ -4,6 +4,8 @@
 import { afterAll, expect, test } from "bun:test";
 import { connect as tcpConnect, createServer, type Server, type Socket } from "node:net";
 import { VGE, vge, vgeAgent } from "./_vge.ts";
+import { vmRssKiB } from "../agent/v2/_proc.ts";
+import { listeningAgent, stop } from "../host/_fixtures.ts";
 
 const fx = vgeAgent("vge-fwd-");
 const servers: Server[] = [];
@@ -24,9 +26,9 @@ async function tcpServer(onConn: (s: Socket) => void): Promise<number> {
   return (srv.address() as { port: number }).port;
 }
 
-/** Starts `vge forward ADDR 0:127.0.0.1:PORT` and resolves with the local port it reports. */
-async function forward(spec: string) {
-  const proc = Bun.spawn(["bun", VGE, "forward", fx.addr, spec], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH!, NO_COLOR: "1" }, timeout: 120_000, killSignal: "SIGKILL" });
+/** Starts `vge forward ADDR SPEC` and resolves with the local port it reports. */
+async function forward(spec: string, addr = fx.addr) {
+  const proc = Bun.spawn(["bun", VGE, "forward", addr, spec], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH!, NO_COLOR: "1" }, timeout: 120_000, killSignal: "SIGKILL" });
   let stderr = "";
   const announced = Promise.withResolvers<number>();
   void (async () => {
@@ -183,3 +185,68 @@ test.each([
   expect(r.stderr).toContain(msg);
   expect(r.stderr.trim().split("\n")).toHaveLength(1);
 });
+
+test("100 MiB to a slow local reader: vge and the agent each stay within a bounded amount of memory", async () => {
+  const want = new Bun.CryptoHasher("sha256");
+  const source = await tcpServer(async (s) => {
+    for (const b of bigData(100)) {
+      want.update(b);
+      if (!s.write(b)) await new Promise((r) => s.once("drain", r));
+    }
+    s.end();
+  });
+  const f = await forward(`0:127.0.0.1:${source}`);
+  const pids = { vge: f.proc.pid, agent: fx.agent.proc.pid };
+  const base = { vge: vmRssKiB(pids.vge)!, agent: vmRssKiB(pids.agent)! };
+  const peak = { ...base };
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      peak.vge = Math.max(peak.vge, vmRssKiB(pids.vge) ?? 0);
+      peak.agent = Math.max(peak.agent, vmRssKiB(pids.agent) ?? 0);
+      await Bun.sleep(50);
+    }
+  })();
+  try {
+    // The client reads at about 40 MiB/s (paused between reads); the server could send far faster.
+    const got = await new Promise<{ bytes: number; sha: string }>((resolve, reject) => {
+      const h = new Bun.CryptoHasher("sha256");
+      let bytes = 0;
+      const s = tcpConnect({ host: "127.0.0.1", port: f.port, allowHalfOpen: true }, () => s.end());
+      s.on("data", (d: Buffer) => {
+        h.update(d);
+        bytes += d.length;
+        s.pause();
+        setTimeout(() => s.resume(), Math.ceil(d.length / (40 * 1024)));
+      });
+      s.on("end", () => resolve({ bytes, sha: h.digest("hex") }));
+      s.on("error", reject);
+    });
+    expect(got.bytes).toBe(100 * MiB);
+    expect(got.sha).toBe(want.digest("hex"));
+  } finally {
+    sampling = false;
+    await sampler;
+    f.proc.kill("SIGINT");
+    await f.proc.exited;
+  }
+  console.log(`vge forward 100 MiB, slow reader: vge RSS ${base.vge} → peak ${peak.vge} KiB, agent ${base.agent} → peak ${peak.agent} KiB`);
+  expect(peak.vge - base.vge).toBeLessThan(48 * 1024);
+  expect(peak.agent - base.agent).toBeLessThan(48 * 1024);
+}, 120_000);
+
+test("losing the guest connection ends the forward with one error line and exit 255", async () => {
+  const sock = fx.dir.file("lost.sock");
+  const agent = await listeningAgent(sock, 60_000);
+  try {
+    const f = await forward("0:127.0.0.1:9", `unix:${sock}`);
+    stop(agent);
+    await f.proc.exited;
+    expect(f.proc.exitCode).toBe(255);
+    const errors = f.stderr().split("\n").filter((l) => l.startsWith("vge: error:"));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toContain("the guest connection ended");
+  } finally {
+    stop(agent);
+  }
+}, 30_000);

@@ -75,7 +75,16 @@ async function serve(sock: Socket, guest: Guest, spec: ForwardSpec, log: Log, li
   const peer = show(sock.remoteAddress ?? "?", sock.remotePort ?? 0);
   const target = show(spec.guestHost, spec.guestPort);
   sock.pause();
-  let stream: TcpStream;
+  let stream: TcpStream | undefined;
+  let failed = false;
+  const fail = () => {
+    if (failed) return;
+    failed = true;
+    stream?.reset();
+    sock.destroy();
+  };
+  // From the start: a client that resets while the guest connects must not become an unhandled error.
+  sock.on("error", fail);
   try {
     stream = await guest.connectTcp(spec.guestHost, spec.guestPort);
   } catch (e) {
@@ -83,15 +92,8 @@ async function serve(sock: Socket, guest: Guest, spec: ForwardSpec, log: Log, li
     sock.destroy();
     return;
   }
+  if (failed || sock.destroyed) return stream.reset();
   live.add(stream);
-  let failed = false;
-  const fail = () => {
-    if (failed) return;
-    failed = true;
-    stream.reset();
-    sock.destroy();
-  };
-  sock.on("error", fail);
   sock.on("close", () => {
     // Closed before both directions ended (the local client reset or vanished): drop the guest side too.
     if (!sock.readableEnded || !sock.writableFinished) fail();
@@ -107,7 +109,7 @@ async function serve(sock: Socket, guest: Guest, spec: ForwardSpec, log: Log, li
   sock.resume();
 
   // Guest → local: read (which returns credit) only as fast as the local socket takes the bytes.
-  const pumpDown = (async () => {
+  const pumpDown = (async (stream: TcpStream) => {
     const reader = stream.readable.getReader();
     for (;;) {
       const { value, done } = await reader.read();
@@ -116,7 +118,7 @@ async function serve(sock: Socket, guest: Guest, spec: ForwardSpec, log: Log, li
       if (sock.destroyed) return;
     }
     sock.end();
-  })();
+  })(stream);
   try {
     await Promise.all([pumpDown, stream.closed]);
   } catch (e) {
@@ -141,6 +143,13 @@ export default defineCommand({
     const spec = parseForward(args._[1]!);
     const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
     const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log });
+    // Handlers first: Ctrl-C right after the "forwarding" line must already end the forward cleanly.
+    const stop = new Promise<number>((resolve) => {
+      const interrupted = () => resolve(EXIT.ok);
+      process.once("SIGINT", interrupted);
+      process.once("SIGTERM", interrupted);
+      void guest.closed.then(() => resolve(EXIT.vge));
+    });
     const live = new Set<TcpStream>();
     const server: Server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => void serve(sock, guest, spec, log, live));
     try {
@@ -153,12 +162,6 @@ export default defineCommand({
     // Always said, even with --quiet: with LOCAL_PORT 0 this is the only place the port is told.
     process.stderr.write(`vge: forwarding ${show(bound.address, bound.port)} → ${show(spec.guestHost, spec.guestPort)} in the guest\n`);
 
-    const stop = new Promise<number>((resolve) => {
-      const interrupted = () => resolve(EXIT.ok);
-      process.once("SIGINT", interrupted);
-      process.once("SIGTERM", interrupted);
-      void guest.closed.then(() => resolve(EXIT.vge));
-    });
     const status = await stop;
     server.close();
     for (const s of live) s.reset();
