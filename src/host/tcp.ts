@@ -44,7 +44,10 @@ export function connectTcp(mux: Mux, window: number, capabilities: string[], hos
 
   const credit = new Credit(window);
   let over = false;
+  /** What the agent may still send us: a hostile agent past it would make us buffer without bound. */
+  let granted = window;
   const inbox = new Inbox((n) => {
+    granted += n;
     if (!over && !mux.error) mux.post(encodeWindow(id, n));
   });
   let opened = false;
@@ -96,6 +99,8 @@ export function connectTcp(mux: Mux, window: number, capabilities: string[], hos
       }
       case T.TCP_DATA:
         if (!opened) throw new ProtocolError("TCP_DATA before TCP_OPENED");
+        if (f.payload.byteLength > granted) throw new ProtocolError(`TCP_DATA: ${f.payload.byteLength} bytes exceed the ${granted} bytes of credit given`);
+        granted -= f.payload.byteLength;
         return inbox.push(f.payload);
       case T.TCP_EOF:
         return inbox.end();
