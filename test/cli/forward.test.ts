@@ -250,3 +250,12 @@ test("losing the guest connection ends the forward with one error line and exit 
     stop(agent);
   }
 }, 30_000);
+
+test("parseForward: ssh -L forms, brackets for IPv6", async () => {
+  const { parseForward } = await import("../../src/cli/vge/forward.ts");
+  expect(parseForward("8080:127.0.0.1:80")).toEqual({ bindHost: "127.0.0.1", localPort: 8080, guestHost: "127.0.0.1", guestPort: 80 });
+  expect(parseForward("0.0.0.0:0:localhost:22")).toEqual({ bindHost: "0.0.0.0", localPort: 0, guestHost: "localhost", guestPort: 22 });
+  expect(parseForward("[::1]:5432:[fe80::1]:5432")).toEqual({ bindHost: "::1", localPort: 5432, guestHost: "fe80::1", guestPort: 5432 });
+  expect(() => parseForward("8080:::1:80")).toThrow(/forward spec/);
+  expect(() => parseForward(":8080:h:80")).toThrow(/bind address is empty/);
+});

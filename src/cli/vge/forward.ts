@@ -5,8 +5,7 @@
 import { defineCommand } from "citty";
 import { createServer, type Server, type Socket } from "node:net";
 import { UsageError } from "../_argv.ts";
-import { TcpError, type Guest, type TcpStream } from "../../host/index.ts";
-import { tcpHostProblem, tcpPortProblem } from "../../protocol/v2/tcp.ts";
+import { TcpError, tcpHostProblem, type Guest, type TcpStream } from "../../host/index.ts";
 import { address, addressArg, commonArgs, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
 import { describeError, makeLog, type Log } from "./_log.ts";
@@ -63,9 +62,7 @@ export function parseForward(spec: string): ForwardSpec {
   if (bindHost === "") throw new UsageError("the local bind address is empty");
   const problem = tcpHostProblem(guestHost);
   if (problem) throw new UsageError(`guest ${problem}`);
-  const spec2 = { bindHost, localPort: portOf(local, "LOCAL_PORT", true), guestHost, guestPort: portOf(guestPort, "GUEST_PORT", false) };
-  if (tcpPortProblem(spec2.guestPort)) throw new UsageError(`GUEST_PORT: ${tcpPortProblem(spec2.guestPort)}`);
-  return spec2;
+  return { bindHost, localPort: portOf(local, "LOCAL_PORT", true), guestHost, guestPort: portOf(guestPort, "GUEST_PORT", false) };
 }
 
 const show = (host: string, port: number) => `${host.includes(":") ? `[${host}]` : host}:${port}`;

@@ -323,3 +323,19 @@ test("Python host: 2 MiB up through a stream, the digest back, and a refused por
   expect(refused.order).toEqual(["TCP_CLOSED"]);
   expect(refused.closed).toMatchObject({ ok: false, errno: "ECONNREFUSED" });
 }, 30_000);
+
+test("IPv6: a server on ::1 is reached by its literal, and OPENED names it", async () => {
+  const srv = createServer((s) => s.end("six"));
+  const listening = await new Promise<boolean>((r) => srv.once("error", () => r(false)).listen(0, "::1", () => r(true)));
+  if (!listening) return console.warn("skipped: no ::1 on this machine");
+  servers.push(srv);
+  const port = (srv.address() as { port: number }).port;
+  const id = fx.id();
+  const answer = await open(fx.host, id, port, "::1");
+  expect(answer.type).toBe(T.TCP_OPENED);
+  expect(json(answer).address).toBe("::1");
+  await fx.host.until((f) => f.id === id && f.type === T.TCP_EOF);
+  expect(bytesOf(fx.host, id).toString()).toBe("six");
+  await fx.host.send(T.TCP_EOF, id);
+  expect(await closedOf(fx.host, id)).toEqual({ ok: true });
+});
