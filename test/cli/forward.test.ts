@@ -259,3 +259,26 @@ test("parseForward: ssh -L forms, brackets for IPv6", async () => {
   expect(() => parseForward("8080:::1:80")).toThrow(/forward spec/);
   expect(() => parseForward(":8080:h:80")).toThrow(/bind address is empty/);
 });
+
+test("an agent without the tcp capability: one error line at start, exit 255", async () => {
+  const path = fx.dir.file("old.sock");
+  const { encodeJson, FrameDecoder, T } = await import("../../src/protocol/v2/frame.ts");
+  // An older agent: greets with capabilities that lack "tcp".
+  const old = createServer((s) => {
+    const dec = new FrameDecoder();
+    let skip = 8;
+    s.on("error", () => {});
+    s.on("data", (d: Buffer) => {
+      const n = Math.min(skip, d.length);
+      skip -= n;
+      for (const f of dec.push(new Uint8Array(d.subarray(n)))) {
+        if (f.type === T.HELLO) s.write(encodeJson(T.WELCOME, 0, { version: 2, agent: "0.1.9", capabilities: ["exec"], hostname: "old", kernel: "", arch: "x64", initrd: false, pid: 1, maxPayload: 262144, window: 262144 }));
+      }
+    });
+  });
+  await new Promise<void>((r) => old.listen(path, r));
+  servers.push(old);
+  const r = await vge(["forward", `unix:${path}`, "0:127.0.0.1:80"]);
+  expect(r.code).toBe(255);
+  expect(r.stderr.trim()).toBe(`vge: error: the agent at unix:${path} (version 0.1.9) has no TCP streams; update it to forward ports`);
+});

@@ -5,7 +5,7 @@
 import { defineCommand } from "citty";
 import { createServer, type Server, type Socket } from "node:net";
 import { UsageError } from "../_argv.ts";
-import { TcpError, tcpHostProblem, type Guest, type TcpStream } from "../../host/index.ts";
+import { GuestError, TcpError, tcpHostProblem, type Guest, type TcpStream } from "../../host/index.ts";
 import { address, addressArg, commonArgs, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
 import { describeError, makeLog, type Log } from "./_log.ts";
@@ -140,6 +140,10 @@ export default defineCommand({
     const spec = parseForward(args._[1]!);
     const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
     const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log });
+    if (!guest.info.capabilities?.includes("tcp")) {
+      guest.close();
+      throw new GuestError("ENOTSUP", `the agent at ${args._[0]} (version ${guest.info.agent}) has no TCP streams; update it to forward ports`);
+    }
     // Handlers first: Ctrl-C right after the "forwarding" line must already end the forward cleanly.
     const stop = new Promise<number>((resolve) => {
       const interrupted = () => resolve(EXIT.ok);
