@@ -49,7 +49,7 @@ data("tcp data", "TCP_DATA", 10, bytes("GET / HTTP/1.0\r\n\r\n"));
 data("tcp eof", "TCP_EOF", 10, new Uint8Array(0), "half-close: the sender sends no more data on this stream");
 data("tcp reset", "TCP_RESET", 10, new Uint8Array(0));
 json("tcp closed", "TCP_CLOSED", 10, { ok: true });
-json("tcp refused", "TCP_CLOSED", 11, { ok: false, errno: "ECONNREFUSED", message: "connect ::1:22: ECONNREFUSED" });
+json("tcp refused", "TCP_CLOSED", 11, { ok: false, errno: "ECONNREFUSED", message: "connect [::1]:22: ECONNREFUSED" });
 vectors.push({ name: "tcp window", type: "WINDOW", id: 10, credit: 19, hex: hex(encodeWindow(10, 19)), note: "credit for TCP_DATA goes back in WINDOW frames, both ways" });
 json("error", "ERROR", 0, { code: "EPROTO", message: "frame length 4 is outside 5..262149" });
 

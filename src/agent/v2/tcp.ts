@@ -86,7 +86,8 @@ export class TcpOp {
       socket = await Bun.connect<State>({ hostname: this.req.host, port: this.req.port, allowHalfOpen: true, data: { op: this }, socket: handlers });
     } catch (e) {
       const { errno, message } = errnoOf(e);
-      return this.finish({ ok: false, errno, message: `connect ${this.req.host}:${this.req.port}: ${errno === "EIO" ? message : errno}` });
+      const target = this.req.host.includes(":") ? `[${this.req.host}]:${this.req.port}` : `${this.req.host}:${this.req.port}`;
+      return this.finish({ ok: false, errno, message: `connect ${target}: ${errno === "EIO" ? message : errno}` });
     }
     this.socket = socket;
     if (this.aborted || this.done) return void socket.terminate();
