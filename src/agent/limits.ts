@@ -39,11 +39,16 @@ export interface Limits {
   ptys: number;
   /** PUT and GET requests open at once on one connection (--max-files-per-conn). */
   filesPerConn: number;
+  /**
+   * TCP streams open at once on one connection (--max-tcp-per-conn). Each may hold one window of the
+   * host's data until the guest's server reads it: 128 × 256 KiB = 32 MiB at worst, and 128 sockets.
+   */
+  tcpPerConn: number;
   /** Listen mode: connections served at once; more are answered ERROR EBUSY and closed (--max-conns). */
   conns: number;
 }
 
-export const DEFAULT_LIMITS: Limits = { execsPerConn: 64, execs: 256, ptys: 32, filesPerConn: 16, conns: 64 };
+export const DEFAULT_LIMITS: Limits = { execsPerConn: 64, execs: 256, ptys: 32, filesPerConn: 16, tcpPerConn: 128, conns: 64 };
 
 /**
  * A v2 session stops reading its host while more than this many bytes it wrote are still unsent: a host

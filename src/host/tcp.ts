@@ -1,15 +1,16 @@
-// A TCP connection made by the agent inside the guest (PROTOCOL.md §11), as a pair of web streams the way
+// A TCP connection made by the agent inside the guest (PROTOCOL.md §12), as a pair of web streams the way
 // Deno.Conn and Cloudflare's connect() give them: `readable` returns credit only as it is read, `writable`
 // sends only what the agent granted, so a slow side slows the other down and nothing piles up in memory.
 // `writable.close()` is a half-close (TCP_EOF): the guest's server sees EOF and can still answer.
 import { CHUNK, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
 import { Credit } from "../protocol/v2/credit.ts";
-import { tcpHostProblem, tcpPortProblem, validateTcpClosed, type TcpOpened } from "../protocol/v2/tcp.ts";
+import { tcpHostProblem, tcpPortProblem, decodeTcpClosed, type TcpOpened } from "../protocol/v2/tcp.ts";
 import { Inbox } from "./_inbox.ts";
 import type { Mux } from "./_mux.ts";
 import { GuestError } from "./errors.ts";
+import { printable } from "../protocol/printable.ts";
 
-/** A stream the agent could not open, or that ended with an error: `code` is the guest's errno (ECONNREFUSED, ELIMIT, ...). */
+/** A stream the agent could not open, or that ended with an error: `code` is the guest's errno (ECONNREFUSED, EAGAIN over the agent's limit, ...). */
 export class TcpError extends Error {
   override name = "TcpError";
   constructor(
@@ -107,9 +108,12 @@ export function connectTcp(mux: Mux, window: number, capabilities: string[], hos
       case T.WINDOW:
         return credit.add(decodeWindow(f));
       case T.TCP_CLOSED: {
-        const r = validateTcpClosed(decodeJson(f));
+        const r = decodeTcpClosed(decodeJson(f));
         mux.release(id);
-        return end(r.ok ? undefined : new TcpError(r.errno, target, r.message.endsWith(r.errno) ? r.errno : `${r.errno}: ${r.message}`));
+        if (r.ok) return end(undefined);
+        // The guest's words, escaped: they end up on a terminal (vge prints them) and in logs.
+        const [errno, message] = [printable(r.errno, 64), printable(r.message)];
+        return end(new TcpError(errno, target, message.endsWith(errno) ? errno : `${errno}: ${message}`));
       }
       default:
         throw new ProtocolError(`unexpected ${typeName(f.type)} frame for a TCP stream`);

@@ -5,9 +5,9 @@
 import { expect, test } from "bun:test";
 import { connect as tcpConnect } from "node:net";
 import { connect } from "../../src/host/index.ts";
-import { REPO } from "./_deps.ts";
-import { findGuestDeps, guestSkipReason, named, withGuest, within } from "./harness.ts";
-import { busyboxInitrd } from "./images.ts";
+import { REPO } from "../../scripts/qemu/deps.ts";
+import { findGuestDeps, guestSkipReason, named, withGuest, within } from "../../scripts/qemu/harness.ts";
+import { busyboxInitrd } from "../../scripts/qemu/images.ts";
 
 const skip = guestSkipReason();
 const MiB = 1024 * 1024;

@@ -518,7 +518,7 @@ class RawOp(Op):
 
 
 class TcpOp(Op):
-    """A TCP stream (§11): TCP_OPEN, data within credit once TCP_OPENED came, TCP_EOF, until TCP_CLOSED."""
+    """A TCP stream (§12): TCP_OPEN, data within credit once TCP_OPENED came, TCP_EOF, until TCP_CLOSED."""
 
     def __init__(self, sess, spec):
         super().__init__(sess, spec)

@@ -3,7 +3,7 @@
 import { expect, test } from "bun:test";
 import { isIP } from "node:net";
 import { ProtocolError } from "../../src/protocol/v2/frame.ts";
-import { MAX_TCP_HOST, tcpHostProblem, validateTcpClosed, validateTcpOpen } from "../../src/protocol/v2/tcp.ts";
+import { MAX_TCP_HOST, tcpHostProblem, decodeTcpClosed, decodeTcpOpen } from "../../src/protocol/v2/tcp.ts";
 
 const good = ["127.0.0.1", "0.0.0.0", "255.255.255.255", "::1", "::", "fe80::1", "2001:db8::8a2e:370:7334", "1:2:3:4:5:6:7:8", "::ffff:192.0.2.1", "1:2:3:4:5:6:1.2.3.4", "localhost", "web-1.internal", "_svc.example.", "a".repeat(63), `${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(61)}`];
 const bad: [string, unknown][] = [
@@ -30,21 +30,21 @@ const bad: [string, unknown][] = [
 
 test.each(good)("accepted: %s", (host) => {
   expect(tcpHostProblem(host)).toBeUndefined();
-  expect(validateTcpOpen({ host, port: 1 })).toEqual({ host, port: 1 });
+  expect(decodeTcpOpen({ host, port: 1 })).toEqual({ host, port: 1 });
   if (host.includes(":")) expect(isIP(host)).toBe(6);
 });
 
 test.each(bad)("refused: %s", (_name, host) => {
   expect(tcpHostProblem(host)).toBeString();
-  expect(() => validateTcpOpen({ host, port: 80 })).toThrow(ProtocolError);
+  expect(() => decodeTcpOpen({ host, port: 80 })).toThrow(ProtocolError);
   // node:net takes a zone (fe80::1%eth0); the protocol does not, on purpose: the names of the guest's
   // interfaces are nothing a host should need to know.
   if (typeof host === "string" && !host.includes("%") && (host.includes(":") || /^[\d.]+$/.test(host))) expect(isIP(host)).toBe(0);
 });
 
 test("ports 1..65535 only, integers", () => {
-  for (const port of [1, 80, 65535]) expect(validateTcpOpen({ host: "h", port }).port).toBe(port);
-  for (const port of [0, -1, 65536, 1.5, "80", null, undefined, Number.NaN]) expect(() => validateTcpOpen({ host: "h", port })).toThrow(/port must be an integer 1\.\.65535/);
+  for (const port of [1, 80, 65535]) expect(decodeTcpOpen({ host: "h", port }).port).toBe(port);
+  for (const port of [0, -1, 65536, 1.5, "80", null, undefined, Number.NaN]) expect(() => decodeTcpOpen({ host: "h", port })).toThrow(/port must be an integer 1\.\.65535/);
 });
 
 test("MAX_TCP_HOST is the DNS limit", () => {
@@ -52,7 +52,7 @@ test("MAX_TCP_HOST is the DNS limit", () => {
 });
 
 test("TCP_CLOSED bodies", () => {
-  expect(validateTcpClosed({ ok: true, extra: 1 })).toEqual({ ok: true });
-  expect(validateTcpClosed({ ok: false, errno: "ECONNREFUSED", message: "m" })).toEqual({ ok: false, errno: "ECONNREFUSED", message: "m" });
-  for (const b of [{}, { ok: "yes" }, { ok: false }, { ok: false, errno: 1, message: "m" }]) expect(() => validateTcpClosed(b)).toThrow(ProtocolError);
+  expect(decodeTcpClosed({ ok: true, extra: 1 })).toEqual({ ok: true });
+  expect(decodeTcpClosed({ ok: false, errno: "ECONNREFUSED", message: "m" })).toEqual({ ok: false, errno: "ECONNREFUSED", message: "m" });
+  for (const b of [{}, { ok: "yes" }, { ok: false }, { ok: false, errno: 1, message: "m" }]) expect(() => decodeTcpClosed(b)).toThrow(ProtocolError);
 });

@@ -11,8 +11,8 @@ import { Execution } from "./exec.ts";
 import { AgentHandshake } from "./handshake.ts";
 import { GetOp, PutOp } from "./files.ts";
 import { Quota, sharedQuotas } from "./quota.ts";
-import { validateTcpOpen } from "../../protocol/v2/tcp.ts";
-import { TcpOp, tcpStreams } from "./tcp.ts";
+import { decodeTcpOpen } from "../../protocol/v2/tcp.ts";
+import { TcpOp } from "./tcp.ts";
 
 type Op = Execution | PutOp | GetOp | TcpOp;
 
@@ -41,6 +41,7 @@ export class V2Session {
   private readonly send = (f: Uint8Array) => (this.over ? Promise.reject(new Error("session over")) : this.conn.write(f));
   private readonly execs: Quota;
   private readonly files: Quota;
+  private readonly tcp: Quota;
 
   private readonly handshake: AgentHandshake;
   private readonly limits: Limits;
@@ -54,6 +55,7 @@ export class V2Session {
     this.limits = limits;
     this.execs = new Quota(limits.execsPerConn);
     this.files = new Quota(limits.filesPerConn);
+    this.tcp = new Quota(limits.tcpPerConn);
     this.handshake = new AgentHandshake(opts.token);
   }
 
@@ -170,8 +172,18 @@ export class V2Session {
         return;
       }
       case T.TCP_OPEN: {
-        const req = validateTcpOpen(decodeJson(f));
-        this.ops.set(this.newId(f), new TcpOp(f.id, req, this.send, () => this.finished(f.id), tcpStreams(this.ops.values())));
+        const id = this.newId(f);
+        const req = decodeTcpOpen(decodeJson(f));
+        if (!this.tcp.take()) {
+          const message = `too many TCP streams open on this connection (limit ${this.tcp.max}, see --max-tcp-per-conn)`;
+          this.log.error(`TCP_OPEN ${id} refused: ${message}`);
+          void this.send(encodeJson(T.TCP_CLOSED, id, { ok: false, errno: "EAGAIN", message })).catch(() => {});
+          return;
+        }
+        this.ops.set(id, new TcpOp(id, req, this.send, () => {
+          this.tcp.give();
+          this.finished(id);
+        }));
         return;
       }
       case T.TCP_DATA:

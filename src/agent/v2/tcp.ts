@@ -1,4 +1,4 @@
-// One TCP stream for a TCP_OPEN (PROTOCOL.md §11): the agent connects to the target the host named and
+// One TCP stream for a TCP_OPEN (PROTOCOL.md §12): the agent connects to the target the host named and
 // carries bytes both ways within their windows. Guest → host: the socket is read only while the host has
 // given credit (a paused socket is how a slow host slows the guest's server down). Host → guest: credit
 // goes back only once the bytes are in the socket. So each direction holds at most one window here.
@@ -7,12 +7,6 @@ import { DEFAULT_WINDOW, ProtocolError, T, encodeFrame, encodeJson, encodeWindow
 import { Credit } from "../../protocol/v2/credit.ts";
 import type { TcpClosed, TcpOpen } from "../../protocol/v2/tcp.ts";
 import { sendWithin, type Send } from "./output.ts";
-
-/**
- * Open TCP streams per connection. Each may hold a window of the host's data until the guest's server
- * reads it, so this bounds that memory (128 × 256 KiB = 32 MiB at worst) and the agent's fds.
- */
-export const MAX_TCP_STREAMS = 128;
 
 interface State {
   op: TcpOp;
@@ -45,13 +39,6 @@ function errnoOf(e: unknown): { errno: string; message: string } {
   return { errno, message: typeof err.message === "string" ? err.message : String(e) };
 }
 
-/** How many of `ops` are TCP streams: the server's count against MAX_TCP_STREAMS. */
-export function tcpStreams(ops: Iterable<unknown>): number {
-  let n = 0;
-  for (const op of ops) if (op instanceof TcpOp) n++;
-  return n;
-}
-
 export class TcpOp {
   socket: Socket<State> | undefined;
   /** Guest → host: what the host still accepts. */
@@ -74,10 +61,8 @@ export class TcpOp {
     private readonly req: TcpOpen,
     private readonly send: Send,
     private readonly finished: () => void,
-    open: number,
   ) {
-    if (open >= MAX_TCP_STREAMS) this.finish({ ok: false, errno: "ELIMIT", message: `too many TCP streams on this connection (limit ${MAX_TCP_STREAMS})` });
-    else void this.connect();
+    void this.connect();
   }
 
   private async connect(): Promise<void> {

@@ -4,11 +4,11 @@
 // side's half-close is passed on. A target the guest refuses ends only that connection, with one line.
 import { defineCommand } from "citty";
 import { createServer, type Server, type Socket } from "node:net";
-import { UsageError } from "../_argv.ts";
+import { UsageError } from "../../common/argv.ts";
 import { GuestError, TcpError, tcpHostProblem, type Guest, type TcpStream } from "../../host/index.ts";
-import { address, addressArg, commonArgs, seconds, waitArg } from "./_args.ts";
+import { address, addressArg, commonArgs, seconds, tokenArg, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
-import { describeError, makeLog, type Log } from "./_log.ts";
+import { describeError, vgeLog, type Log } from "./_log.ts";
 import { EXIT } from "./_exit.ts";
 
 export const FORWARD_NOTES = `
@@ -132,14 +132,15 @@ export default defineCommand({
     ...addressArg,
     spec: { type: "positional", required: true, valueHint: "[BIND:]LOCAL_PORT:GUEST_HOST:GUEST_PORT", description: "What to forward where" },
     ...waitArg,
+    ...tokenArg,
     ...commonArgs,
   },
   async run({ args }) {
     if (args._.length !== 2) throw new UsageError("usage: vge forward ADDRESS [BIND:]LOCAL_PORT:GUEST_HOST:GUEST_PORT");
     const a = address(args._[0]);
     const spec = parseForward(args._[1]!);
-    const log = makeLog({ quiet: args.quiet, verbose: args.verbose });
-    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log });
+    const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
+    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     if (!guest.info.capabilities?.includes("tcp")) {
       guest.close();
       throw new GuestError("ENOTSUP", `the agent at ${args._[0]} (version ${guest.info.agent}) has no TCP streams; update it to forward ports`);

@@ -38,7 +38,7 @@ export const T = {
   RESULT: 0x24,
   PING: 0x30,
   PONG: 0x31,
-  // TCP streams (PROTOCOL.md §11): 0x40–0x4F are theirs.
+  // TCP streams (PROTOCOL.md §12): 0x40–0x4F are theirs.
   TCP_OPEN: 0x40,
   TCP_OPENED: 0x41,
   TCP_DATA: 0x42,

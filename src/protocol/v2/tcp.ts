@@ -1,4 +1,4 @@
-// Bodies of the TCP stream frames (PROTOCOL.md §11) and the checks that turn a host's TCP_OPEN into typed
+// Bodies of the TCP stream frames (PROTOCOL.md §12) and the checks that turn a host's TCP_OPEN into typed
 // values. Pure: no sockets here, so both ends (and the CLI, before it sends anything) use the same rules.
 import { ProtocolError } from "./frame.ts";
 
@@ -55,14 +55,14 @@ export function tcpPortProblem(port: unknown): string | undefined {
 }
 
 /** Checks a TCP_OPEN body; anything malformed is a ProtocolError naming the field. */
-export function validateTcpOpen(b: Record<string, unknown>): TcpOpen {
+export function decodeTcpOpen(b: Record<string, unknown>): TcpOpen {
   const problem = tcpHostProblem(b.host) ?? tcpPortProblem(b.port);
   if (problem) throw new ProtocolError(`TCP_OPEN: ${problem}`);
   return { host: b.host as string, port: b.port as number };
 }
 
 /** Checks a TCP_CLOSED body (the host's side of the same rules). */
-export function validateTcpClosed(b: Record<string, unknown>): TcpClosed {
+export function decodeTcpClosed(b: Record<string, unknown>): TcpClosed {
   if (b.ok === true) return { ok: true };
   if (b.ok === false && typeof b.errno === "string" && typeof b.message === "string") return { ok: false, errno: b.errno, message: b.message };
   throw new ProtocolError("TCP_CLOSED: needs ok:true, or ok:false with errno and message");
