@@ -24,6 +24,7 @@ export const agentArgs = {
   "detach-memory": { type: "string", valueHint: "MIB", description: `v2: output all detached executions may keep for replay, in MiB (default ${DEFAULT_LIMITS.detachMemory / 1048576})` },
   "max-ptys": { type: "string", valueHint: "N", description: `v2: executions on a pseudo-terminal at once in the agent (default ${DEFAULT_LIMITS.ptys})` },
   "max-files-per-conn": { type: "string", valueHint: "N", description: `v2: PUT/GET requests open at once per connection; more get RESULT EAGAIN (default ${DEFAULT_LIMITS.filesPerConn})` },
+  "max-tcp-per-conn": { type: "string", valueHint: "N", description: `v2: TCP streams open at once per connection; more get TCP_CLOSED EAGAIN (default ${DEFAULT_LIMITS.tcpPerConn})` },
   "max-conns": { type: "string", valueHint: "N", description: `Listen mode: connections served at once; more get ERROR EBUSY and are closed (default ${DEFAULT_LIMITS.conns})` },
   "token-file": { type: "string", valueHint: "PATH", description: "Serve only v2 hosts that prove they hold the token in this file (read once; one trailing newline ignored; at least 16 bytes)" },
   "allow-legacy": { type: "boolean", description: "With --token-file: still serve hosts speaking the original formats, which cannot authenticate" },
@@ -50,7 +51,7 @@ export interface AgentConfig {
   privilegedPort: boolean;
 }
 
-type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; verbose?: boolean; listen?: boolean; "allow-cid"?: string; reconnect?: boolean; "max-execs"?: string; "max-execs-per-conn"?: string; "max-ptys"?: string; "max-detached"?: string; "detach-memory"?: string; "max-files-per-conn"?: string; "max-conns"?: string; "token-file"?: string; "allow-legacy"?: boolean; "privileged-port"?: boolean; _: string[] };
+type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; verbose?: boolean; listen?: boolean; "allow-cid"?: string; reconnect?: boolean; "max-execs"?: string; "max-execs-per-conn"?: string; "max-ptys"?: string; "max-detached"?: string; "detach-memory"?: string; "max-files-per-conn"?: string; "max-tcp-per-conn"?: string; "max-conns"?: string; "token-file"?: string; "allow-legacy"?: boolean; "privileged-port"?: boolean; _: string[] };
 
 function num(name: string, text: string, min: number, max: number): number {
   const n = parseUint(name, text, min, max);
@@ -106,6 +107,7 @@ export function toConfig(args: Parsed): AgentConfig {
     execsPerConn: limit("max-execs-per-conn", DEFAULT_LIMITS.execsPerConn),
     ptys: limit("max-ptys", DEFAULT_LIMITS.ptys),
     filesPerConn: limit("max-files-per-conn", DEFAULT_LIMITS.filesPerConn),
+    tcpPerConn: limit("max-tcp-per-conn", DEFAULT_LIMITS.tcpPerConn),
     conns: limit("max-conns", DEFAULT_LIMITS.conns),
     detached: limit("max-detached", DEFAULT_LIMITS.detached),
     detachMemory: args["detach-memory"] === undefined ? DEFAULT_LIMITS.detachMemory : num("--detach-memory", args["detach-memory"], 1, 65_536) * 1024 * 1024,

@@ -39,6 +39,11 @@ export interface Limits {
   ptys: number;
   /** PUT and GET requests open at once on one connection (--max-files-per-conn). */
   filesPerConn: number;
+  /**
+   * TCP streams open at once on one connection (--max-tcp-per-conn). Each may hold one window of the
+   * host's data until the guest's server reads it: 128 × 256 KiB = 32 MiB at worst, and 128 sockets.
+   */
+  tcpPerConn: number;
   /** Listen mode: connections served at once; more are answered ERROR EBUSY and closed (--max-conns). */
   conns: number;
   /** Detached executions holding output at once: running, or finished with output kept (--max-detached). */
@@ -47,7 +52,7 @@ export interface Limits {
   detachMemory: number;
 }
 
-export const DEFAULT_LIMITS: Limits = { execsPerConn: 64, execs: 256, ptys: 32, filesPerConn: 16, conns: 64, detached: 16, detachMemory: 64 * 1024 * 1024 };
+export const DEFAULT_LIMITS: Limits = { execsPerConn: 64, execs: 256, ptys: 32, filesPerConn: 16, tcpPerConn: 128, conns: 64, detached: 16, detachMemory: 64 * 1024 * 1024 };
 
 /**
  * A v2 session stops reading its host while more than this many bytes it wrote are still unsent: a host

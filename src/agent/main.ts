@@ -44,8 +44,8 @@ EXIT STATUS
 
 LIMITS (v2)
   An execution over --max-execs, --max-execs-per-conn or --max-ptys gets EXIT {status:"error",
-  errno:"EAGAIN"}; a PUT/GET over --max-files-per-conn gets RESULT {ok:false, errno:"EAGAIN"}; the
-  connection goes on. A bad field in any frame gets ERROR {code:"EPROTO"} and that connection closes.
+  errno:"EAGAIN"}; a PUT/GET over --max-files-per-conn gets RESULT {ok:false, errno:"EAGAIN"}, a TCP
+  stream over --max-tcp-per-conn TCP_CLOSED {ok:false, errno:"EAGAIN"}; the connection goes on. A bad field in any frame gets ERROR {code:"EPROTO"} and that connection closes.
   The agent stops reading a host that does not read its answers (no unbounded queue).
   Detached executions (EXEC detach) survive their connection; their output kept for a later ATTACH is
   bounded by --detach-memory in all, and --max-detached of them keep output at once.

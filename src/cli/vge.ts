@@ -9,6 +9,7 @@ import { usageText } from "../common/usage.ts";
 import { FileError } from "../host/index.ts";
 import cp, { CP_NOTES } from "./vge/cp.ts";
 import { EXIT, EXIT_NOTES } from "./vge/_exit.ts";
+import forward, { FORWARD_NOTES } from "./vge/forward.ts";
 import info from "./vge/info.ts";
 import { describeError, vgeLog } from "./vge/_log.ts";
 import run, { RUN_NOTES } from "./vge/run.ts";
@@ -23,6 +24,7 @@ const commands: Record<string, { cmd: CommandDef<any>; notes?: string }> = {
   run: { cmd: run, notes: RUN_NOTES },
   shell: { cmd: shell },
   cp: { cmd: cp, notes: CP_NOTES },
+  forward: { cmd: forward, notes: FORWARD_NOTES },
   info: { cmd: info },
   wait: { cmd: wait },
   send: { cmd: send },

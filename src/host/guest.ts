@@ -15,6 +15,7 @@ import { getFile, putFile, type FileInfo, type GetOptions, type PutOptions, type
 import { toExecRequest, type Command, type ExecOptions } from "./options.ts";
 import { RemoteProcess } from "./process.ts";
 import { runProcess, type RunOptions, type RunResult } from "./run.ts";
+import { connectTcp, type TcpStream } from "./tcp.ts";
 
 export interface GuestOptions extends TokenOptions {
   /** Give up on the hello after this long (default 10 s). */
@@ -186,6 +187,15 @@ export class Guest {
    */
   getDir(remoteDir: string, localDir: string, opts: GetDirOptions = {}): Promise<DirInfo> {
     return getDir(this.mux, this.window, this.info.capabilities ?? [], remoteDir, localDir, opts);
+  }
+
+  /**
+   * Opens a TCP connection from inside the guest to `host:port` (resolved and reached by the guest: its
+   * 127.0.0.1 is the guest's own). Resolves once the agent has connected; a refused target rejects with
+   * a TcpError carrying the guest's errno, and the connection and other streams go on.
+   */
+  async connectTcp(host: string, port: number): Promise<TcpStream> {
+    return connectTcp(this.mux, this.window, this.info.capabilities ?? [], host, port);
   }
 
   /** Round trip of a PING, in milliseconds. */

@@ -11,6 +11,8 @@ export { Listener, listen, type ListenOptions } from "./listener.ts";
 export type { Command, ExecOptions } from "./options.ts";
 export { RemoteProcess } from "./process.ts";
 export type { RunOptions, RunResult } from "./run.ts";
+export { TcpError, type TcpStream } from "./tcp.ts";
+export { tcpHostProblem } from "../protocol/v2/tcp.ts";
 export type { LocalFile, PutSource } from "./_source.ts";
 export { ListenerClosedError } from "./transports/_queue.ts";
 export { fcHandshake } from "./transports/firecracker.ts";

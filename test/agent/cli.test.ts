@@ -116,9 +116,9 @@ describe("rejected command lines: UsageError, one line, no dialing", () => {
 
 describe("limits", () => {
   test("defaults, and each option sets its own", () => {
-    expect(configOf([]).limits).toEqual({ execs: 256, execsPerConn: 64, ptys: 32, filesPerConn: 16, conns: 64, detached: 16, detachMemory: 64 * 1048576 });
-    const c = configOf(["--listen", "--unix", "/run/a.sock", "--max-execs", "9", "--max-execs-per-conn", "3", "--max-ptys", "2", "--max-files-per-conn", "1", "--max-conns", "5", "--max-detached", "4", "--detach-memory", "8"]);
-    expect(c.limits).toEqual({ execs: 9, execsPerConn: 3, ptys: 2, filesPerConn: 1, conns: 5, detached: 4, detachMemory: 8 * 1048576 });
+    expect(configOf([]).limits).toEqual({ execs: 256, execsPerConn: 64, ptys: 32, filesPerConn: 16, tcpPerConn: 128, conns: 64, detached: 16, detachMemory: 64 * 1048576 });
+    const c = configOf(["--listen", "--unix", "/run/a.sock", "--max-execs", "9", "--max-execs-per-conn", "3", "--max-ptys", "2", "--max-files-per-conn", "1", "--max-tcp-per-conn", "4", "--max-conns", "5", "--max-detached", "4", "--detach-memory", "8"]);
+    expect(c.limits).toEqual({ execs: 9, execsPerConn: 3, ptys: 2, filesPerConn: 1, tcpPerConn: 4, conns: 5, detached: 4, detachMemory: 8 * 1048576 });
   });
   test.each([
     [["--max-execs", "0"], "--max-execs"],
@@ -126,6 +126,7 @@ describe("limits", () => {
     [["--max-detached", "0"], "--max-detached"],
     [["--detach-memory", "0"], "--detach-memory"],
     [["--max-files-per-conn", "x"], "--max-files-per-conn"],
+    [["--max-tcp-per-conn", "0"], "--max-tcp-per-conn"],
     [["--max-conns", "4"], "--max-conns only applies with --listen"],
   ])("%p is a usage error", (argv, text) => {
     expect(() => configOf(argv as string[])).toThrow(UsageError);

@@ -4,6 +4,7 @@
 // name a file outside it. Commands stay those of the seeds (true, echo, cat, short sleeps) or strings from
 // VOCAB below, none of which is a program.
 import { FrameDecoder, MAGIC, MAX_PAYLOAD, T, decodeJson, encodeFrame, typeName, type Frame } from "../../src/protocol/v2/frame.ts";
+import { decodeTcpOpen } from "../../src/protocol/v2/tcp.ts";
 import type { Rng } from "./_rng.ts";
 import type { Session, Step } from "./_seeds.ts";
 
@@ -368,6 +369,16 @@ export function hazard(c: Case, dir: string): string | undefined {
     // The agent stops at the bad frame too; the frames before it count.
   }
   for (const f of frames) {
+    // A well-formed TCP_OPEN makes the agent connect (or resolve a name): traffic to whatever listens on
+    // this machine, or off it. Malformed ones stay in: the agent must refuse them.
+    if (f.type === T.TCP_OPEN) {
+      try {
+        const t = decodeTcpOpen(decodeJson(f));
+        return `TCP_OPEN would connect to ${JSON.stringify(t.host)}:${t.port}`;
+      } catch {
+        continue;
+      }
+    }
     if (f.type === T.DIR_ENTRY) {
       // The agent refuses entries that climb out (test/agent/v2/dirs.test.ts proves it by hand); the
       // fuzzer does not bet this machine's files on it.

@@ -29,6 +29,8 @@ in its "after" list are done and a further "delay_ms" has passed. Every op has a
      "ignore_credit": true}
     {"op": "get", "id": 3, "req": {"path", "maxSize"?}, "credit": as for exec}
     {"op": "ping", "id": 4, "data_hex": HEX}
+    {"op": "tcp", "id": 6, "host": H, "port": P, "data": TEXT | "data_hex": HEX | "gen": {"size", "seed"},
+     "eof": true (default: TCP_EOF after the data), "credit": as for exec}
     {"op": "raw", "id": 5, "hex": HEX}              bytes as they are, for malformed-input tests
 
 stdout: "listening PATH" (listen mode), then one JSON report line:
@@ -65,11 +67,14 @@ TYPES = {
     "LIST": 0x1A, "LISTING": 0x1B, "ATTACH": 0x1C, "ATTACHED": 0x1D, "DETACHED": 0x1E, "KILL": 0x1F,
     "PUT": 0x20, "GET": 0x21, "FILE_DATA": 0x22, "FILE_END": 0x23, "RESULT": 0x24,
     "PUTDIR": 0x25, "GETDIR": 0x26, "DIR_ENTRY": 0x27, "DIR_END": 0x28,
-    "PING": 0x30, "PONG": 0x31, "ERROR": 0x7F,
+    "PING": 0x30, "PONG": 0x31,
+    "TCP_OPEN": 0x40, "TCP_OPENED": 0x41, "TCP_DATA": 0x42, "TCP_EOF": 0x43, "TCP_RESET": 0x44, "TCP_CLOSED": 0x45,
+    "ERROR": 0x7F,
 }
 NAMES = {v: k for k, v in TYPES.items()}
 JSON_TYPES = {"HELLO", "WELCOME", "AUTH", "EXEC", "STARTED", "SIGNAL", "RESIZE", "EXIT", "PUT", "GET", "RESULT", "ERROR",
-              "PUTDIR", "GETDIR", "DIR_ENTRY", "LIST", "LISTING", "ATTACH", "ATTACHED", "DETACHED", "KILL"}
+              "PUTDIR", "GETDIR", "DIR_ENTRY", "LIST", "LISTING", "ATTACH", "ATTACHED", "DETACHED", "KILL",
+              "TCP_OPEN", "TCP_OPENED", "TCP_CLOSED"}
 MAX_ENTRY_PATH = 4096
 MAX_NAME = 255
 
@@ -567,7 +572,66 @@ class RawOp(Op):
         self.finish(now)
 
 
-OPS = {"exec": ExecOp, "put": PutOp, "get": GetOp, "ping": PingOp, "raw": RawOp}
+class TcpOp(Op):
+    """A TCP stream (§13): TCP_OPEN, data within credit once TCP_OPENED came, TCP_EOF, until TCP_CLOSED."""
+
+    def __init__(self, sess, spec):
+        super().__init__(sess, spec)
+        self.data = Source(spec, "data", "data_hex", "gen")
+        self.recv = Stream(spec.get("keep", 4096))
+        self.credit = Credit(spec.get("credit"), sess)
+        self.send_credit = sess.window
+        self.opened = False
+        self.eof_sent = False
+        self.rep.update(order=[])
+
+    def start(self, now):
+        super().start(now)
+        self.sess.send(encode_json(TYPES["TCP_OPEN"], self.id, {"host": self.spec["host"], "port": self.spec["port"]}))
+
+    def on_frame(self, ftype, payload, now):
+        name = NAMES[ftype]
+        if name != "WINDOW" and (not self.rep["order"] or self.rep["order"][-1] != name):
+            self.rep["order"].append(name)
+        if ftype == TYPES["TCP_OPENED"]:
+            self.opened = True
+            self.rep["opened"] = decode_json(payload)
+        elif ftype == TYPES["TCP_DATA"]:
+            self.recv.add(payload)
+            self.credit.consume(len(payload), now)
+            self.rep["max_outstanding"] = max(self.rep.get("max_outstanding", 0), self.credit.consumed - self.credit.returned)
+        elif ftype == TYPES["WINDOW"]:
+            self.send_credit += decode_window(payload)
+        elif ftype == TYPES["TCP_EOF"]:
+            self.rep["eof"] = True
+        elif ftype == TYPES["TCP_CLOSED"]:
+            self.rep["closed"] = decode_json(payload)
+            self.finish(now)
+        else:
+            super().on_frame(ftype, payload, now)
+
+    def tick(self, now):
+        if self.opened and not self.done:
+            while self.data.remaining and self.send_credit > 0 and self.sess.out_room():
+                chunk = self.data.take(min(CHUNK, self.send_credit))
+                self.send_credit -= len(chunk)
+                self.sess.send(encode(TYPES["TCP_DATA"], self.id, chunk))
+            if not self.data.remaining and self.spec.get("eof", True) and not self.eof_sent:
+                self.eof_sent = True
+                self.sess.send(encode(TYPES["TCP_EOF"], self.id))
+        owed = self.credit.owed(now)
+        if owed and not self.done:
+            self.credit.returned += owed
+            self.sess.send(encode_window(self.id, owed))
+        return now + 0.01 if self.credit.consumed > self.credit.returned else None
+
+    def report(self):
+        self.rep["data"] = self.recv.report()
+        self.rep["sent"] = {"bytes": self.data.sent, "sha256": self.data.sha.hexdigest()}
+        return self.rep
+
+
+OPS = {"exec": ExecOp, "put": PutOp, "get": GetOp, "ping": PingOp, "raw": RawOp, "tcp": TcpOp}
 
 
 # --- one connection ----------------------------------------------------------------------------------

@@ -60,9 +60,18 @@ json("result dir", "RESULT", 10, { ok: true, files: 1, dirs: 1, symlinks: 1, byt
 json("result dir refused", "RESULT", 11, { ok: false, errno: "ELOOP", message: "esc/x: refusing to write through the symlink esc", path: "esc/x" });
 data("ping", "PING", 9, bytes("12345678"));
 data("pong", "PONG", 9, bytes("12345678"));
+json("tcp open", "TCP_OPEN", 10, { host: "127.0.0.1", port: 8080 });
+json("tcp open ipv6", "TCP_OPEN", 11, { host: "::1", port: 22 });
+json("tcp opened", "TCP_OPENED", 10, { address: "127.0.0.1", port: 8080 });
+data("tcp data", "TCP_DATA", 10, bytes("GET / HTTP/1.0\r\n\r\n"));
+data("tcp eof", "TCP_EOF", 10, new Uint8Array(0), "half-close: the sender sends no more data on this stream");
+data("tcp reset", "TCP_RESET", 10, new Uint8Array(0));
+json("tcp closed", "TCP_CLOSED", 10, { ok: true });
+json("tcp refused", "TCP_CLOSED", 11, { ok: false, errno: "ECONNREFUSED", message: "connect [::1]:22: ECONNREFUSED" });
+vectors.push({ name: "tcp window", type: "WINDOW", id: 10, credit: 19, hex: hex(encodeWindow(10, 19)), note: "credit for TCP_DATA goes back in WINDOW frames, both ways" });
 json("error", "ERROR", 0, { code: "EPROTO", message: "frame length 4 is outside 5..262149" });
 
-// Authentication (PROTOCOL.md §12) with fixed nonces: a real peer draws them at random.
+// Authentication (PROTOCOL.md §11) with fixed nonces: a real peer draws them at random.
 const tokenFile = bytes("correct horse battery staple 42\n");
 const token = tokenFromFile(tokenFile, "vector");
 const hostNonce = Uint8Array.from({ length: 32 }, (_, i) => i);

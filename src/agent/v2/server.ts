@@ -17,8 +17,10 @@ import { GetOp, PutOp } from "./files.ts";
 import { GetDirOp, PutDirOp } from "./dirs.ts";
 import { decodeDirRequest } from "../../protocol/v2/dirs.ts";
 import { Quota, sharedQuotas } from "./quota.ts";
+import { decodeTcpOpen } from "../../protocol/v2/tcp.ts";
+import { TcpOp } from "./tcp.ts";
 
-type Op = Execution | PutOp | GetOp | PutDirOp | GetDirOp;
+type Op = Execution | PutOp | GetOp | PutDirOp | GetDirOp | TcpOp;
 
 export interface V2SessionOptions {
   /** Quotas of this connection and of the agent (defaults: DEFAULT_LIMITS). */
@@ -45,6 +47,7 @@ export class V2Session {
   private readonly send = (f: Uint8Array) => (this.over ? Promise.reject(new Error("session over")) : this.conn.write(f));
   private readonly execs: Quota;
   private readonly files: Quota;
+  private readonly tcp: Quota;
 
   private readonly handshake: AgentHandshake;
   private readonly limits: Limits;
@@ -58,6 +61,7 @@ export class V2Session {
     this.limits = limits;
     this.execs = new Quota(limits.execsPerConn);
     this.files = new Quota(limits.filesPerConn);
+    this.tcp = new Quota(limits.tcpPerConn);
     this.handshake = new AgentHandshake(opts.token);
   }
 
@@ -190,7 +194,7 @@ export class V2Session {
       case T.WINDOW: {
         const n = decodeWindow(f);
         const op = this.ops.get(f.id);
-        if (op instanceof Execution || op instanceof GetOp || op instanceof GetDirOp) op.onWindow(n);
+        if (op instanceof Execution || op instanceof GetOp || op instanceof GetDirOp || op instanceof TcpOp) op.onWindow(n);
         return;
       }
       case T.STDIN:
@@ -205,6 +209,29 @@ export class V2Session {
         if (!(op instanceof PutOp)) return;
         if (f.type === T.FILE_DATA) op.onData(f.payload);
         else op.onEnd();
+        return;
+      }
+      case T.TCP_OPEN: {
+        const id = this.newId(f);
+        const req = decodeTcpOpen(decodeJson(f));
+        if (!this.tcp.take()) {
+          const message = `too many TCP streams open on this connection (limit ${this.tcp.max}, see --max-tcp-per-conn)`;
+          this.log.error(`TCP_OPEN ${id} refused: ${message}`);
+          void this.send(encodeJson(T.TCP_CLOSED, id, { ok: false, errno: "EAGAIN", message })).catch(() => {});
+          return;
+        }
+        this.ops.set(id, new TcpOp(id, req, this.send, () => {
+          this.tcp.give();
+          this.finished(id);
+        }));
+        return;
+      }
+      case T.TCP_DATA:
+      case T.TCP_EOF:
+      case T.TCP_RESET: {
+        // Frames racing with the stream's TCP_CLOSED find no stream: ignored, like late STDIN.
+        const op = this.ops.get(f.id);
+        if (op instanceof TcpOp) op.onFrame(f);
         return;
       }
       default:

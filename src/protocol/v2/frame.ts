@@ -49,6 +49,13 @@ export const T = {
   DIR_END: 0x28,
   PING: 0x30,
   PONG: 0x31,
+  // TCP streams (PROTOCOL.md §13): 0x40–0x4F are theirs.
+  TCP_OPEN: 0x40,
+  TCP_OPENED: 0x41,
+  TCP_DATA: 0x42,
+  TCP_EOF: 0x43,
+  TCP_RESET: 0x44,
+  TCP_CLOSED: 0x45,
   ERROR: 0x7f,
 } as const;
 

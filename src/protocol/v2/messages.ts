@@ -6,7 +6,7 @@ import { ProtocolError } from "./frame.ts";
 import { lookupSignal, type Signal } from "./signals.ts";
 
 export const PROTOCOL_VERSION = 2;
-export const CAPABILITIES = ["exec", "pty", "signal", "timeout", "files", "ping", "flow", "dirs", "detach"] as const;
+export const CAPABILITIES = ["exec", "pty", "signal", "timeout", "files", "ping", "flow", "dirs", "detach", "tcp"] as const;
 
 export interface Hello {
   versions: number[];

@@ -17,7 +17,7 @@ export interface Result {
   frames: Frame[];
 }
 
-const OUTPUT = new Set<number>([T.STDOUT, T.STDERR, T.FILE_DATA]);
+const OUTPUT = new Set<number>([T.STDOUT, T.STDERR, T.FILE_DATA, T.TCP_DATA]);
 const text = new TextDecoder();
 
 export class V2Host {

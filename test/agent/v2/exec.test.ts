@@ -13,7 +13,7 @@ test("WELCOME states version, capabilities and facts of this machine", () => {
   const w = fx.host.welcome!;
   expect(w.version).toBe(2);
   expect(w.agent).toBe(JSON.parse(readFileSync(`${import.meta.dir}/../../../package.json`, "utf8")).version);
-  expect(w.capabilities).toEqual(["exec", "pty", "signal", "timeout", "files", "ping", "flow", "dirs", "detach"]);
+  expect(w.capabilities).toEqual(["exec", "pty", "signal", "timeout", "files", "ping", "flow", "dirs", "detach", "tcp"]);
   expect(w.hostname).toBe(hostname());
   expect(w.kernel).toBe(release());
   expect(w.arch).toBe(process.arch === "arm64" ? "arm64" : "x64");
