@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { startAgent } from "../helpers/agent.ts";
 import { binaryTests } from "../helpers/binary.ts";
 import { listenUnix } from "../helpers/host.ts";
+import { prng, type Rng } from "../fuzz/_rng.ts";
 
 const INPUTS = Number(process.env.VGE_FUZZ_INPUTS ?? 300);
 const SEED = Number(process.env.VGE_FUZZ_SEED ?? 0x5eed_1e6a);
@@ -19,20 +20,6 @@ const V2_MAGIC = Buffer.from([0xff, 0xff, 0x56, 0x47, 0x45, 0x32, 0x0d, 0x0a]);
 
 const root = binaryTests();
 
-/** mulberry32: small, seedable, good enough to spread inputs. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1));
-  return { next, int, pick: <T>(xs: T[]) => xs[int(0, xs.length - 1)]! };
-}
-type Rng = ReturnType<typeof prng>;
 
 /** Bytes that cannot spell anything a shell would act on. */
 function garbage(rng: Rng, n: number): Buffer {

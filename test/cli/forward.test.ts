@@ -4,7 +4,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { connect as tcpConnect, createServer, type Server, type Socket } from "node:net";
 import { VGE, vge, vgeAgent } from "./_vge.ts";
-import { vmRssKiB } from "../agent/v2/_proc.ts";
+import { vmRssKiB } from "../helpers/proc.ts";
 import { listeningAgent, stop } from "../host/_fixtures.ts";
 
 const fx = vgeAgent("vge-fwd-");

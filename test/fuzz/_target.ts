@@ -8,7 +8,7 @@ import { listeningAgent, type Agent } from "../agent/v2/_agent.ts";
 import { T, V2Host, json } from "../agent/v2/_host.ts";
 import { typeName } from "../../src/protocol/v2/frame.ts";
 import { escapedErrorLines } from "../helpers/agentlog.ts";
-import { childrenOf } from "../helpers/procstats.ts";
+import { childrenOf } from "../helpers/proc.ts";
 import type { Case } from "./_mutate.ts";
 
 /** Always this long (mkdtemp adds 6 characters), so a saved case's paths can be swapped for a new directory's. */

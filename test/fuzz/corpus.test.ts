@@ -4,7 +4,7 @@
 // times, since some failures depend on timing.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { agentBinary } from "../helpers/build.ts";
-import { childrenOf } from "../helpers/procstats.ts";
+import { childrenOf } from "../helpers/proc.ts";
 import { load, savedNames } from "./_corpus.ts";
 import { hazard } from "./_mutate.ts";
 import { escapedErrors, fuzzDir, health, removeDir, runCase, startTarget, stopTarget, type Target } from "./_target.ts";

@@ -9,7 +9,7 @@
 //   VGE_FUZZ_SAVE=0   do not write failures into the corpus
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { agentBinary } from "../helpers/build.ts";
-import { fdTargets, footprint, settled, type Footprint } from "../helpers/procstats.ts";
+import { fdTargets, footprint, settled, type Footprint } from "../helpers/proc.ts";
 import { save, signature } from "./_corpus.ts";
 import { hazard, makeCase, type Case } from "./_mutate.ts";
 import { caseSeed, prng } from "./_rng.ts";

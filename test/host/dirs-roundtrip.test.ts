@@ -7,7 +7,7 @@ import { createReadStream, lstatSync, mkdirSync, readdirSync, readlinkSync, syml
 import { join } from "node:path";
 import { connect, type Guest } from "../../src/host/index.ts";
 import type { RunningAgent } from "../helpers/agent.ts";
-import { vmRssKiB } from "../agent/v2/_proc.ts";
+import { vmRssKiB } from "../helpers/proc.ts";
 import { listeningAgent, stop, tempDir } from "./_fixtures.ts";
 
 const dir = tempDir("vge-dirs-");

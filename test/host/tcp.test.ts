@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createServer, type Server, type Socket } from "node:net";
 import { connect, GuestError, TcpError, type Guest } from "../../src/host/index.ts";
 import type { RunningAgent } from "../helpers/agent.ts";
-import { vmRssKiB } from "../agent/v2/_proc.ts";
+import { vmRssKiB } from "../helpers/proc.ts";
 import { listeningAgent, sha256, stop, tempDir } from "./_fixtures.ts";
 
 const dir = tempDir("vge-tcp-");

@@ -8,7 +8,7 @@ import { connect, type Guest } from "../../src/host/index.ts";
 import { listeningAgent, type Agent } from "../agent/v2/_agent.ts";
 import { escapedErrorLines } from "../helpers/agentlog.ts";
 import { agentBinary } from "../helpers/build.ts";
-import { fdTargets, footprint, settled, type Footprint } from "../helpers/procstats.ts";
+import { fdTargets, footprint, settled, type Footprint } from "../helpers/proc.ts";
 import { tempDir, type TempDir } from "../helpers/tmp.ts";
 
 const RUNS = Number(process.env.VGE_SOAK_RUNS ?? 10_000);

@@ -8,7 +8,7 @@ import { MAGIC, T, encodeJson } from "../../../src/protocol/v2/frame.ts";
 import { tempDir, type TempDir } from "../../helpers/tmp.ts";
 import { dialingAgent, listeningAgent, type Agent } from "./_agent.ts";
 import { V2Host, json, type Json } from "./_host.ts";
-import { groupGone, isAlive, vmRssKiB } from "./_proc.ts";
+import { groupGone, isAlive, vmRssKiB } from "../../helpers/proc.ts";
 
 let dir: TempDir | undefined;
 let agent: Agent | undefined;

@@ -4,7 +4,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { v2Fixture } from "./_fixture.ts";
 import { T, V2Host, json } from "./_host.ts";
-import { groupMembers, isAlive } from "./_proc.ts";
+import { groupMembers, isAlive } from "../../helpers/proc.ts";
 import { pyHost } from "./_pyhost.ts";
 import { encodeWindow } from "../../../src/protocol/v2/frame.ts";
 

@@ -9,7 +9,7 @@ import { MAGIC, T, encodeFrame, encodeJson } from "../../../src/protocol/v2/fram
 import { tempDir, type TempDir } from "../../helpers/tmp.ts";
 import { dialingAgent, listeningAgent, type Agent } from "./_agent.ts";
 import { V2Host, json } from "./_host.ts";
-import { groupGone, isAlive, vmRssKiB } from "./_proc.ts";
+import { groupGone, isAlive, vmRssKiB } from "../../helpers/proc.ts";
 
 let dir: TempDir | undefined;
 let agent: Agent | undefined;

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { tempDir, type TempDir } from "../../helpers/tmp.ts";
 import { listeningAgent, type Agent } from "./_agent.ts";
 import { V2Host } from "./_host.ts";
-import { vmRssKiB } from "./_proc.ts";
+import { vmRssKiB } from "../../helpers/proc.ts";
 import { pyHost } from "./_pyhost.ts";
 
 const GIB = 1024 ** 3;

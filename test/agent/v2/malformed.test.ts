@@ -3,7 +3,7 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { v2Fixture } from "./_fixture.ts";
 import { T, V2Host, json } from "./_host.ts";
-import { groupGone, groupMembers } from "./_proc.ts";
+import { groupGone, groupMembers } from "../../helpers/proc.ts";
 import { pyHost } from "./_pyhost.ts";
 import { MAGIC, encodeFrame, encodeJson } from "../../../src/protocol/v2/frame.ts";
 

@@ -5,7 +5,7 @@ import { expect, test } from "bun:test";
 import { readdirSync, readlinkSync } from "node:fs";
 import { v2Fixture } from "./_fixture.ts";
 import { T, V2Host } from "./_host.ts";
-import { isAlive, vmRssKiB } from "./_proc.ts";
+import { isAlive, vmRssKiB } from "../../helpers/proc.ts";
 
 const fx = v2Fixture("vge-v2pb-");
 const PTY = { cols: 80, rows: 24 };

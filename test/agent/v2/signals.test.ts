@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { v2Fixture } from "./_fixture.ts";
 import { T, V2Host, json } from "./_host.ts";
-import { groupGone, groupMembers, isAlive, ppid } from "./_proc.ts";
+import { groupGone, groupMembers, isAlive, ppid } from "../../helpers/proc.ts";
 
 const fx = v2Fixture("vge-v2s-");
 

@@ -6,7 +6,7 @@ import { readdirSync, readlinkSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { v2Fixture } from "./_fixture.ts";
 import { T, V2Host, json } from "./_host.ts";
-import { vmRssKiB } from "./_proc.ts";
+import { vmRssKiB } from "../../helpers/proc.ts";
 import { pyHost } from "./_pyhost.ts";
 import { encodeFrame, encodeJson, type Frame } from "../../../src/protocol/v2/frame.ts";
 
