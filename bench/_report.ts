@@ -11,6 +11,8 @@ export interface Row {
   /** "lower" when smaller is better (times, sizes), "higher" for rates. Only decides the ratio's wording. */
   better?: "lower" | "higher";
   note?: string;
+  /** A ratio other than median / limit median (e.g. p99 / p99), said in the note. */
+  ratioOverride?: number;
 }
 
 export interface Section {
@@ -32,6 +34,7 @@ function fmt(x: number): string {
 }
 
 export function ratioOf(r: Row): number | undefined {
+  if (r.ratioOverride !== undefined) return r.ratioOverride;
   return r.limit ? r.stats.median / r.limit.stats.median : undefined;
 }
 

@@ -12,7 +12,9 @@ import type { Ctx } from "./_ctx.ts";
 import { machine } from "./_machine.ts";
 import { stopAll } from "./_procs.ts";
 import { renderSection, type Section } from "./_report.ts";
+import { concurrencySection } from "./sections/concurrency.ts";
 import { execSection } from "./sections/exec.ts";
+import { sequentialSection } from "./sections/sequential.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -25,6 +27,8 @@ const { values: opt } = parseArgs({
 
 const SECTIONS: Record<string, (ctx: Ctx) => Promise<Section>> = {
   exec: execSection,
+  sequential: sequentialSection,
+  concurrency: concurrencySection,
 };
 
 const quick = opt.quick!;
