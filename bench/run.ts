@@ -15,6 +15,7 @@ import { renderSection, type Section } from "./_report.ts";
 import { concurrencySection } from "./sections/concurrency.ts";
 import { execSection } from "./sections/exec.ts";
 import { sequentialSection } from "./sections/sequential.ts";
+import { streamSection } from "./sections/stream.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -29,6 +30,7 @@ const SECTIONS: Record<string, (ctx: Ctx) => Promise<Section>> = {
   exec: execSection,
   sequential: sequentialSection,
   concurrency: concurrencySection,
+  stream: streamSection,
 };
 
 const quick = opt.quick!;
