@@ -15,6 +15,7 @@ import { renderSection, type Section } from "./_report.ts";
 import { concurrencySection } from "./sections/concurrency.ts";
 import { execSection } from "./sections/exec.ts";
 import { sequentialSection } from "./sections/sequential.ts";
+import { footprintSection } from "./sections/footprint.ts";
 import { streamSection } from "./sections/stream.ts";
 
 const { values: opt } = parseArgs({
@@ -31,6 +32,7 @@ const SECTIONS: Record<string, (ctx: Ctx) => Promise<Section>> = {
   sequential: sequentialSection,
   concurrency: concurrencySection,
   stream: streamSection,
+  footprint: footprintSection,
 };
 
 const quick = opt.quick!;
@@ -43,7 +45,7 @@ const ctx: Ctx = {
   quick,
   agent: agentBinary(),
   reps: quick ? 20 : 200,
-  bytes: quick ? 8 * 1024 * 1024 : 1024 * 1024 * 1024,
+  bytes: quick ? 32 * 1024 * 1024 : 1024 * 1024 * 1024,
   runs: quick ? 1 : 3,
   left: () => DEADLINE_MS - (performance.now() - t0),
   log: (m) => console.error(`bench: ${((performance.now() - t0) / 1000).toFixed(1)} s: ${m}`),

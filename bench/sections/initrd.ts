@@ -1,0 +1,57 @@
+// initrd sizes per compressor: the busybox test image (test/guest/busybox-initrd.sh) and the product's
+// dracut image (scripts/build-initrd.sh), each built once uncompressed (--compress cat), then piped
+// through each compressor, exactly as the scripts' --compress would. zstd -19 and xz take minutes on
+// ~100 MiB, so sizes are cached under .cache/bench, keyed by the image's sha256 and the command.
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { findGuestDeps } from "../../test/guest/_deps.ts";
+import { ROOT } from "../../test/helpers/build.ts";
+import type { Ctx } from "../_ctx.ts";
+import { run } from "../_procs.ts";
+import type { Row } from "../_report.ts";
+import { summarize } from "../_stats.ts";
+
+const COMPRESSORS: [string, string][] = [
+  ["gzip", "gzip -9 -n"],
+  ["zstd -3", "zstd -3 -q -T0"],
+  ["zstd -19 --long", "zstd -19 --long -q -T0"],
+  ["xz", "xz -T0 --check=crc32"],
+];
+const CACHE = join(ROOT, ".cache", "bench", "initrd-sizes.json");
+
+export async function initrdRows(ctx: Ctx): Promise<Row[]> {
+  const found = findGuestDeps();
+  if ("missing" in found) throw new Error(`initrd sizes need the guest inputs: ${found.missing}`);
+  const d = found.deps;
+  const cache: Record<string, number> = existsSync(CACHE) ? JSON.parse(readFileSync(CACHE, "utf8")) : {};
+  const rows: Row[] = [];
+  const images: [string, string[]][] = [
+    ["busybox", ["bash", join(ROOT, "test/guest/busybox-initrd.sh"), "--agent", d.agent, "--kver", d.kver, "--kroot", d.kroot]],
+    ["dracut", ["bash", join(ROOT, "scripts/build-initrd.sh"), "--agent", d.agent, "--kver", d.kver, "--kroot", d.kroot]],
+  ];
+  for (const [kind, cmd] of images) {
+    ctx.log(`initrd ${kind}: building uncompressed`);
+    const cpio = join(ctx.dir, `${kind}.cpio`);
+    await run([...cmd, "-o", cpio, "--compress", "cat"], Math.min(300_000, ctx.left()));
+    const raw = statSync(cpio).size;
+    const rawStats = summarize([raw / 1024 / 1024]);
+    rows.push({ label: `initrd ${kind}: none (cpio)`, unit: "MiB", stats: rawStats, better: "lower", note: `agent ${(statSync(d.agent).size / 1024 / 1024).toFixed(1)} MiB of it` });
+    const hash = new Bun.CryptoHasher("sha256").update(readFileSync(cpio)).digest("hex").slice(0, 16);
+    for (const [name, comp] of COMPRESSORS) {
+      const key = `${hash} ${comp}`;
+      let size = cache[key];
+      let note = "cached: same image bytes";
+      if (size === undefined) {
+        ctx.log(`initrd ${kind}: ${comp}`);
+        const t0 = performance.now();
+        size = Number((await run(["sh", "-c", `${comp} < "$1" | wc -c`, "sh", cpio], Math.min(400_000, ctx.left()))).trim());
+        note = `compressed in ${((performance.now() - t0) / 1000).toFixed(0)} s`;
+        cache[key] = size;
+        mkdirSync(join(ROOT, ".cache", "bench"), { recursive: true });
+        writeFileSync(CACHE, JSON.stringify(cache, null, 1));
+      }
+      rows.push({ label: `initrd ${kind}: ${name}`, unit: "MiB", stats: summarize([size / 1024 / 1024]), limit: { label: "cpio", stats: rawStats }, better: "lower", note: `\`${comp}\`; ${note}` });
+    }
+  }
+  return rows;
+}
