@@ -17,6 +17,8 @@ import { execSection } from "./sections/exec.ts";
 import { sequentialSection } from "./sections/sequential.ts";
 import { footprintSection } from "./sections/footprint.ts";
 import { streamSection } from "./sections/stream.ts";
+import { initrdSection, initrdSkipped } from "./sections/initrd.ts";
+import { guestSection, guestSkip, skippedGuest } from "./sections/guest.ts";
 
 const { values: opt } = parseArgs({
   options: {
@@ -33,6 +35,12 @@ const SECTIONS: Record<string, (ctx: Ctx) => Promise<Section>> = {
   concurrency: concurrencySection,
   stream: streamSection,
   footprint: footprintSection,
+  guest: (ctx) => {
+    const skip = guestSkip(ctx, opt["no-guest"]!);
+    return skip ? Promise.resolve(skippedGuest(skip)) : guestSection(ctx);
+  },
+  // Last: it takes what time is left (see sections/initrd.ts).
+  initrd: (ctx) => (ctx.quick ? Promise.resolve(initrdSkipped("compressing ~100 MiB images takes minutes: not in --quick")) : initrdSection(ctx)),
 };
 
 const quick = opt.quick!;

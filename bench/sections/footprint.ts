@@ -10,7 +10,6 @@ import { count } from "../_bytes.ts";
 import { memKiB, run, start, stop, waitUnix } from "../_procs.ts";
 import type { Row, Section } from "../_report.ts";
 import { type Stats, summarize } from "../_stats.ts";
-import { initrdRows } from "./initrd.ts";
 
 const one = (x: number): Stats => summarize([x]);
 
@@ -111,14 +110,10 @@ export async function footprintSection(ctx: Ctx): Promise<Section> {
   }
   rows.push({ label: "agent up first: host listens → first result", unit: "ms", stats: summarize(firsts), better: "lower", note: "agent dialing with its retry backoff, started 0.5–1 s before the host listens" });
 
-  const initrd = ctx.quick ? undefined : await initrdRows(ctx);
-  if (initrd) rows.push(...initrd);
   return {
     title: "Footprint",
     about: `Sizes from stat(2); memory from /proc/PID/status (VmRSS, RssAnon); ${n} starts each. The baseline is bench/hello.ts compiled with \`bun build --compile\`: a Bun program that only listens on a Unix socket.`,
     rows,
-    skipped: ctx.quick ? { reason: "compressing ~100 MiB images takes minutes: not in --quick", labels: INITRD_LABELS } : undefined,
   };
 }
 
-export const INITRD_LABELS = ["busybox", "dracut"].flatMap((k) => ["none (cpio)", "gzip", "zstd -3", "zstd -19 --long", "xz"].map((c) => `initrd ${k}: ${c}`));
