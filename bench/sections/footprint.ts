@@ -14,7 +14,7 @@ import { type Stats, summarize } from "../_stats.ts";
 const one = (x: number): Stats => summarize([x]);
 
 /** Process start → something accepts on its Unix socket, polled every 1 ms; then its idle memory. */
-async function startToReady(ctx: Ctx, argv: (sock: string) => string[], n: number): Promise<{ ms: number[]; rss: number[]; anon: number[] }> {
+export async function startToReady(ctx: Ctx, argv: (sock: string) => string[], n: number): Promise<{ ms: number[]; rss: number[]; anon: number[] }> {
   const ms: number[] = [];
   const rss: number[] = [];
   const anon: number[] = [];
