@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 const started = new Set<Subprocess>();
 
 /** Starts a helper process that lives at most `timeoutMs`; stop it with stop() or stopAll(). */
-export function start(cmd: string[], opts: { timeoutMs: number; stdout?: "ignore" | "pipe" | "inherit"; stderr?: "ignore" | "pipe" | "inherit"; stdin?: "ignore" | "pipe"; env?: Record<string, string | undefined> }): Subprocess {
+export function start(cmd: string[], opts: { timeoutMs: number; stdout?: "ignore" | "pipe" | "inherit"; stderr?: "ignore" | "pipe" | "inherit"; stdin?: "ignore" | "pipe" | Blob; env?: Record<string, string | undefined> }): Subprocess {
   const p = spawn(cmd, { stdin: opts.stdin ?? "ignore", stdout: opts.stdout ?? "ignore", stderr: opts.stderr ?? "ignore", timeout: Math.max(1, Math.round(opts.timeoutMs)), killSignal: "SIGKILL", env: opts.env as Record<string, string> | undefined });
   started.add(p);
   p.exited.then(() => started.delete(p));

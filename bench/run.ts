@@ -63,6 +63,37 @@ const argv = ["bun", "run", "bench", ...process.argv.slice(2)].join(" ");
 
 const sections: Section[] = [];
 let failed = false;
+const m = machine(ctx.agent);
+
+/** Written after every section, so that a run cut short still leaves what it measured. */
+function write(done: boolean): void {
+  const head = [
+    "# Benchmarks",
+    "",
+    quick ? "**Quick run (`--quick`): small counts and sizes, a smoke check. Not the numbers to quote.**\n" : "",
+    done ? "" : "**Incomplete: the run stopped before its last section.**\n",
+    `Written by \`${argv}\` on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC in ${((performance.now() - t0) / 1000).toFixed(0)} s. How each row is measured: [bench/README.md](bench/README.md).`,
+    "",
+    `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Linux ${m.kernel}`,
+    ...Object.entries(m.versions).map(([k, v]) => `- ${k}: ${v}`),
+    "",
+    "Ratio = row median / limit median (unless its note says otherwise): for times and sizes above 1 is slower or larger than the limit, for rates below 1 is slower.",
+    "",
+  ].join("\n");
+  writeFileSync(out, `${head}\n${sections.map(renderSection).join("\n")}`);
+}
+
+async function cleanup(): Promise<void> {
+  await stopAll();
+  rmSync(dir, { recursive: true, force: true });
+}
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.once(sig, () => {
+    console.error(`bench: ${sig}: stopping`);
+    void cleanup().finally(() => process.exit(sig === "SIGINT" ? 130 : 143));
+  });
+}
+
 try {
   for (const name of wanted) {
     const fn = SECTIONS[name];
@@ -73,25 +104,11 @@ try {
       failed = true;
       console.error(`bench: section ${name} failed: ${(e as Error).stack ?? e}`);
     }
+    write(false);
   }
+  write(true);
 } finally {
-  await stopAll();
-  rmSync(dir, { recursive: true, force: true });
+  await cleanup();
 }
-
-const m = machine(ctx.agent);
-const head = [
-  "# Benchmarks",
-  "",
-  quick ? "**Quick run (`--quick`): small counts and sizes, a smoke check. Not the numbers to quote.**\n" : "",
-  `Written by \`${argv}\` on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC in ${((performance.now() - t0) / 1000).toFixed(0)} s. How each row is measured: [bench/README.md](bench/README.md).`,
-  "",
-  `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Linux ${m.kernel}`,
-  ...Object.entries(m.versions).map(([k, v]) => `- ${k}: ${v}`),
-  "",
-  "Ratio = row median / limit median: for times and sizes above 1 is slower or larger than the limit, for rates below 1 is slower.",
-  "",
-].join("\n");
-writeFileSync(out, head + "\n" + sections.map(renderSection).join("\n"));
 console.error(`bench: wrote ${out}`);
 process.exit(failed ? 1 : 0);
