@@ -14,9 +14,9 @@ function rssKiB(): number {
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1]);
 }
 
-async function lat(g: () => Guest): Promise<number[]> {
+async function lat(g: () => Guest, n = EXECS): Promise<number[]> {
   const out: number[] = [];
-  for (let i = 0; i < EXECS; i++) {
+  for (let i = 0; i < n; i++) {
     const guest = g();
     const t0 = performance.now();
     const r = await guest.run(["/bin/true"]);
@@ -36,10 +36,13 @@ for (let i = 0; i < CONNS; i += 50) {
   guests.push(...(await Promise.all(batch)));
 }
 const after = rssKiB();
+// The first exec on each connection, then the steady state (every connection already used once).
 let k = 0;
+const firstOnEach = await lat(() => guests[k++ % guests.length]!, guests.length);
+k = 0;
 // Round robin over all connections: each exec on a different one, all of them held open.
 const spread = await lat(() => guests[k++ % guests.length]!);
 const fds = (await Array.fromAsync(new Bun.Glob("*").scan({ cwd: "/proc/self/fd", onlyFiles: false }))).length;
 for (const g of [first, ...guests]) g.close();
-console.log(JSON.stringify({ conns: guests.length, before, after, fds, single, spread }));
+console.log(JSON.stringify({ conns: guests.length, before, after, fds, single, firstOnEach, spread }));
 process.exit(0);

@@ -21,6 +21,7 @@ const MEASURED = [
   "64 concurrent on one connection: each",
   "host RSS per connection",
   "exec on 1 connection (limit)",
+  "first exec on each of 50 connections",
   "exec with 50 connections open",
   ...["stdout", "stdin", "file PUT", "file GET"].flatMap((s) => [`${s}: plain relay (limit)`, `${s}: agent v2`]),
   "compiled Bun hello (baseline): binary",
