@@ -1,5 +1,5 @@
 #!/usr/bin/env bun
-// `bun run bench [--quick] [--out FILE] [--only SECTION,…] [--no-guest]`: this agent side by side with
+// `bun run bench [--quick] [--out FILE] [--only SECTION,…] [--no-guest] [--note TEXT]`: this agent side by side with
 // the tools users choose between (qemu-ga, OpenSSH, socat EXEC), each row with the limit measured in the
 // same run, written as Markdown (default BENCHMARKS.md at the repo root). See bench/README.md.
 // Everything is bounded: every process has a timeout and the whole run a deadline (10 min; 4 min quick).
@@ -26,6 +26,8 @@ const { values: opt } = parseArgs({
     out: { type: "string" },
     only: { type: "string" },
     "no-guest": { type: "boolean", default: false },
+    /** A line in bold at the top, e.g. "Preliminary: a shared development VM". */
+    note: { type: "string" },
   },
 });
 
@@ -72,6 +74,7 @@ function write(done: boolean): void {
     "",
     quick ? "**Quick run (`--quick`): small counts and sizes, a smoke check. Not the numbers to quote.**\n" : "",
     done ? "" : "**Incomplete: the run stopped before its last section.**\n",
+    opt.note ? `**${opt.note}**\n` : "",
     `Written by \`${argv}\` on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC in ${((performance.now() - t0) / 1000).toFixed(0)} s. How each row is measured: [bench/README.md](bench/README.md).`,
     "",
     `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Linux ${m.kernel}`,

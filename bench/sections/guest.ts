@@ -71,8 +71,6 @@ export async function guestSection(ctx: Ctx): Promise<Section> {
     const all = new Uint8Array(frame.byteLength * N);
     for (let i = 0; i < N; i++) all.set(frame, i * frame.byteLength);
     let t0 = 0;
-    let done!: (ms: number) => void;
-    const finished = new Promise<number>((r) => (done = r));
     const server = Bun.listen({
       unix: g.portPath(1025),
       socket: {
@@ -82,13 +80,14 @@ export async function guestSection(ctx: Ctx): Promise<Section> {
           s.shutdown();
         },
         data() {},
-        close: () => done(performance.now() - t0),
       },
     });
-    // The second agent dials the host (CID 2) port 1025 from inside the guest; its exit ends this run.
+    // The second agent dials the host (CID 2) port 1025 from inside the guest. Timed until it exits
+    // (its EXIT reaches us), not until its connection closes: through vhost-device-vsock our half-close
+    // ends the whole vsock connection at once, while the agent still has the commands to run.
     const second = guest.run(["/usr/bin/vsock_guest_exec", ":1025", "persistent"], { timeoutMs: 300_000 });
-    const persistentMs = await within(finished, 300_000, "persistent commands");
-    const secondExit = await second;
+    const secondExit = await within(second, 300_000, "persistent commands");
+    const persistentMs = performance.now() - t0;
     if (secondExit.code !== 0) throw new Error(`the persistent agent in the guest exited ${secondExit.status} ${secondExit.code}: ${secondExit.stderrText}`);
     server.stop(true);
     const ran = await guest.run({ shell: "wc -l < /tmp/vge-bench-persistent" });
@@ -116,7 +115,7 @@ export async function guestSection(ctx: Ctx): Promise<Section> {
     const rows: Row[] = [
       { label: GUEST_LABELS[0]!, unit: "ms", stats: shStats, better: "lower", note: `one iteration of a ${N}-iteration loop in the guest` },
       { label: GUEST_LABELS[1]!, unit: "ms", stats: summarize(rtt), limit: sh, better: "lower" },
-      { label: GUEST_LABELS[2]!, unit: "ms", stats: summarize([persistentMs]), limit: loopLimit, better: "lower", note: `${N} frames of \`echo >> FILE\` (counted after) to a second agent (\`:1025 persistent\`), until it closes` },
+      { label: GUEST_LABELS[2]!, unit: "ms", stats: summarize([persistentMs]), limit: loopLimit, better: "lower", note: `${N} frames of \`echo >> FILE\` (counted after) to a second agent (\`:1025 persistent\`), from accepting it until its EXIT` },
       { label: GUEST_LABELS[3]!, unit: "ms", stats: summarize([v2PerExec * N]), limit: loopLimit, better: "lower", note: `${V2SEQ} EXEC {shell:":"} one after another, scaled to ${N}` },
       { label: GUEST_LABELS[4]!, unit: "MiB/s", stats: pipe.stats, better: "higher", note: `head -c ${BYTES / 1024 / 1024} MiB /dev/zero | cat > /dev/null` },
       { label: GUEST_LABELS[5]!, unit: "MiB/s", stats: summarize([streamRate]), limit: pipe, better: "higher", note: "head -c … /dev/zero via exec(), read by the host library over vsock" },
