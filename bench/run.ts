@@ -61,7 +61,7 @@ const ctx: Ctx = {
   log: (m) => console.error(`bench: ${((performance.now() - t0) / 1000).toFixed(1)} s: ${m}`),
 };
 const wanted = opt.only ? opt.only.split(",") : Object.keys(SECTIONS);
-const argv = ["bun", "run", "bench", ...process.argv.slice(2)].join(" ");
+const argv = ["bun", "run", "bench", ...process.argv.slice(2)].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(" ");
 
 const sections: Section[] = [];
 let failed = false;
@@ -72,9 +72,9 @@ function write(done: boolean): void {
   const head = [
     "# Benchmarks",
     "",
-    quick ? "**Quick run (`--quick`): small counts and sizes, a smoke check. Not the numbers to quote.**\n" : "",
-    done ? "" : "**Incomplete: the run stopped before its last section.**\n",
-    opt.note ? `**${opt.note}**\n` : "",
+    ...(quick ? ["**Quick run (`--quick`): small counts and sizes, a smoke check. Not the numbers to quote.**", ""] : []),
+    ...(done ? [] : ["**Incomplete: the run stopped before its last section.**", ""]),
+    ...(opt.note ? [`**${opt.note}**`, ""] : []),
     `Written by \`${argv}\` on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC in ${((performance.now() - t0) / 1000).toFixed(0)} s. How each row is measured: [bench/README.md](bench/README.md).`,
     "",
     `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Linux ${m.kernel}`,

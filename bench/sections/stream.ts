@@ -9,6 +9,7 @@ import { byteSink, count, pushZeros, zeros } from "../_bytes.ts";
 import { start, stop } from "../_procs.ts";
 import type { Row, Section } from "../_report.ts";
 import { summarize } from "../_stats.ts";
+import { V2Conn } from "../_v2.ts";
 
 const RELAY_BUF = 65536;
 const mibs = (bytes: number, ms: number) => bytes / 1024 / 1024 / (ms / 1000);
@@ -18,7 +19,12 @@ export async function streamSection(ctx: Ctx): Promise<Section> {
   const bound = () => Math.min(120_000, ctx.left());
   const agent = await listeningAgent(ctx);
   const guest = await connect(agent.address);
-  const r: Record<string, number[]> = { stdout: [], stdoutRelay: [], stdin: [], stdinRelay: [], put: [], putRelay: [], get: [], getRelay: [] };
+  // The same agent read by bench/_v2.ts's lean client (headers parsed in place, no web streams): tells
+  // the host library's share of the stdout row from the agent's.
+  const lean = await V2Conn.connect(agent.sock);
+  await lean.hello();
+  let leanId = 1;
+  const r: Record<string, number[]> = { stdout: [], stdoutLean: [], stdoutRelay: [], stdin: [], stdinRelay: [], put: [], putRelay: [], get: [], getRelay: [] };
   const file = join(ctx.dir, "put.bin");
   const relayFile = join(ctx.dir, "relay.bin");
   let seq = 0;
@@ -37,6 +43,10 @@ export async function streamSection(ctx: Ctx): Promise<Section> {
         const p = guest.exec(["head", "-c", String(N), "/dev/zero"], { stdin: "closed" });
         const [n] = await Promise.all([count(p.stdout), count(p.stderr), p.exited]);
         return n;
+      }));
+      r.stdoutLean!.push(await timed("lean stdout", async () => {
+        const res = await lean.exec(leanId++, { argv: ["head", "-c", String(N), "/dev/zero"] }, bound());
+        return res.stdout;
       }));
       r.stdoutRelay!.push(await timed("relay stdout", async () => {
         const path = sock();
@@ -86,6 +96,7 @@ export async function streamSection(ctx: Ctx): Promise<Section> {
     }
   } finally {
     guest.close();
+    lean.close();
     await stop(agent.proc);
     rmSync(file, { force: true });
     rmSync(relayFile, { force: true });
@@ -97,6 +108,7 @@ export async function streamSection(ctx: Ctx): Promise<Section> {
     rows.push({ label: `${label}: agent v2`, unit: "MiB/s", stats: summarize(a), limit, better: "higher", note });
   };
   pair("stdout", r.stdout!, r.stdoutRelay!, "`head -c N /dev/zero | socat -u - UNIX-CONNECT` into a Bun listener", "`head -c N /dev/zero` via exec(), stdout read by the host library");
+  rows.push({ label: "stdout: agent v2, lean client", unit: "MiB/s", stats: summarize(r.stdoutLean!), limit: { label: "relay", stats: summarize(r.stdoutRelay!) }, better: "higher", note: "the same exec read by bench/_v2.ts (no web streams): the agent without the host library's receive path" });
   pair("stdin", r.stdin!, r.stdinRelay!, "Bun socket → `socat -u UNIX-LISTEN - | wc -c`", "run([\"wc\",\"-c\"], {input}) via the host library");
   pair("file PUT", r.put!, r.putRelay!, "Bun socket → `socat -u UNIX-LISTEN OPEN:file`", "putFile(stream, {size})");
   pair("file GET", r.get!, r.getRelay!, "`socat -u OPEN:file UNIX-CONNECT` into a Bun listener", "getFile().stream");

@@ -24,6 +24,7 @@ const MEASURED = [
   "first exec on each of 50 connections",
   "exec with 50 connections open",
   ...["stdout", "stdin", "file PUT", "file GET"].flatMap((s) => [`${s}: plain relay (limit)`, `${s}: agent v2`]),
+  "stdout: agent v2, lean client",
   "compiled Bun hello (baseline): binary",
   "agent binary",
   "hello: start → listening",
