@@ -10,6 +10,7 @@ if ! command -v bun >/dev/null 2>&1; then
   npm install -g bun@1.4.5 >/dev/null
 fi
 bash scripts/guest-deps.sh
+bash bench/deps.sh
 bun install --frozen-lockfile
 bun run build
 bunx tsc --noEmit -p .

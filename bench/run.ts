@@ -1,0 +1,117 @@
+#!/usr/bin/env bun
+// `bun run bench [--quick] [--out FILE] [--only SECTION,…] [--no-guest] [--note TEXT]`: this agent side by side with
+// the tools users choose between (qemu-ga, OpenSSH, socat EXEC), each row with the limit measured in the
+// same run, written as Markdown (default BENCHMARKS.md at the repo root). See bench/README.md.
+// Everything is bounded: every process has a timeout and the whole run a deadline (10 min; 4 min quick).
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { agentBinary, ROOT } from "../test/helpers/build.ts";
+import type { Ctx } from "./_ctx.ts";
+import { machine } from "./_machine.ts";
+import { stopAll } from "./_procs.ts";
+import { renderSection, type Section } from "./_report.ts";
+import { concurrencySection } from "./sections/concurrency.ts";
+import { execSection } from "./sections/exec.ts";
+import { sequentialSection } from "./sections/sequential.ts";
+import { footprintSection } from "./sections/footprint.ts";
+import { streamSection } from "./sections/stream.ts";
+import { initrdSection, initrdSkipped } from "./sections/initrd.ts";
+import { guestSection, guestSkip, skippedGuest } from "./sections/guest.ts";
+
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    out: { type: "string" },
+    only: { type: "string" },
+    "no-guest": { type: "boolean", default: false },
+    /** A line in bold at the top, e.g. "Preliminary: a shared development VM". */
+    note: { type: "string" },
+  },
+});
+
+const SECTIONS: Record<string, (ctx: Ctx) => Promise<Section>> = {
+  exec: execSection,
+  sequential: sequentialSection,
+  concurrency: concurrencySection,
+  stream: streamSection,
+  footprint: footprintSection,
+  guest: (ctx) => {
+    const skip = guestSkip(ctx, opt["no-guest"]!);
+    return skip ? Promise.resolve(skippedGuest(skip)) : guestSection(ctx);
+  },
+  // Last: it takes what time is left (see sections/initrd.ts).
+  initrd: (ctx) => (ctx.quick ? Promise.resolve(initrdSkipped("compressing ~100 MiB images takes minutes: not in --quick")) : initrdSection(ctx)),
+};
+
+const quick = opt.quick!;
+const DEADLINE_MS = quick ? 240_000 : 600_000;
+const t0 = performance.now();
+const out = opt.out ?? join(ROOT, "BENCHMARKS.md");
+const dir = mkdtempSync(join(tmpdir(), "vge-bench-"));
+const ctx: Ctx = {
+  dir,
+  quick,
+  agent: agentBinary(),
+  reps: quick ? 20 : 200,
+  bytes: quick ? 32 * 1024 * 1024 : 1024 * 1024 * 1024,
+  runs: quick ? 1 : 3,
+  left: () => DEADLINE_MS - (performance.now() - t0),
+  log: (m) => console.error(`bench: ${((performance.now() - t0) / 1000).toFixed(1)} s: ${m}`),
+};
+const wanted = opt.only ? opt.only.split(",") : Object.keys(SECTIONS);
+const argv = ["bun", "run", "bench", ...process.argv.slice(2)].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(" ");
+
+const sections: Section[] = [];
+let failed = false;
+const m = machine(ctx.agent);
+
+/** Written after every section, so that a run cut short still leaves what it measured. */
+function write(done: boolean): void {
+  const head = [
+    "# Benchmarks",
+    "",
+    ...(quick ? ["**Quick run (`--quick`): small counts and sizes, a smoke check. Not the numbers to quote.**", ""] : []),
+    ...(done ? [] : ["**Incomplete: the run stopped before its last section.**", ""]),
+    ...(opt.note ? [`**${opt.note}**`, ""] : []),
+    `Written by \`${argv}\` on ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC in ${((performance.now() - t0) / 1000).toFixed(0)} s. How each row is measured: [bench/README.md](bench/README.md).`,
+    "",
+    `- Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Linux ${m.kernel}`,
+    ...Object.entries(m.versions).map(([k, v]) => `- ${k}: ${v}`),
+    "",
+    "Ratio = row median / limit median (unless its note says otherwise): for times and sizes above 1 is slower or larger than the limit, for rates below 1 is slower.",
+    "",
+  ].join("\n");
+  writeFileSync(out, `${head}\n${sections.map(renderSection).join("\n")}`);
+}
+
+async function cleanup(): Promise<void> {
+  await stopAll();
+  rmSync(dir, { recursive: true, force: true });
+}
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.once(sig, () => {
+    console.error(`bench: ${sig}: stopping`);
+    void cleanup().finally(() => process.exit(sig === "SIGINT" ? 130 : 143));
+  });
+}
+
+try {
+  for (const name of wanted) {
+    const fn = SECTIONS[name];
+    if (!fn) throw new Error(`no section "${name}" (sections: ${Object.keys(SECTIONS).join(", ")})`);
+    try {
+      sections.push(await fn(ctx));
+    } catch (e) {
+      failed = true;
+      console.error(`bench: section ${name} failed: ${(e as Error).stack ?? e}`);
+    }
+    write(false);
+  }
+  write(true);
+} finally {
+  await cleanup();
+}
+console.error(`bench: wrote ${out}`);
+process.exit(failed ? 1 : 0);

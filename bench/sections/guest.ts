@@ -1,0 +1,130 @@
+// In a real guest (QEMU under TCG through test/guest/harness.ts, the busybox initrd, the agent with
+// `--listen :1024`; the host library dials it through vhost-device-vsock's CONNECT). The guest is
+// emulated, so every row is reported against a limit measured in the same guest:
+//   exec round trip        /bin/true via v2            vs one `sh -c :` (from the 1,000-loop below)
+//   persistent commands    N frames of `echo >> F`,    vs a shell loop of N `sh -c :` in the guest
+//                          format, to a second agent (run by the first) dialing host port 1025
+//   v2 sequential          N × EXEC {shell:":"}         vs the same loop
+//   stdout streaming       head -c M /dev/zero → host  vs `head -c M /dev/zero | cat >/dev/null` in the guest
+//   agent start → first result (guest uptime, from the init's marker to `cat /proc/uptime` run by us)
+//                                                       vs one `sh -c :`
+import { connect } from "../../src/host/index.ts";
+import { encodeLegacyFrame } from "../../src/protocol/legacy.ts";
+import { findGuestDeps, guestSkipReason, withGuest, within } from "../../scripts/qemu/harness.ts";
+import { busyboxInitrd } from "../../scripts/qemu/images.ts";
+import type { Ctx } from "../_ctx.ts";
+import { count } from "../_bytes.ts";
+import type { Row, Section } from "../_report.ts";
+import { summarize } from "../_stats.ts";
+
+export const GUEST_LABELS = ["guest: sh -c : (limit)", "guest: exec round trip /bin/true", "guest: persistent commands", "guest: v2 sequential", "guest: in-guest pipe (limit)", "guest: stdout streaming", "guest: agent start → first result"];
+
+const ABOUT = "QEMU (TCG, emulated: absolute numbers mean little) through test/guest/harness.ts, busybox initrd, agent `--listen :1024`; the host library dials through vhost-device-vsock. Each row's limit is measured in the same guest.";
+
+export function guestSkip(ctx: Ctx, noGuest: boolean): string | undefined {
+  if (ctx.quick) return "no guest in --quick";
+  if (noGuest) return "--no-guest";
+  return guestSkipReason();
+}
+
+export async function guestSection(ctx: Ctx): Promise<Section> {
+  const found = findGuestDeps();
+  if ("missing" in found) throw new Error(found.missing);
+  const N = ctx.quick ? 50 : 1000;
+  const RTT = ctx.quick ? 10 : 50;
+  const V2SEQ = ctx.quick ? 50 : 200;
+  const BYTES = (ctx.quick ? 8 : 32) * 1024 * 1024;
+  ctx.log("guest: building/finding the busybox image");
+  const initrd = busyboxInitrd(found.deps);
+  return withGuest({ initrd, append: ["vge_args=--listen,:1024"], memoryMiB: 1024, timeoutMs: Math.min(400_000, ctx.left()) }, async (g) => {
+    ctx.log("guest: booting");
+    await g.start();
+    await g.waitFor("VGE-INIT: agent start", 120_000);
+    const guest = await within(connect(`fc:${g.uds}:1024`, { retryMs: 60_000 }), 90_000, "connecting to the guest agent");
+    const up = await guest.run(["cat", "/proc/uptime"]);
+    const startUptime = Number(/VGE-INIT: agent start .*uptime=([\d.]+)/.exec(g.serial())?.[1]);
+    const startToFirst = (Number(up.stdoutText.split(" ")[0]) - startUptime) * 1000;
+
+    ctx.log(`guest: shell loop of ${N}`);
+    const loop = async (cmd: string) => {
+      const t0 = performance.now();
+      const r = await guest.run({ shell: `i=0; while [ $i -lt ${N} ]; do ${cmd}; i=$((i+1)); done` }, { timeoutMs: 300_000 });
+      if (r.code !== 0) throw new Error(`guest loop: ${r.status} ${r.code} ${r.stderrText}`);
+      return performance.now() - t0;
+    };
+    const loopMs = await loop("sh -c :");
+    const perSh = loopMs / N;
+    const shStats = summarize([perSh]);
+
+    ctx.log("guest: round trips");
+    const rtt: number[] = [];
+    await guest.run(["/bin/true"]);
+    for (let i = 0; i < RTT; i++) {
+      const t0 = performance.now();
+      await guest.run(["/bin/true"]);
+      rtt.push(performance.now() - t0);
+    }
+
+    ctx.log(`guest: ${N} persistent commands`);
+    // `echo >> FILE` (builtins only, one open) so that the count of lines proves every command ran.
+    const frame = encodeLegacyFrame(new TextEncoder().encode("echo >> /tmp/vge-bench-persistent"));
+    const all = new Uint8Array(frame.byteLength * N);
+    for (let i = 0; i < N; i++) all.set(frame, i * frame.byteLength);
+    let t0 = 0;
+    const server = Bun.listen({
+      unix: g.portPath(1025),
+      socket: {
+        open(s) {
+          t0 = performance.now();
+          if (s.write(all) !== all.byteLength) throw new Error("short write of the persistent frames");
+          s.shutdown();
+        },
+        data() {},
+      },
+    });
+    // The second agent dials the host (CID 2) port 1025 from inside the guest. Timed until it exits
+    // (its EXIT reaches us), not until its connection closes: through vhost-device-vsock our half-close
+    // ends the whole vsock connection at once, while the agent still has the commands to run.
+    const second = guest.run(["/usr/bin/vsock_guest_exec", ":1025", "persistent"], { timeoutMs: 300_000 });
+    const secondExit = await within(second, 300_000, "persistent commands");
+    const persistentMs = performance.now() - t0;
+    if (secondExit.code !== 0) throw new Error(`the persistent agent in the guest exited ${secondExit.status} ${secondExit.code}: ${secondExit.stderrText}`);
+    server.stop(true);
+    const ran = await guest.run({ shell: "wc -l < /tmp/vge-bench-persistent" });
+    if (Number(ran.stdoutText.trim()) !== N) throw new Error(`the persistent agent ran ${ran.stdoutText.trim()} of ${N} commands`);
+
+    ctx.log(`guest: ${V2SEQ} v2 executions`);
+    const s0 = performance.now();
+    for (let i = 0; i < V2SEQ; i++) await guest.run({ shell: ":" });
+    const v2PerExec = (performance.now() - s0) / V2SEQ;
+
+    ctx.log("guest: streaming");
+    const pipe0 = performance.now();
+    await guest.run({ shell: `head -c ${BYTES} /dev/zero | cat > /dev/null` }, { timeoutMs: 120_000 });
+    const pipeRate = BYTES / 1024 / 1024 / ((performance.now() - pipe0) / 1000);
+    const st0 = performance.now();
+    const p = guest.exec(["head", "-c", String(BYTES), "/dev/zero"], { stdin: "closed" });
+    const [n] = await Promise.all([count(p.stdout), count(p.stderr), p.exited]);
+    if (n !== BYTES) throw new Error(`guest stream: ${n} bytes`);
+    const streamRate = BYTES / 1024 / 1024 / ((performance.now() - st0) / 1000);
+    guest.close();
+
+    const sh = { label: "sh -c :", stats: shStats };
+    const loopLimit = { label: `${N} × sh -c :`, stats: summarize([loopMs]) };
+    const pipe = { label: "in-guest pipe", stats: summarize([pipeRate]) };
+    const rows: Row[] = [
+      { label: GUEST_LABELS[0]!, unit: "ms", stats: shStats, better: "lower", note: `one iteration of a ${N}-iteration loop in the guest` },
+      { label: GUEST_LABELS[1]!, unit: "ms", stats: summarize(rtt), limit: sh, better: "lower" },
+      { label: GUEST_LABELS[2]!, unit: "ms", stats: summarize([persistentMs]), limit: loopLimit, better: "lower", note: `${N} frames of \`echo >> FILE\` (counted after) to a second agent (\`:1025 persistent\`), from accepting it until its EXIT` },
+      { label: GUEST_LABELS[3]!, unit: "ms", stats: summarize([v2PerExec * N]), limit: loopLimit, better: "lower", note: `${V2SEQ} EXEC {shell:":"} one after another, scaled to ${N}` },
+      { label: GUEST_LABELS[4]!, unit: "MiB/s", stats: pipe.stats, better: "higher", note: `head -c ${BYTES / 1024 / 1024} MiB /dev/zero | cat > /dev/null` },
+      { label: GUEST_LABELS[5]!, unit: "MiB/s", stats: summarize([streamRate]), limit: pipe, better: "higher", note: "head -c … /dev/zero via exec(), read by the host library over vsock" },
+      { label: GUEST_LABELS[6]!, unit: "ms", stats: summarize([startToFirst]), limit: sh, better: "lower", note: "guest uptime: init's `agent start` marker → our first `cat /proc/uptime` (10 ms resolution)" },
+    ];
+    return { title: "In a real guest (QEMU, emulated)", about: ABOUT, rows };
+  });
+}
+
+export function skippedGuest(reason: string): Section {
+  return { title: "In a real guest (QEMU, emulated)", about: ABOUT, rows: [], skipped: { reason, labels: GUEST_LABELS } };
+}
