@@ -1,4 +1,4 @@
-// In a real guest (QEMU under TCG through test/guest/harness.ts, the busybox initrd, the agent with
+// In a real guest (QEMU under TCG through scripts/qemu/harness.ts, the busybox initrd, the agent with
 // `--listen :1024`; the host library dials it through vhost-device-vsock's CONNECT). The guest is
 // emulated, so every row is reported against a limit measured in the same guest:
 //   exec round trip        /bin/true via v2            vs one `sh -c :` (from the 1,000-loop below)
@@ -19,7 +19,7 @@ import { summarize } from "../_stats.ts";
 
 export const GUEST_LABELS = ["guest: sh -c : (limit)", "guest: exec round trip /bin/true", "guest: persistent commands", "guest: v2 sequential", "guest: in-guest pipe (limit)", "guest: stdout streaming", "guest: agent start → first result"];
 
-const ABOUT = "QEMU (TCG, emulated: absolute numbers mean little) through test/guest/harness.ts, busybox initrd, agent `--listen :1024`; the host library dials through vhost-device-vsock. Each row's limit is measured in the same guest.";
+const ABOUT = "QEMU (TCG, emulated: absolute numbers mean little) through scripts/qemu/harness.ts, busybox initrd, agent `--listen :1024`; the host library dials through vhost-device-vsock. Each row's limit is measured in the same guest.";
 
 export function guestSkip(ctx: Ctx, noGuest: boolean): string | undefined {
   if (ctx.quick) return "no guest in --quick";

@@ -1,4 +1,4 @@
-// initrd sizes per compressor: the busybox test image (test/guest/busybox-initrd.sh) and the product's
+// initrd sizes per compressor: the busybox test image (scripts/qemu/busybox-initrd.sh) and the product's
 // dracut image (scripts/build-initrd.sh), each built once uncompressed (--compress cat), then piped
 // through each compressor, exactly as the scripts' --compress would. zstd -19 and xz take minutes on
 // ~100 MiB on 2 cores (zstd -19 --long: 2 to over 6 min), so sizes are cached under .cache/bench, keyed
@@ -39,11 +39,11 @@ async function initrdRows(ctx: Ctx, skipped: string[]): Promise<Row[]> {
   const cache: Record<string, number> = existsSync(CACHE) ? JSON.parse(readFileSync(CACHE, "utf8")) : {};
   const rows: Row[] = [];
   const images: [string, string[]][] = [
-    ["busybox", ["bash", join(ROOT, "test/guest/busybox-initrd.sh"), "--agent", d.agent, "--kver", d.kver, "--kroot", d.kroot]],
+    ["busybox", ["bash", join(ROOT, "scripts/qemu/busybox-initrd.sh"), "--agent", d.agent, "--kver", d.kver, "--kroot", d.kroot]],
     ["dracut", ["bash", join(ROOT, "scripts/build-initrd.sh"), "--agent", d.agent, "--kver", d.kver, "--kroot", d.kroot]],
   ];
   const inputs: Record<string, string[]> = {
-    busybox: [join(ROOT, "test/guest/busybox-initrd.sh"), join(ROOT, "test/guest/busybox-init.sh")],
+    busybox: [join(ROOT, "scripts/qemu/busybox-initrd.sh"), join(ROOT, "scripts/qemu/busybox-init.sh")],
     dracut: [join(ROOT, "scripts/build-initrd.sh"), ...readdirSync(join(ROOT, "initrd/50vsock-guest-exec")).map((f) => join(ROOT, "initrd/50vsock-guest-exec", f))],
   };
   for (const [kind, cmd] of images) {
