@@ -24,6 +24,11 @@ for (const t of TARGETS) {
     // vge's AF_VSOCK module (bun:ffi, libc) stays a lazy import inside the binary: it is evaluated only
     // when a vsock address is used, so Unix and Firecracker addresses never open libc's FFI table.
     compile: { target: t.target, outfile: t.out },
+    // Bytecode: the program is parsed at build time, not at every start (start → listening about halves,
+    // for +1.6 MiB; BENCHMARKS.md). It needs ESM: bytecode defaults to CommonJS, where main.ts's top-level
+    // await does not compile.
+    bytecode: true,
+    format: "esm",
     minify: true,
     sourcemap: "none",
   });

@@ -11,7 +11,8 @@
 #   --agent FILE       agent executable (default: dist/vsock_guest_exec-linux-x64); never stripped
 #   --module-dir DIR   another dracut module folder (NNname) to make available; repeatable
 #   --add MODULE       another dracut module to include; repeatable
-#   --compress CMD     compressor command (default "zstd -3 -q -T0"; "cat" for none)
+#   --compress CMD     compressor command (default "zstd -19 -q -T0": ~47 MiB instead of ~57 MiB at
+#                      zstd -3, for ~40 s of packing on 2 cores, BENCHMARKS.md; "cat" for none)
 #   -- DRACUT-ARGS     passed on to dracut, e.g. -- --add-drivers "virtio_blk" for a disk root
 #
 # Modules: dash (a faster /bin/sh than bash under TCG: ~1 s less boot), base, vsock-guest-exec, plus --add.
@@ -27,7 +28,7 @@ SYS_DRACUT=${VGE_SYSTEM_DRACUT_DIR:-/usr/lib/dracut}
 die() { printf 'build-initrd: error: %s\n' "$*" >&2; exit 1; }
 say() { printf 'build-initrd: %s\n' "$*"; }
 
-out="" kver="" kroot="" agent="$REPO/dist/vsock_guest_exec-linux-x64" compress="zstd -3 -q -T0"
+out="" kver="" kroot="" agent="$REPO/dist/vsock_guest_exec-linux-x64" compress="zstd -19 -q -T0"
 module_dirs=("$REPO/initrd/50vsock-guest-exec")
 extra=()
 modules=(dash base vsock-guest-exec)

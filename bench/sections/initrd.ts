@@ -16,6 +16,7 @@ import { summarize } from "../_stats.ts";
 const COMPRESSORS: [string, string][] = [
   ["gzip", "gzip -9 -n"],
   ["zstd -3", "zstd -3 -q -T0"],
+  ["zstd -19 (build-initrd.sh default)", "zstd -19 -q -T0"],
   ["zstd -19 --long", "zstd -19 --long -q -T0"],
   ["xz", "xz -T0 --check=crc32"],
 ];

@@ -7,7 +7,8 @@
 #                                  [--file SRC:DEST]...   (copies SRC to DEST in the image, mode 0600)
 #
 # Defaults as in scripts/build-initrd.sh: kernel from $VGE_GUEST_CACHE (scripts/guest-deps.sh),
-# agent dist/vsock_guest_exec-linux-x64, compressor "zstd -3 -q -T0" ("cat" for none).
+# agent dist/vsock_guest_exec-linux-x64; but compressor "zstd -3 -q -T0" ("cat" for none): a test image,
+# packed fast rather than small.
 # --arch aarch64 (an arm64 guest; dracut would run host binaries, so arm64 images are busybox only):
 # kernel from kernel/current-arm64, agent dist/vsock_guest_exec-linux-arm64, and busybox and the
 # loader and libc from --sysroot (default $VGE_GUEST_CACHE/arm64/root: busybox-static:arm64 and
