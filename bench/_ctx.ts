@@ -19,9 +19,9 @@ export interface Ctx {
 let agents = 0;
 
 /** The compiled agent in listen mode on a new Unix socket, ready for connections. */
-export async function listeningAgent(ctx: Ctx, lifeMs = ctx.left() + 10_000) {
+export async function listeningAgent(ctx: Ctx, lifeMs = ctx.left() + 10_000, extra: string[] = []) {
   const sock = join(ctx.dir, `agent-${++agents}.sock`);
-  const proc = start([ctx.agent, "--listen", "--unix", sock], { timeoutMs: lifeMs });
+  const proc = start([ctx.agent, "--listen", "--unix", sock, ...extra], { timeoutMs: lifeMs });
   await waitUnix(sock, 10_000, 5);
   return { proc, sock, address: `unix:${sock}` };
 }

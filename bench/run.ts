@@ -18,6 +18,7 @@ import { sequentialSection } from "./sections/sequential.ts";
 import { footprintSection } from "./sections/footprint.ts";
 import { streamSection } from "./sections/stream.ts";
 import { initrdSection, initrdSkipped } from "./sections/initrd.ts";
+import { targetsSection } from "./targets.ts";
 import { guestSection, guestSkip, skippedGuest } from "./sections/guest.ts";
 
 const { values: opt } = parseArgs({
@@ -83,7 +84,7 @@ function write(done: boolean): void {
     "Ratio = row median / limit median (unless its note says otherwise): for times and sizes above 1 is slower or larger than the limit, for rates below 1 is slower.",
     "",
   ].join("\n");
-  writeFileSync(out, `${head}\n${sections.map(renderSection).join("\n")}`);
+  writeFileSync(out, `${head}\n${sections.map(renderSection).join("\n")}\n${targetsSection(sections)}`);
 }
 
 async function cleanup(): Promise<void> {
