@@ -2,7 +2,7 @@
 // the rest live; vge exits with its status. Ctrl-C (or any end of vge) only detaches: the job runs on.
 import { defineCommand } from "citty";
 import { shellStatus } from "../../host/index.ts";
-import { address, addressArg, commonArgs, seconds, waitArg } from "./_args.ts";
+import { address, addressArg, commonArgs, seconds, waitArg, tokenArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
 import { jobArg, jobRef } from "./_job.ts";
 import { vgeLog } from "./_log.ts";
@@ -22,6 +22,7 @@ export default defineCommand({
     ...jobArg,
     stdin: { type: "boolean", description: "Pass this stdin to the job (then close its stdin)" },
     ...waitArg,
+    ...tokenArg,
     ...commonArgs,
   },
   async run({ args }) {
@@ -29,7 +30,7 @@ export default defineCommand({
     const a = address(addrText);
     const job = jobRef(jobText);
     const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
-    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log });
+    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     try {
       const proc = guest.attach(job);
       await proc.started;

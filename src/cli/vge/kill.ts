@@ -3,7 +3,7 @@ import { defineCommand } from "citty";
 import { lookupSignal } from "../../protocol/v2/signals.ts";
 import { UsageError } from "../../common/argv.ts";
 import { GuestError } from "../../host/index.ts";
-import { address, addressArg, commonArgs, seconds, waitArg } from "./_args.ts";
+import { address, addressArg, commonArgs, seconds, waitArg, tokenArg } from "./_args.ts";
 import { EXIT } from "./_exit.ts";
 import { openGuest } from "./_guest.ts";
 import { jobArg, jobRef } from "./_job.ts";
@@ -16,6 +16,7 @@ export default defineCommand({
     ...jobArg,
     signal: { type: "string", alias: "s", valueHint: "SIGNAL", description: "Signal name: TERM, SIGKILL, hup, ... (default SIGTERM)" },
     ...waitArg,
+    ...tokenArg,
     ...commonArgs,
   },
   async run({ args }) {
@@ -25,7 +26,7 @@ export default defineCommand({
     const signal = args.signal ?? "SIGTERM";
     if (!lookupSignal(signal)) throw new UsageError(`--signal: unknown signal "${signal}"`);
     const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
-    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log });
+    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     try {
       await guest.kill(job, signal);
       return EXIT.ok;

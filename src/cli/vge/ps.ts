@@ -1,7 +1,7 @@
 // `vge ps ADDRESS`: the agent's detached executions, running and recently finished (PROTOCOL.md §5.1).
 import { defineCommand } from "citty";
 import { describeExit, printable, printableJson, type JobInfo } from "../../host/index.ts";
-import { address, addressArg, commonArgs, seconds, waitArg } from "./_args.ts";
+import { address, addressArg, commonArgs, seconds, waitArg, tokenArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
 import { vgeLog } from "./_log.ts";
 import { writeAll } from "./_stdio.ts";
@@ -23,12 +23,13 @@ export default defineCommand({
     ...addressArg,
     json: { type: "boolean", description: "Print the list as JSON (one array of jobs)" },
     ...waitArg,
+    ...tokenArg,
     ...commonArgs,
   },
   async run({ args }) {
     const a = address(args._[0]);
     const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
-    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log });
+    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     try {
       const jobs = await guest.list();
       if (args.json) {

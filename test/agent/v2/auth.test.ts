@@ -163,6 +163,30 @@ describe("agent with a token", () => {
     expect(bad.stdout.toString()).toBe("");
   }, 40_000);
 
+  test("every vge command that connects takes --token-file: run --detach, ps, attach, kill, info, wait", async () => {
+    const { sock } = await tokenAgent();
+    const tf = tokenFile("vge.token", `${TOKEN}\n`);
+    const vge = (args: string[]) => Bun.spawnSync(["bun", join(ROOT, "src/cli/vge.ts"), ...args], { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", NO_COLOR: "1" }, timeout: 20_000 });
+    const addr = `unix:${sock}`;
+    const steps: [string[], number][] = [
+      [["run", "--token-file", tf, "--detach", "tok", addr, "--", "sleep", "30"], 0],
+      [["ps", "--token-file", tf, addr], 0],
+      [["kill", "--token-file", tf, addr, "tok", "--signal", "TERM"], 0],
+      [["attach", "--token-file", tf, addr, "tok"], 128 + 15],
+      [["info", "--token-file", tf, addr], 0],
+      [["wait", "--token-file", tf, addr], 0],
+    ];
+    for (const [args, code] of steps) {
+      const r = vge(args);
+      expect([args[0], r.exitCode, r.stderr.toString()]).toEqual([args[0]!, code, expect.any(String)]);
+      expect(r.stderr.toString()).not.toContain("EAUTH");
+    }
+    // And refused without it, before anything is listed.
+    const bad = vge(["ps", addr]);
+    expect(bad.exitCode).toBe(255);
+    expect(bad.stderr.toString()).toContain("EAUTH");
+  }, 60_000);
+
   test("a token file under 16 bytes: exit 2, the message names the file, not its contents", async () => {
     const tf = tokenFile("short.token", "tiny-secret\n");
     const r = Bun.spawnSync([agentBinary(), "--listen", "--unix", dir.file("never.sock"), "--token-file", tf], { timeout: 10_000 });
