@@ -358,7 +358,7 @@ function harmlessWord(word: string, dir: string): boolean {
  * (the same FrameDecoder, so length and type mutations are seen as the agent sees them) and checks each
  * PUT/GET path and each EXEC command. The mutator is built not to produce these; this makes it a guarantee.
  */
-export function hazard(c: Case, dir: string): string | undefined {
+export function hazard(c: Case, dir: string, echoPort?: number): string | undefined {
   const first = c.chunks[0];
   if (!first || first.byteLength !== MAGIC.byteLength || !first.every((b, i) => b === MAGIC[i])) return "the stream must start with the intact magic, or the agent runs it as a shell command (original formats)";
   const frames: Frame[] = [];
@@ -369,11 +369,13 @@ export function hazard(c: Case, dir: string): string | undefined {
     // The agent stops at the bad frame too; the frames before it count.
   }
   for (const f of frames) {
-    // A well-formed TCP_OPEN makes the agent connect (or resolve a name): traffic to whatever listens on
-    // this machine, or off it. Malformed ones stay in: the agent must refuse them.
+    // A well-formed TCP_OPEN makes the agent connect (or resolve a name): only the fuzz run's own echo
+    // listener on 127.0.0.1 (`echoPort`) may be reached; anything else would be traffic to whatever
+    // listens on this machine, or off it. Malformed ones stay in: the agent must refuse them.
     if (f.type === T.TCP_OPEN) {
       try {
         const t = decodeTcpOpen(decodeJson(f));
+        if (echoPort !== undefined && t.host === "127.0.0.1" && t.port === echoPort) continue;
         return `TCP_OPEN would connect to ${JSON.stringify(t.host)}:${t.port}`;
       } catch {
         continue;

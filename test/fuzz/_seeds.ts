@@ -34,7 +34,7 @@ const window = (id: number, n: number): Step => {
  * `dir` is the fuzz directory (absolute, no trailing slash). It holds `get-me` (a small file to GET) and
  * `sub/` (a directory); PUTs go to `dir/put-*`.
  */
-export function seedSessions(dir: string): Session[] {
+export function seedSessions(dir: string, echoPort?: number): Session[] {
   const s = (name: string, ...steps: Step[]): Session => ({ name, steps: [magic(), hello(), ...steps] });
   return [
     s("ping", frame(T.PING, 1, "abc"), frame(T.PING, 2)),
@@ -84,6 +84,18 @@ export function seedSessions(dir: string): Session[] {
       { type: T.ATTACH, id: 43, json: { tag: "fz", from: { stdout: 0, stderr: 0 } }, gapMs: 10 },
       { type: T.KILL, id: 44, json: { tag: "fz", signal: "SIGTERM" } },
     ),
+    // TCP streams (PROTOCOL.md §13): only to the run's echo listener on 127.0.0.1 (see hazard()).
+    ...(echoPort === undefined
+      ? []
+      : [
+          s(
+            "tcp echo half-close",
+            { type: T.TCP_OPEN, id: 51, json: { host: "127.0.0.1", port: echoPort } },
+            { ...frame(T.TCP_DATA, 51, "ping\n"), gapMs: 10 },
+            window(51, 64),
+            frame(T.TCP_EOF, 51),
+          ),
+        ]),
     s("detach echo attach by job", exec(45, { argv: ["echo", "hi"], detach: { keep: 64 } }), { type: T.ATTACH, id: 46, json: { job: 1 }, gapMs: 20 }, window(46, 64)),
   ];
 }
