@@ -24,11 +24,9 @@ for (const t of TARGETS) {
     // vge's AF_VSOCK module (bun:ffi, libc) stays a lazy import inside the binary: it is evaluated only
     // when a vsock address is used, so Unix and Firecracker addresses never open libc's FFI table.
     compile: { target: t.target, outfile: t.out },
-    // Bytecode: the program is parsed at build time, not at every start (start → listening about halves,
-    // for +1.6 MiB; BENCHMARKS.md). It needs ESM: bytecode defaults to CommonJS, where main.ts's top-level
-    // await does not compile.
-    bytecode: true,
-    format: "esm",
+    // Not --bytecode: it starts the agent ~3x faster (30.8 → 10.6 ms to listening), but a hostile host's
+    // burst then peaks the agent's RSS at +16 to +82 MiB instead of +7 to +15 MiB (hostile-host.test.ts,
+    // bench/README.md). Memory under a hostile peer matters more than 20 ms at start.
     minify: true,
     sourcemap: "none",
   });
