@@ -5,6 +5,8 @@ import { statSync } from "node:fs";
 import { basename } from "node:path";
 
 const AGENT = "src/agent/main.ts";
+/** The agent's poll thread (src/sys/fdwatch.ts) is a Worker: a second entry point inside the same binary. */
+const AGENT_THREADS = ["src/sys/_fdwatch-thread.ts"];
 const VGE = "src/cli/vge.ts";
 const TARGETS = [
   { entry: AGENT, target: "bun-linux-x64", out: "dist/vsock_guest_exec-linux-x64" },
@@ -20,7 +22,9 @@ for (const t of TARGETS) {
   if (only.length && !only.some((o) => basename(t.out).endsWith(o))) continue;
   const started = performance.now();
   const result = await Bun.build({
-    entrypoints: [t.entry],
+    entrypoints: t.entry === AGENT ? [t.entry, ...AGENT_THREADS] : [t.entry],
+    // Modules are stored in the binary by their path below root: src/sys/fdwatch.ts finds its thread there.
+    root: "src",
     // vge's AF_VSOCK module (bun:ffi, libc) stays a lazy import inside the binary: it is evaluated only
     // when a vsock address is used, so Unix and Firecracker addresses never open libc's FFI table.
     compile: { target: t.target, outfile: t.out },

@@ -4,7 +4,8 @@ import type { Subprocess } from "bun";
 import { T } from "../../protocol/v2/frame.ts";
 import type { ExecSpec, ExitResult } from "../../protocol/v2/messages.ts";
 import { signalNumber, type Signal } from "../../protocol/v2/signals.ts";
-import { close, pipe } from "../../sys/index.ts";
+import { close, pipe, setNonblocking } from "../../sys/index.ts";
+import { pumpFd, type Gate } from "./fd-pump.ts";
 import type { Output, Send } from "./output.ts";
 import { PtyTerminal } from "./pty.ts";
 import { planSpawn, startError } from "./spawn.ts";
@@ -32,10 +33,13 @@ function longTimeout(ms: number, fn: () => void): () => void {
 export class Execution {
   private stdinChain: Promise<void> = Promise.resolve();
   private proc: Subprocess<any, any, any> | undefined;
-  private readers: { cancel(): Promise<void> }[] = [];
+  /** Our read ends of the process's output pipes, with the stream each one is; closed once read to the end. */
+  private pipes: { fd: number; type: number }[] = [];
+  private readonly stopRead = new AbortController();
   private lastOutput = Date.now();
   private timedOut: Signal | undefined;
   private aborted = false;
+  private done = false;
   private pty: PtyTerminal | undefined;
 
   constructor(
@@ -48,57 +52,93 @@ export class Execution {
   /** Starts the process; a start failure is reported as the execution's EXIT at once. */
   start(): void {
     const cmd = this.req.argv ?? ["/bin/sh", "-c", this.req.shell!];
-    let merged: { read: number; write: number } | undefined;
     try {
       const plan = planSpawn(this.req);
-      const common = { cwd: plan.cwd, env: plan.env, uid: plan.uid, gid: plan.gid };
       if (this.req.pty) {
         this.pty = PtyTerminal.spawn(plan, this.req.pty.cols, this.req.pty.rows);
         this.proc = this.pty.proc;
-      } else {
-        merged = this.req.merge ? pipe() : undefined;
-        const stdin = this.req.stdin === "closed" ? "ignore" : "pipe";
-        // detached: a new session, so signals and the timeout reach every process the command starts.
-        this.proc = Bun.spawn(plan.cmd, { ...common, detached: true, stdin, stdout: merged?.write ?? "pipe", stderr: merged?.write ?? "pipe" });
-        if (merged) close(merged.write);
-      }
+      } else this.proc = this.spawnWithPipes(plan);
     } catch (e) {
-      if (merged) {
-        close(merged.read);
-        close(merged.write);
-      }
       const { errno, message } = e instanceof UserError ? { errno: e.errno, message: e.message } : startError(e, cmd);
       this.finish({ status: "error", errno, message });
       return;
     }
     if (this.pty) void this.afterPtyExec(this.pty);
-    else this.begin(merged?.read);
+    else this.begin();
+  }
+
+  /**
+   * Starts the process with pipes of our own for its output (one for both streams when merged): their read
+   * ends are non-blocking and read with read(2) under credit (fd-pump.ts). Throws with nothing left open.
+   */
+  private spawnWithPipes(plan: ReturnType<typeof planSpawn>): Subprocess<any, any, any> {
+    const made: { read: number; write: number }[] = [];
+    try {
+      const stdout = pipe();
+      made.push(stdout);
+      const stderr = this.req.merge ? stdout : pipe();
+      if (stderr !== stdout) made.push(stderr);
+      for (const p of made) setNonblocking(p.read, true);
+      const stdin = this.req.stdin === "closed" ? "ignore" : "pipe";
+      // detached: a new session, so signals and the timeout reach every process the command starts.
+      const proc = Bun.spawn(plan.cmd, { cwd: plan.cwd, env: plan.env, uid: plan.uid, gid: plan.gid, detached: true, stdin, stdout: stdout.write, stderr: stderr.write });
+      this.pipes = [{ fd: stdout.read, type: T.STDOUT }, ...(stderr !== stdout ? [{ fd: stderr.read, type: T.STDERR }] : [])];
+      return proc;
+    } catch (e) {
+      for (const p of made) close(p.read);
+      throw e;
+    } finally {
+      // The child has its copies; ours open would hide the end of output.
+      for (const p of made) close(p.write);
+    }
   }
 
   /** A PTY program is known to run only once its helper has exec'd it; until then no STARTED. */
   private async afterPtyExec(pty: PtyTerminal): Promise<void> {
     const err = await pty.started;
-    if (!err) return this.begin(undefined);
+    if (!err) return this.begin();
     pty.close();
     this.finish({ status: "error", ...err });
   }
 
-  private begin(mergedFd: number | undefined): void {
+  private begin(): void {
     this.output.started(this.proc!.pid);
     if (this.req.timeoutMs) this.armTimeout(this.req.timeoutMs);
-    void this.run(mergedFd);
+    // Nothing in run() is expected to throw; if something does, this execution still ends with an EXIT
+    // and gives its slot back, instead of the failure reaching the process-wide handler.
+    this.run().catch((e) => {
+      this.abortProcess();
+      this.finish({ status: "error", errno: "EIO", message: `internal error: ${(e as Error).message ?? e}` });
+    });
   }
 
-  private async run(mergedFd: number | undefined): Promise<void> {
+  /** A gate and an emitter for one stream: reads wait for the output's room, each chunk marks the time. */
+  private stream(type: number): { gate: Gate; emit: (chunk: Uint8Array) => Promise<boolean> } {
+    const out = this.output;
+    return {
+      gate: { ready: () => out.ready(type), get available() { return out.room(type); } },
+      emit: (chunk) => {
+        this.lastOutput = Date.now();
+        return out.write(type, chunk);
+      },
+    };
+  }
+
+  private async run(): Promise<void> {
     const proc = this.proc!;
     let pumps: Promise<unknown>;
     if (this.pty) {
       // The terminal is read only as far as the output lets: the host's credit, or the ring's turn.
-      const out = this.output;
-      const gate = { ready: () => out.ready(T.STDOUT), get available() { return out.room(T.STDOUT); } };
-      pumps = this.pty.pump(gate, (chunk) => out.write(T.STDOUT, chunk), () => (this.lastOutput = Date.now()));
-    } else if (mergedFd !== undefined) pumps = this.pump(Bun.file(mergedFd).stream(), T.STDOUT).finally(() => close(mergedFd));
-    else pumps = Promise.all([this.pump(proc.stdout as ReadableStream<Uint8Array>, T.STDOUT), this.pump(proc.stderr as ReadableStream<Uint8Array>, T.STDERR)]);
+      const { gate, emit } = this.stream(T.STDOUT);
+      pumps = this.pty.pump(gate, emit);
+    } else {
+      pumps = Promise.all(
+        this.pipes.map(({ fd, type }) => {
+          const { gate, emit } = this.stream(type);
+          return pumpFd(fd, gate, emit, this.stopRead.signal).finally(() => close(fd));
+        }),
+      );
+    }
     await proc.exited;
     let done = false;
     void pumps.then(() => (done = true));
@@ -122,30 +162,17 @@ export class Execution {
     return { status: "exited", code: proc.exitCode ?? 0 };
   }
 
+  /** The one EXIT of this execution. */
   private finish(result: ExitResult): void {
+    if (this.done) return;
+    this.done = true;
     this.output.end(result);
     this.finished(result);
   }
 
-  private async pump(stream: ReadableStream<Uint8Array>, type: number): Promise<void> {
-    const reader = stream.getReader();
-    this.readers.push(reader);
-    try {
-      for (;;) {
-        // Wait for credit before reading: an unread pipe is how a slow host slows the process down.
-        if (!(await this.output.ready(type))) return;
-        const { value, done } = await reader.read();
-        if (done) return;
-        this.lastOutput = Date.now();
-        if (!(await this.output.write(type, value))) return;
-      }
-    } catch {
-      // Cancelled after exit, or the connection is gone: either way this stream is over.
-    }
-  }
-
+  /** Stops reading output: the pumps end at their next wait and close their pipes. */
   private stopReading(): void {
-    for (const r of this.readers) r.cancel().catch(() => {});
+    this.stopRead.abort();
     this.pty?.close();
   }
 
@@ -232,8 +259,12 @@ export class Execution {
 
   /** The connection is gone (or the agent stops): kill the group and send nothing more. */
   abort(): void {
-    this.aborted = true;
     this.output.close();
+    this.abortProcess();
+  }
+
+  private abortProcess(): void {
+    this.aborted = true;
     this.signalGroup(SIGKILL);
     this.stopReading();
   }

@@ -3,17 +3,11 @@
 // terminal, whatever process group or session it is in. Input credit goes back only once the bytes are in
 // the terminal. The master is closed with the execution; that hangs up whatever still holds the terminal.
 import type { Subprocess } from "bun";
-import { CHUNK } from "../../protocol/v2/frame.ts";
-import type { Credit } from "../../protocol/v2/credit.ts";
-import { POLLIN, POLLOUT, close, openPty, pipe, read, setWinsize, waitFd, write } from "../../sys/index.ts";
+import { POLLOUT, close, openPty, pipe, setWinsize, write } from "../../sys/index.ts";
+import { fdReady } from "../../sys/fdwatch.ts";
 import { ptyExecCommand } from "../pty-exec.ts";
+import { pumpFd, type Gate } from "./fd-pump.ts";
 import type { SpawnPlan } from "./spawn.ts";
-
-/**
- * Longest sleep between polls of an idle terminal: a keystroke's echo comes back within it, well under
- * what a typist notices, while an idle shell costs 50 wake-ups a second. A busy terminal is polled at once.
- */
-const MAX_NAP_MS = 20;
 
 export class PtyTerminal {
   private closed = false;
@@ -68,25 +62,9 @@ export class PtyTerminal {
     return new PtyTerminal(pty.master, proc, started);
   }
 
-  /** Sends the terminal's output through `emit`, reading only while `out` has credit, until EIO (no holder of the slave is left) or close(). */
-  async pump(out: Pick<Credit, "ready" | "available">, emit: (chunk: Uint8Array) => Promise<boolean>, onData: () => void): Promise<void> {
-    try {
-      for (;;) {
-        if (!(await out.ready()) || this.closed) return;
-        await waitFd(this.master, POLLIN, { signal: this.stop.signal, maxNapMs: MAX_NAP_MS });
-        if (this.closed) return;
-        // Never more than the credit there is: an unread terminal is the job's back-pressure.
-        const buf = new Uint8Array(Math.min(out.available, CHUNK));
-        const n = read(this.master, buf);
-        if (n === null) continue;
-        if (n === 0) return;
-        onData();
-        if (!(await emit(buf.subarray(0, n)))) return;
-      }
-    } catch {
-      // EIO: the last holder of the slave has closed it, which is the end of output. Aborted: close().
-      // Any other read error ends this output the same way: there is no one else to tell.
-    }
+  /** Sends the terminal's output through `emit`, reading only while `gate` has credit, until EIO (no holder of the slave is left) or close(). */
+  pump(gate: Gate, emit: (chunk: Uint8Array) => Promise<boolean>): Promise<void> {
+    return pumpFd(this.master, gate, emit, this.stop.signal);
   }
 
   /** Writes all of `data` to the terminal, waiting while it is full; resolves early only if the terminal is closed or hung up (the bytes are dropped, as a pipe would). */
@@ -94,7 +72,7 @@ export class PtyTerminal {
     try {
       for (let off = 0; off < data.byteLength && !this.closed; ) {
         const n = write(this.master, data.subarray(off));
-        if (n === null) await waitFd(this.master, POLLOUT, { signal: this.stop.signal, maxNapMs: MAX_NAP_MS });
+        if (n === null) await fdReady(this.master, POLLOUT, this.stop.signal);
         else off += n;
       }
     } catch {

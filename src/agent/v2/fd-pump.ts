@@ -1,0 +1,39 @@
+// Reading a process's output (a pipe, or a terminal's master) only as far as its consumer allows: read(2)
+// takes at most the credit there is, so what the host has not granted stays in the kernel and the writer
+// blocks, whatever it is. Bun's own pipe streams read ahead of any consumer while the event loop is busy
+// (chunks of 6 to 20 MiB were measured under a host that never reads): that is why pipes come here too.
+import { CHUNK } from "../../protocol/v2/frame.ts";
+import { POLLIN, read } from "../../sys/index.ts";
+import { fdReady } from "../../sys/fdwatch.ts";
+
+/** Where the bytes may go: `ready` resolves false when reading should stop; `available` caps one read. */
+export interface Gate {
+  ready(): Promise<boolean>;
+  readonly available: number;
+}
+
+/**
+ * Reads the non-blocking `fd` and hands each chunk to `emit` (false: stop) until end of file, a read error
+ * (a terminal's EIO once nobody holds its slave), or `stop` aborts. Never closes `fd`.
+ */
+export async function pumpFd(fd: number, gate: Gate, emit: (chunk: Uint8Array) => Promise<boolean>, stop: AbortSignal): Promise<void> {
+  const stopped = new Promise<false>((resolve) => (stop.aborted ? resolve(false) : stop.addEventListener("abort", () => resolve(false), { once: true })));
+  try {
+    for (;;) {
+      if (!(await Promise.race([gate.ready(), stopped])) || stop.aborted) return;
+      // A fresh buffer per chunk: a detached job's ring keeps the chunks it is given.
+      const buf = new Uint8Array(Math.min(gate.available, CHUNK));
+      if (buf.byteLength === 0) continue;
+      let n = read(fd, buf);
+      while (n === null) {
+        await fdReady(fd, POLLIN, stop);
+        n = read(fd, buf);
+      }
+      if (n === 0) return;
+      if (!(await emit(buf.subarray(0, n)))) return;
+    }
+  } catch {
+    // Aborted, EIO from a hung-up terminal, or any other read error: this output is over either way, and
+    // there is nobody else to tell.
+  }
+}

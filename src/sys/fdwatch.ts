@@ -1,0 +1,111 @@
+// Readiness of any fd (pipe, terminal, socket) without reading it and without polling on a timer. Bun's own
+// readers read whatever is there as soon as it is there; a reader that must read only as far as a consumer
+// allows (a pipe under the host's credit) needs to be told "readable" and then read itself. One thread,
+// started on first use (~2 ms, ~4 MiB), blocks in poll(2) for every fd waited on and posts back the ready
+// ones: the wake-up is as prompt as the event loop's own, and an idle fd costs nothing.
+import { OP_ADD, OP_REMOVE, encodeRecord } from "./_fdwatch-records.ts";
+import { pipe } from "./pipe.ts";
+import { close, write } from "./socket.ts";
+
+interface Waiter {
+  resolve: (revents: number) => void;
+  reject: (err: Error) => void;
+}
+
+class Watcher {
+  private readonly waiters = new Map<string, Waiter>();
+  private readonly worker: Worker;
+  private readonly control: { read: number; write: number };
+  dead = false;
+
+  constructor(private readonly onDead: () => void) {
+    this.control = pipe();
+    this.worker = new Worker(threadUrl(), { smol: true } as WorkerOptions);
+    // Never what keeps the agent alive: it runs while something else (a connection, a process) does.
+    this.worker.unref();
+    this.worker.onmessage = (e: MessageEvent<number[] | { error: string }>) => this.onReady(e.data);
+    this.worker.onerror = (e: ErrorEvent) => this.fail(new Error(`fd watcher: ${e.message}`));
+    this.worker.postMessage({ control: this.control.read });
+  }
+
+  wait(fd: number, events: number, signal?: AbortSignal): Promise<number> {
+    if (signal?.aborted) return Promise.reject(signal.reason ?? new Error("aborted"));
+    const key = `${fd}:${events}`;
+    if (this.waiters.has(key)) return Promise.reject(new Error(`fd watcher: fd ${fd} is waited on twice`));
+    return new Promise<number>((resolve, reject) => {
+      const onAbort = () => {
+        if (this.waiters.get(key) !== waiter) return;
+        this.waiters.delete(key);
+        this.send(fd, events, OP_REMOVE);
+        reject(signal!.reason ?? new Error("aborted"));
+      };
+      const waiter: Waiter = {
+        resolve: (rev) => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve(rev);
+        },
+        reject: (err) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(err);
+        },
+      };
+      this.waiters.set(key, waiter);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.send(fd, events, OP_ADD);
+    });
+  }
+
+  private send(fd: number, events: number, op: number): void {
+    if (this.dead) return;
+    try {
+      // A blocking write of one atomic record: the thread drains the pipe at once, so this never waits long.
+      write(this.control.write, encodeRecord(fd, events, op));
+    } catch (e) {
+      this.fail(e as Error);
+    }
+  }
+
+  private onReady(data: number[] | { error: string }): void {
+    if (!Array.isArray(data)) return this.fail(new Error(`fd watcher: ${data.error}`));
+    for (let i = 0; i + 2 < data.length; i += 3) {
+      const key = `${data[i]}:${data[i + 1]}`;
+      const w = this.waiters.get(key);
+      // No waiter: it was aborted after the thread had seen the fd ready; nothing to do.
+      if (!w) continue;
+      this.waiters.delete(key);
+      w.resolve(data[i + 2]!);
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.onDead();
+    for (const w of this.waiters.values()) w.reject(err);
+    this.waiters.clear();
+    void this.worker.terminate();
+    close(this.control.write);
+    close(this.control.read);
+  }
+}
+
+/**
+ * Where the thread's module is. In a compiled agent it is a second entry point (build.ts), stored under
+ * /$bunfs/root/ by its path below build.ts's `root` (src/); from source it sits next to this file.
+ */
+function threadUrl(): string {
+  if (import.meta.url.startsWith("file:///$bunfs/")) return "/$bunfs/root/sys/_fdwatch-thread.ts";
+  return new URL("./_fdwatch-thread.ts", import.meta.url).href;
+}
+
+let watcher: Watcher | undefined;
+
+/**
+ * Resolves with poll(2)'s revents once `fd` is ready for `events` (POLLIN, POLLOUT; POLLHUP, POLLERR and
+ * POLLNVAL are reported whatever was asked). Rejects when `signal` aborts. One waiter per fd and events at a
+ * time. Abort the wait before closing the fd: a number closed while watched may be reused by another file.
+ */
+export function fdReady(fd: number, events: number, signal?: AbortSignal): Promise<number> {
+  watcher ??= new Watcher(() => (watcher = undefined));
+  return watcher.wait(fd, events, signal);
+}
