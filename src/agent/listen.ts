@@ -1,7 +1,8 @@
 // Listen mode: the host dials the guest (QEMU's AF_VSOCK connect, Firecracker's `CONNECT <port>`).
 // Any number of connections at once, each served on its own.
 import { existsSync, lstatSync, unlinkSync } from "node:fs";
-import { POLLIN, VMADDR_CID_ANY, close, vsockAccept, vsockListen, waitFd } from "../sys/index.ts";
+import { POLLIN, VMADDR_CID_ANY, close, vsockAccept, vsockListen } from "../sys/index.ts";
+import { fdReady } from "../sys/fdwatch.ts";
 import { T, encodeJson } from "../protocol/v2/frame.ts";
 import { adoptFd, serverHandlers, type Conn } from "../transport/conn.ts";
 import type { AgentConfig } from "./cli.ts";
@@ -50,8 +51,8 @@ export async function listenVsock(cfg: AgentConfig, port: number, allowed: Set<n
   const lfd = vsockListen({ cid: VMADDR_CID_ANY, port });
   log.info(`listening on vsock port ${port} (accepting ${allowed === "any" ? "any CID" : `CID ${[...allowed].join(", ")}`}${cfg.privilegedPort ? `, source ports below ${PRIVILEGED_PORTS} only` : ""})`);
   for (;;) {
-    // An idle agent polls the listener about 20 times a second; accepting is not latency-critical.
-    await waitFd(lfd, POLLIN, { maxNapMs: 50 });
+    // Woken by the poll thread: an idle listening agent costs no wake-ups.
+    await fdReady(lfd, POLLIN);
     for (let got = vsockAccept(lfd); got; got = vsockAccept(lfd)) {
       const refused = refusePeer(got.peer, allowed, cfg.privilegedPort);
       if (refused) {

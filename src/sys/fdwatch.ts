@@ -21,7 +21,7 @@ class Watcher {
   constructor(private readonly onDead: () => void) {
     this.control = pipe();
     this.worker = new Worker(threadUrl(), { smol: true } as WorkerOptions);
-    // Never what keeps the agent alive: it runs while something else (a connection, a process) does.
+    // Like a pending read, a pending wait keeps the process alive; an idle thread does not (see track()).
     this.worker.unref();
     this.worker.onmessage = (e: MessageEvent<number[] | { error: string }>) => this.onReady(e.data);
     this.worker.onerror = (e: ErrorEvent) => this.fail(new Error(`fd watcher: ${e.message}`));
@@ -35,7 +35,7 @@ class Watcher {
     return new Promise<number>((resolve, reject) => {
       const onAbort = () => {
         if (this.waiters.get(key) !== waiter) return;
-        this.waiters.delete(key);
+        this.track(() => this.waiters.delete(key));
         this.send(fd, events, OP_REMOVE);
         reject(signal!.reason ?? new Error("aborted"));
       };
@@ -49,10 +49,19 @@ class Watcher {
           reject(err);
         },
       };
-      this.waiters.set(key, waiter);
+      this.track(() => this.waiters.set(key, waiter));
       signal?.addEventListener("abort", onAbort, { once: true });
       this.send(fd, events, OP_ADD);
     });
+  }
+
+  /** Runs `change` on the waiters; the thread holds the process open exactly while someone waits. */
+  private track(change: () => void): void {
+    const before = this.waiters.size;
+    change();
+    const after = this.waiters.size;
+    if (before === 0 && after > 0) this.worker.ref();
+    if (before > 0 && after === 0) this.worker.unref();
   }
 
   private send(fd: number, events: number, op: number): void {
@@ -72,7 +81,7 @@ class Watcher {
       const w = this.waiters.get(key);
       // No waiter: it was aborted after the thread had seen the fd ready; nothing to do.
       if (!w) continue;
-      this.waiters.delete(key);
+      this.track(() => this.waiters.delete(key));
       w.resolve(data[i + 2]!);
     }
   }

@@ -63,6 +63,28 @@ export function vmRssKiB(pid: number): number | null {
   }
 }
 
+/**
+ * Voluntary context switches of `pid`'s main thread and its JS worker threads (Bun names them "Worker"),
+ * summed: how often the program went to sleep and was woken. A timer-driven poll shows up here however
+ * little CPU it takes; an fd wait in the kernel does not. The runtime's housekeeping threads (allocator
+ * scavenger, GC helpers) wake on their own schedule and are left out, being no part of the program's design.
+ */
+export function wakeups(pid: number | "self"): number {
+  const main = pid === "self" ? String(process.pid) : String(pid);
+  let n = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
+      if (tid !== main && comm !== "Worker") continue;
+      const m = /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, "utf8"));
+      n += m ? Number(m[1]) : 0;
+    } catch {
+      // the thread ended while we looked
+    }
+  }
+  return n;
+}
+
 export interface Child {
   pid: number;
   /** One-letter state from /proc/PID/stat: "Z" is a zombie nobody has reaped. */

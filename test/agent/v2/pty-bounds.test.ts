@@ -5,7 +5,7 @@ import { expect, test } from "bun:test";
 import { readdirSync, readlinkSync } from "node:fs";
 import { v2Fixture } from "./_fixture.ts";
 import { T, V2Host } from "./_host.ts";
-import { isAlive, vmRssKiB } from "../../helpers/proc.ts";
+import { isAlive, vmRssKiB, wakeups } from "../../helpers/proc.ts";
 
 const fx = v2Fixture("vge-v2pb-");
 const PTY = { cols: 80, rows: 24 };
@@ -111,3 +111,24 @@ test("20 terminal executions in a row leave no fd behind in the agent", async ()
   expect(ptmx()).toBe(0);
   expect(fdTargets(fx.agent.pid).length).toBeLessThanOrEqual(baseline);
 }, 30_000);
+
+test("an idle terminal and an idle pipe execution cost the agent no wake-ups; a keystroke's echo comes back at once", async () => {
+  const h = await newHost();
+  await h.sendJson(T.EXEC, 1, { argv: ["cat"], pty: PTY });
+  await h.sendJson(T.EXEC, 2, { argv: ["sleep", "30"] });
+  await h.until((f) => f.id === 2 && f.type === T.STARTED, 10_000, "STARTED of the pipe execution");
+  await h.until((f) => f.id === 1 && f.type === T.STARTED, 10_000, "STARTED of the terminal");
+  await Bun.sleep(300);
+  const start = wakeups(fx.agent.pid);
+  await Bun.sleep(2000);
+  const idle = wakeups(fx.agent.pid) - start;
+  // The terminal used to be polled on a timer: at least 50 wake-ups a second while idle (~100 here).
+  console.log(`agent wake-ups in 2 s with an idle terminal and an idle pipe: ${idle}`);
+  expect(idle).toBeLessThan(20);
+
+  const typed = performance.now();
+  await h.stdin(1, new TextEncoder().encode("k"));
+  await h.until((f) => f.id === 1 && f.type === T.STDOUT && Buffer.from(f.payload).includes("k"), 5000, "the echo");
+  expect(performance.now() - typed).toBeLessThan(250);
+  h.close();
+});

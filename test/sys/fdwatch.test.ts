@@ -1,0 +1,152 @@
+// fdReady: readiness from the poll thread. It resolves only once the fd is ready, for reading and for
+// writing; an aborted wait is forgotten; hundreds of waits share the one thread (fds do not grow); an idle
+// wait costs no wake-ups (a timer-driven poll, measured here as control, does); and a pending wait keeps
+// the process alive as a pending read would, while an idle thread does not.
+import { afterAll, expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
+import { POLLIN, POLLOUT, close, pipe, read, setNonblocking, waitFd, write } from "../../src/sys/index.ts";
+import { fdReady } from "../../src/sys/fdwatch.ts";
+import { wakeups } from "../helpers/proc.ts";
+
+const opened: number[] = [];
+afterAll(() => opened.forEach(close));
+
+function nonblockingPipe(): { read: number; write: number } {
+  const p = pipe();
+  opened.push(p.read, p.write);
+  setNonblocking(p.read, true);
+  setNonblocking(p.write, true);
+  return p;
+}
+
+/** Whether `p` has settled within `ms`. */
+async function settled(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let done = false;
+  p.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  await Bun.sleep(ms);
+  return done;
+}
+
+test("POLLIN: pending while the pipe is empty, POLLIN once a byte is in it", async () => {
+  const p = nonblockingPipe();
+  const ready = fdReady(p.read, POLLIN);
+  expect(await settled(ready, 100)).toBe(false);
+  write(p.write, new Uint8Array([7]));
+  expect((await ready) & POLLIN).toBe(POLLIN);
+  expect(read(p.read, new Uint8Array(8))).toBe(1);
+});
+
+test("POLLOUT: pending while the pipe is full, POLLOUT once the reader makes room", async () => {
+  const p = nonblockingPipe();
+  const chunk = new Uint8Array(65536);
+  while (write(p.write, chunk) !== null);
+  const ready = fdReady(p.write, POLLOUT);
+  expect(await settled(ready, 100)).toBe(false);
+  const sink = new Uint8Array(1 << 20);
+  while (read(p.read, sink) !== null);
+  expect((await ready) & POLLOUT).toBe(POLLOUT);
+});
+
+test("end of file and a closed writer are reported (POLLHUP)", async () => {
+  const p = pipe();
+  opened.push(p.read);
+  setNonblocking(p.read, true);
+  const ready = fdReady(p.read, POLLIN);
+  close(p.write);
+  expect((await ready) & 0x10).toBe(0x10);
+  expect(read(p.read, new Uint8Array(8))).toBe(0);
+});
+
+test("an aborted wait rejects with the reason, is forgotten, and the fd can be waited on again", async () => {
+  const p = nonblockingPipe();
+  const ac = new AbortController();
+  const first = fdReady(p.read, POLLIN, ac.signal);
+  ac.abort(new Error("stop here"));
+  await expect(first).rejects.toThrow("stop here");
+  // Already aborted: refused at once.
+  await expect(fdReady(p.read, POLLIN, ac.signal)).rejects.toThrow("stop here");
+  const second = fdReady(p.read, POLLIN);
+  write(p.write, new Uint8Array([1]));
+  expect((await second) & POLLIN).toBe(POLLIN);
+});
+
+test("the same fd and events waited on twice at once: the second wait is refused", async () => {
+  const p = nonblockingPipe();
+  const ac = new AbortController();
+  const first = fdReady(p.read, POLLIN, ac.signal);
+  await expect(fdReady(p.read, POLLIN)).rejects.toThrow("waited on twice");
+  ac.abort();
+  await first.catch(() => {});
+});
+
+test("300 pipes waited on at once: each resolves for its own fd, and the process's fds do not grow", async () => {
+  // Warm: the thread and its control pipe exist before counting.
+  const warm = nonblockingPipe();
+  const w = fdReady(warm.read, POLLIN);
+  write(warm.write, new Uint8Array([1]));
+  await w;
+  const before = readdirSync("/proc/self/fd").length;
+  const pipes = Array.from({ length: 300 }, () => {
+    const p = pipe();
+    setNonblocking(p.read, true);
+    return p;
+  });
+  const waits = pipes.map((p) => fdReady(p.read, POLLIN).then(() => p.read));
+  const order = pipes.map((_, i) => i).sort(() => Math.random() - 0.5);
+  for (const i of order) write(pipes[i]!.write, new Uint8Array([i & 0xff]));
+  expect(await Promise.all(waits)).toEqual(pipes.map((p) => p.read));
+  for (const p of pipes) {
+    close(p.read);
+    close(p.write);
+  }
+  expect(readdirSync("/proc/self/fd").length).toBeLessThanOrEqual(before);
+});
+
+test("50 idle waits cost no wake-ups; the same 50 fds polled on a timer (the old way) cost hundreds a second", async () => {
+  const pipes = Array.from({ length: 50 }, nonblockingPipe);
+  const ac = new AbortController();
+  const waits = pipes.map((p) => fdReady(p.read, POLLIN, ac.signal).catch(() => 0));
+  await Bun.sleep(100);
+  let start = wakeups("self");
+  // A sleep wakes this thread once; everything else counted is the waits.
+  await Bun.sleep(1000);
+  const watched = wakeups("self") - start;
+  ac.abort();
+  await Promise.all(waits);
+
+  const control = new AbortController();
+  const polls = pipes.map((p) => waitFd(p.read, POLLIN, { signal: control.signal, maxNapMs: 20 }).catch(() => 0));
+  await Bun.sleep(100);
+  start = wakeups("self");
+  await Bun.sleep(1000);
+  const polled = wakeups("self") - start;
+  control.abort();
+  await Promise.all(polls);
+
+  console.log(`wake-ups in 1 s with 50 idle fds: ${watched} through the poll thread, ${polled} polling every 20 ms`);
+  expect(polled).toBeGreaterThan(40); // the measure sees timer polling
+  expect(watched).toBeLessThan(10);
+});
+
+test("a pending wait keeps the process alive; once it resolves and nothing else is pending, the process ends", async () => {
+  const script = `
+    import { POLLIN, pipe, write } from "${import.meta.dir}/../../src/sys/index.ts";
+    import { fdReady } from "${import.meta.dir}/../../src/sys/fdwatch.ts";
+    const p = pipe();
+    // An unref'd timer alone would let the process end before it fires.
+    setTimeout(() => write(p.write, new Uint8Array([1])), 300).unref();
+    const rev = await fdReady(p.read, POLLIN);
+    console.log("ready " + rev);
+  `;
+  const started = performance.now();
+  const proc = Bun.spawn(["bun", "-e", script], { stdout: "pipe", stderr: "pipe", timeout: 10_000 });
+  const out = await new Response(proc.stdout).text();
+  expect(await proc.exited).toBe(0);
+  expect(out.trim()).toBe("ready 1");
+  const ms = performance.now() - started;
+  expect(ms).toBeGreaterThan(300);
+  expect(ms).toBeLessThan(5000);
+});
