@@ -15,6 +15,7 @@ import { listenUnix, listenVsock } from "./listen.ts";
 import { readFileSync } from "node:fs";
 import { TokenError, tokenFromFile } from "../protocol/v2/auth.ts";
 import { PTY_EXEC_ARG, ptyExecMain } from "./pty-exec.ts";
+import { onFdWatchFailure } from "../sys/fdwatch.ts";
 
 // A PTY execution's first moments (pty-exec.ts): before anything else runs, no handlers, no logging.
 if (process.argv[2] === PTY_EXEC_ARG) ptyExecMain(process.argv.slice(3));
@@ -82,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
   }
   for (const w of cfg.warnings) log.warn(w);
   exitGracefullyOnTerm(log);
+  onFdWatchFailure((e) => log.error(`${e.message}; output is read by timer polling until the next wait restarts it`));
 
   if (cfg.listen) {
     return cfg.target.kind === "unix" ? listenUnix(cfg, cfg.target.path, log) : listenVsock(cfg, cfg.target.port, cfg.allowCids, log);

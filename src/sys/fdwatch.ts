@@ -6,10 +6,13 @@
 import { OP_ADD, OP_REMOVE, encodeRecord } from "./_fdwatch-records.ts";
 import { pipe } from "./pipe.ts";
 import { close, write } from "./socket.ts";
+import { waitFd } from "./vsock.ts";
 
 interface Waiter {
   resolve: (revents: number) => void;
   reject: (err: Error) => void;
+  /** The same wait done by timer polling: what a waiter falls back to if the thread fails. */
+  poll: () => Promise<number>;
 }
 
 class Watcher {
@@ -40,6 +43,7 @@ class Watcher {
         reject(signal!.reason ?? new Error("aborted"));
       };
       const waiter: Waiter = {
+        poll: () => waitFd(fd, events, { signal }),
         resolve: (rev) => {
           signal?.removeEventListener("abort", onAbort);
           resolve(rev);
@@ -89,9 +93,13 @@ class Watcher {
   private fail(err: Error): void {
     if (this.dead) return;
     this.dead = true;
+    failureHandler?.(err);
     this.onDead();
-    for (const w of this.waiters.values()) w.reject(err);
+    // Nobody is left hanging, and nobody loses output over it: each waiter goes on by timer polling (the
+    // old way, slower to wake and never idle). A later fdReady starts a new thread.
+    for (const w of this.waiters.values()) w.poll().then(w.resolve, w.reject);
     this.waiters.clear();
+    this.worker.unref();
     void this.worker.terminate();
     close(this.control.write);
     close(this.control.read);
@@ -108,6 +116,12 @@ function threadUrl(): string {
 }
 
 let watcher: Watcher | undefined;
+let failureHandler: ((err: Error) => void) | undefined;
+
+/** Called when the poll thread fails (its waiters go on by polling; the next wait starts a new thread): for the program's log. */
+export function onFdWatchFailure(handler: (err: Error) => void): void {
+  failureHandler = handler;
+}
 
 /**
  * Resolves with poll(2)'s revents once `fd` is ready for `events` (POLLIN, POLLOUT; POLLHUP, POLLERR and

@@ -150,3 +150,29 @@ test("a pending wait keeps the process alive; once it resolves and nothing else 
   expect(ms).toBeGreaterThan(300);
   expect(ms).toBeLessThan(5000);
 });
+
+test("if the poll thread fails, its waiters go on by polling and still resolve; the failure is reported once", async () => {
+  // poll(2) refuses more entries than RLIMIT_NOFILE (EINVAL): 150 waits (one pipe, 150 event masks) under a
+  // limit of 128 make the thread fail for real.
+  const script = `
+    import { pipe, write } from "${import.meta.dir}/../../src/sys/index.ts";
+    import { fdReady, onFdWatchFailure } from "${import.meta.dir}/../../src/sys/fdwatch.ts";
+    const failures = [];
+    onFdWatchFailure((e) => failures.push(e.message));
+    const p = pipe();
+    const waits = Array.from({ length: 150 }, (_, i) => fdReady(p.read, 1 | (i << 3)));
+    await Bun.sleep(300);
+    write(p.write, new Uint8Array([1]));
+    const got = await Promise.all(waits);
+    console.log(JSON.stringify({ resolved: got.filter((r) => r & 1).length, failures }));
+  `;
+  const proc = Bun.spawn(["sh", "-c", 'ulimit -n 128 && exec bun -e "$0"', script], { stdout: "pipe", stderr: "pipe", timeout: 20_000 });
+  const out = await new Response(proc.stdout).text();
+  const err = await new Response(proc.stderr).text();
+  expect(await proc.exited).toBe(0);
+  const r = JSON.parse(out);
+  expect(r.resolved).toBe(150);
+  expect(r.failures).toHaveLength(1);
+  expect(r.failures[0]).toMatch(/fd watcher: poll: EINVAL/);
+  expect(err).toBe("");
+});

@@ -140,11 +140,14 @@ export class Execution {
       );
     }
     await proc.exited;
+    // Quiet is counted from the exit at the earliest: what the process wrote just before it ended may still
+    // be on its way to a pump (the readiness wake-up can lag, e.g. under emulation), and must not be cut off.
+    const exitedAt = Date.now();
     let done = false;
     void pumps.then(() => (done = true));
     while (!done && !this.aborted) {
       await Promise.race([pumps, Bun.sleep(100)]);
-      const quiet = Date.now() - this.lastOutput > QUIET_AFTER_EXIT_MS;
+      const quiet = Date.now() - Math.max(this.lastOutput, exitedAt) > QUIET_AFTER_EXIT_MS;
       if (!done && quiet && this.output.room(T.STDOUT) > 0) break;
     }
     this.stopReading();
