@@ -9,21 +9,12 @@ import { join } from "node:path";
 import { DEFAULT_WINDOW, T, decodeWindow, encodeFrame, encodeJson, encodeWindow } from "../../src/protocol/index.ts";
 import { connect, type Guest } from "../../src/host/index.ts";
 import { startVge, vge, vgeLines } from "../cli/_vge.ts";
-import { GOOD_WELCOME, CONTROL, hostileAgent, rssBytes, writeFrame, type HostileAgent } from "./_hostile.ts";
+import { GOOD_WELCOME, CONTROL, hostileAgents, rssBytes, writeFrame, type HostileAgent } from "./_hostile.ts";
 import { tempDir } from "./_fixtures.ts";
 
 const dir = tempDir("vge-hostile-");
-const agents: HostileAgent[] = [];
-afterAll(() => {
-  for (const a of agents) a.stop();
-  dir.remove();
-});
-let n = 0;
-async function agent(opts: Parameters<typeof hostileAgent>[1]): Promise<HostileAgent> {
-  const a = await hostileAgent(dir.file(`a${++n}.sock`), opts);
-  agents.push(a);
-  return a;
-}
+afterAll(() => dir.remove());
+const agent = hostileAgents(dir);
 const enc = new TextEncoder();
 const EVIL = "\x1b]0;pwned\x07\x1b[2J\x1b[31mred\r\u009b1;1H\u202egnp.exe\x7f";
 
