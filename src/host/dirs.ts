@@ -1,7 +1,7 @@
 // putDir and getDir (PROTOCOL.md §12): a directory tree as one stream each way. The guest is treated as
 // hostile when it sends: entry headers are checked at decode, nothing is written outside the target, no
 // symlink is followed, no setuid/setgid/sticky bit survives, and at most one window is held in memory.
-import { ProtocolError, T, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
+import { ProtocolError, T, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
 import { decodeDirResult, type DirCounts, type DirRequest } from "../protocol/v2/dirs.ts";
 import { Credit } from "../protocol/v2/credit.ts";
 import { TreeReceiver } from "../archive/receive.ts";
@@ -10,6 +10,7 @@ import { EntryError } from "../archive/extract.ts";
 import { stat } from "node:fs/promises";
 import type { Mux } from "./_mux.ts";
 import { FileError, GuestError } from "./errors.ts";
+import { windowFrom } from "./_window.ts";
 
 /** What a directory copy moved: regular files, directories, symlinks, file bytes, and special files left out. */
 export type DirInfo = DirCounts;
@@ -41,14 +42,14 @@ export async function putDir(mux: Mux, window: number, caps: string[], local: st
   // Checked before anything is sent: a PUTDIR would already create the guest directory.
   const st = await stat(local).catch((e) => Promise.reject(new FileError((e as NodeJS.ErrnoException).code ?? "EIO", local, (e as Error).message)));
   if (!st.isDirectory()) throw new FileError("ENOTDIR", local, "not a directory (copy a single file without -r / with putFile)");
-  const credit = new Credit(window);
+  const credit = new Credit(window, window);
   let answered = false;
   let settle!: { ok: (i: DirInfo) => void; fail: (e: Error) => void };
   const done = new Promise<DirInfo>((ok, fail) => (settle = { ok, fail }));
   done.catch(() => {});
   const id = mux.register({
     frame(f) {
-      if (f.type === T.WINDOW) return credit.add(decodeWindow(f));
+      if (f.type === T.WINDOW) return windowFrom(credit, f, mux.name, `PUTDIR ${id}`);
       if (f.type !== T.RESULT) throw new ProtocolError(`unexpected ${typeName(f.type)} frame for a PUTDIR`);
       // Decoded while the id is still ours: a malformed RESULT fails the connection, and so reaches fail().
       let result: DirInfo | FileError;

@@ -15,7 +15,8 @@
  *   EADDRINUSE a listen address somebody else holds
  * AddressError (EINVAL), FileError (its errno), StdinClosedError (EPIPE) and ListenerClosedError
  * (ECLOSED) carry a `code` too.
- *   EFLOW      the agent sent more output or file data than the host granted (PROTOCOL.md §7)
+ *   EFLOW      the agent sent more output or file data than the host granted, or gave back more credit
+ *              than the host had sent under its window (PROTOCOL.md §7)
  *   other      the code of the agent's ERROR frame (EFLOW, EVERSION, ...), or EREMOTE
  */
 export class GuestError extends Error {

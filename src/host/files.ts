@@ -1,9 +1,10 @@
 // PUT and GET (PROTOCOL.md §8): uploads send only the credit the agent grants; downloads are streams whose
 // credit goes back as they are read, like an execution's output.
-import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
+import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, decodeJson, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
 import { DEFAULT_MAX_GET, validateFileResult, type GetRequest, type PutRequest } from "../protocol/v2/messages.ts";
 import { Credit } from "../protocol/v2/credit.ts";
 import { Inbox, collect } from "./_inbox.ts";
+import { windowFrom } from "./_window.ts";
 import type { Mux } from "./_mux.ts";
 import { prepareSource, type PutSource } from "./_source.ts";
 import { FileError, GuestError } from "./errors.ts";
@@ -43,13 +44,13 @@ function checkedResult(f: Frame, path: string): FileInfo | FileError {
 
 export async function putFile(mux: Mux, window: number, path: string, src: PutSource, opts: PutOptions = {}): Promise<FileInfo> {
   const prepared = await prepareSource(src, opts.size);
-  const credit = new Credit(window);
+  const credit = new Credit(window, window);
   let settle!: { ok: (i: FileInfo) => void; fail: (e: Error) => void };
   const done = new Promise<FileInfo>((ok, fail) => (settle = { ok, fail }));
   done.catch(() => {});
   const id = mux.register({
     frame(f) {
-      if (f.type === T.WINDOW) return credit.add(decodeWindow(f));
+      if (f.type === T.WINDOW) return windowFrom(credit, f, mux.name, `PUT ${id}`);
       if (f.type !== T.RESULT) throw new ProtocolError(`unexpected ${typeName(f.type)} frame for a PUT`);
       const r = checkedResult(f, path);
       mux.release(id);

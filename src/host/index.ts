@@ -1,6 +1,7 @@
 // vsock-guest-exec host library: run commands in a Linux guest over vsock. Re-exports only.
 export { ADDRESS_FORMS, AddressError, CID_ANY, formatAddress, isListenAddress, parseAddress, type Address } from "./address.ts";
 export { connect, isTransient, type ConnectOptions } from "./connect.ts";
+export { readTokenFile } from "./_auth.ts";
 export { FileError, GuestError, StdinClosedError } from "./errors.ts";
 export type { DirInfo, GetDirOptions } from "./dirs.ts";
 export { describeExit, shellStatus } from "../common/exit.ts";

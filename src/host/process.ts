@@ -5,11 +5,12 @@
 // window's worth (256 KiB) that nobody reads, it waits for its reader.
 // The same class follows a detached execution: started by exec(cmd, {detach}) or by guest.attach(), which
 // sends ATTACH instead of EXEC; `offsets` says how far each stream has been received, for the next attach.
-import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
+import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, decodeJson, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
 import { TAG, validateExit, type ExecRequest, type ExitResult } from "../protocol/v2/messages.ts";
 import { validateAttached, validateDetached, type Attached } from "../protocol/v2/jobs.ts";
 import { Credit } from "../protocol/v2/credit.ts";
 import { Inbox } from "./_inbox.ts";
+import { windowFrom } from "./_window.ts";
 import type { Mux } from "./_mux.ts";
 import { signalName } from "./_signals.ts";
 import { GuestError, StdinClosedError } from "./errors.ts";
@@ -64,7 +65,7 @@ export class RemoteProcess {
   ) {
     this.out = new Inbox((n) => this.giveCredit(n));
     this.err = new Inbox((n) => this.giveCredit(n));
-    this.credit = new Credit(window);
+    this.credit = new Credit(window, window);
     this.stdout = this.out.stream;
     this.stderr = this.err.stream;
     let started!: (pid: number | null) => void;
@@ -180,7 +181,7 @@ export class RemoteProcess {
         return;
       }
       case T.WINDOW:
-        return this.credit.add(decodeWindow(f));
+        return windowFrom(this.credit, f, this.mux.name, `execution ${this.id}`);
       case T.EXIT: {
         // After the EXIT the id is released: a second EXIT (or anything else for it) is dropped by the Mux.
         const r = validateExit(decodeJson(f));

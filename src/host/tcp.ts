@@ -2,10 +2,11 @@
 // Deno.Conn and Cloudflare's connect() give them: `readable` returns credit only as it is read, `writable`
 // sends only what the agent granted, so a slow side slows the other down and nothing piles up in memory.
 // `writable.close()` is a half-close (TCP_EOF): the guest's server sees EOF and can still answer.
-import { CHUNK, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
+import { CHUNK, ProtocolError, T, decodeJson, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
 import { Credit } from "../protocol/v2/credit.ts";
 import { tcpHostProblem, tcpPortProblem, decodeTcpClosed, type TcpOpened } from "../protocol/v2/tcp.ts";
 import { Inbox } from "./_inbox.ts";
+import { windowFrom } from "./_window.ts";
 import type { Mux } from "./_mux.ts";
 import { GuestError } from "./errors.ts";
 import { printable } from "../protocol/printable.ts";
@@ -43,7 +44,7 @@ export function connectTcp(mux: Mux, window: number, capabilities: string[], hos
   if (bad) return Promise.reject(new TcpError("EINVAL", target, bad));
   if (!capabilities.includes("tcp")) return Promise.reject(new GuestError("ENOTSUP", `${mux.name}: this agent has no TCP streams (capability "tcp"); it is older than this host`));
 
-  const credit = new Credit(window);
+  const credit = new Credit(window, window);
   let over = false;
   /** What the agent may still send us: a hostile agent past it would make us buffer without bound. */
   let granted = window;
@@ -106,7 +107,7 @@ export function connectTcp(mux: Mux, window: number, capabilities: string[], hos
       case T.TCP_EOF:
         return inbox.end();
       case T.WINDOW:
-        return credit.add(decodeWindow(f));
+        return windowFrom(credit, f, mux.name, `TCP stream ${id}`);
       case T.TCP_CLOSED: {
         const r = decodeTcpClosed(decodeJson(f));
         mux.release(id);

@@ -19,12 +19,14 @@ export interface VgeOptions {
   stdin?: string | Uint8Array | "ignore";
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** A command vge runs under, as a user would type it before vge (`setpriv --reuid=65534 ...`). */
+  prefix?: string[];
 }
 
 export function startVge(args: string[], opts: VgeOptions = {}) {
   const t0 = performance.now();
   const stdin = opts.stdin === undefined || opts.stdin === "ignore" ? "ignore" : new Blob([opts.stdin]);
-  const proc = Bun.spawn(["bun", VGE, ...args], {
+  const proc = Bun.spawn([...(opts.prefix ?? []), "bun", VGE, ...args], {
     stdin,
     stdout: "pipe",
     stderr: "pipe",

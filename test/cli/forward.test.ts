@@ -1,30 +1,16 @@
 // `vge forward` as a user runs it, against the compiled agent listening on a Unix socket; "the guest" is
 // this machine, so its 127.0.0.1 servers are ones this test runs. 50 connections at once, 100 MiB each way,
 // half-closes, a refused target that leaves the forward serving, Ctrl-C.
-import { afterAll, expect, test } from "bun:test";
-import { connect as tcpConnect, createServer, type Server, type Socket } from "node:net";
+import { expect, test } from "bun:test";
+import { connect as tcpConnect, createServer } from "node:net";
 import { VGE, vge, vgeAgent } from "./_vge.ts";
 import { vmRssKiB } from "../helpers/proc.ts";
-import { listeningAgent, stop } from "../host/_fixtures.ts";
+import { MiB, bigData, digestAnswer, sendAll, tcpServers } from "../helpers/tcp.ts";
+import { listeningAgent, sha256, stop } from "../host/_fixtures.ts";
 
 const fx = vgeAgent("vge-fwd-");
-const servers: Server[] = [];
-const MiB = 1024 * 1024;
-const sha256 = (b: Uint8Array) => new Bun.CryptoHasher("sha256").update(b).digest("hex");
-
-afterAll(() => {
-  for (const s of servers) s.close();
-});
-
-async function tcpServer(onConn: (s: Socket) => void): Promise<number> {
-  const srv = createServer({ allowHalfOpen: true }, (s) => {
-    s.on("error", () => {});
-    onConn(s);
-  });
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  servers.push(srv);
-  return (srv.address() as { port: number }).port;
-}
+const servers = tcpServers();
+const tcpServer = servers.listen;
 
 /** Starts `vge forward ADDR SPEC` and resolves with the local port it reports. */
 async function forward(spec: string, addr = fx.addr) {
@@ -64,14 +50,6 @@ function exchange(port: number, data: Uint8Array | Iterable<Uint8Array>): Promis
   });
 }
 
-function* bigData(mib: number): Generator<Uint8Array> {
-  const block = crypto.getRandomValues(new Uint8Array(MiB));
-  for (let i = 0; i < mib; i++) {
-    const b = block.slice();
-    new DataView(b.buffer).setUint32(0, i);
-    yield b;
-  }
-}
 
 test("50 connections at once through one forward, each echoed back intact", async () => {
   const echo = await tcpServer((s) => s.pipe(s));
@@ -88,15 +66,7 @@ test("50 connections at once through one forward, each echoed back intact", asyn
 }, 60_000);
 
 test("100 MiB each way: host → guest answered after our half-close, guest → host ended by the server's", async () => {
-  const digest = await tcpServer((s) => {
-    const h = new Bun.CryptoHasher("sha256");
-    let n = 0;
-    s.on("data", (d) => {
-      h.update(d);
-      n += d.length;
-    });
-    s.on("end", () => s.end(`${n} ${h.digest("hex")}`));
-  });
+  const digest = await tcpServer(digestAnswer());
   const wantUp = new Bun.CryptoHasher("sha256");
   const up = [...bigData(100)];
   for (const b of up) wantUp.update(b);
@@ -113,10 +83,9 @@ test("100 MiB each way: host → guest answered after our half-close, guest → 
   const wantDown = new Bun.CryptoHasher("sha256");
   for (const b of down) wantDown.update(b);
   let clientSaid = "";
-  const source = await tcpServer(async (s) => {
+  const source = await tcpServer((s) => {
     s.on("data", (d) => (clientSaid += d));
-    for (const b of down) if (!s.write(b)) await new Promise((r) => s.once("drain", r));
-    s.end();
+    void sendAll(down)(s);
   });
   const g = await forward(`0:127.0.0.1:${source}`);
   try {
@@ -132,7 +101,7 @@ test("100 MiB each way: host → guest answered after our half-close, guest → 
 
 test("a refused target: one line for that connection, and the forward keeps serving", async () => {
   const port = await tcpServer(() => {});
-  await new Promise((r) => servers.pop()!.close(r));
+  await servers.closeLast();
   const f = await forward(`0:127.0.0.1:${port}`);
   try {
     const closed = await new Promise<string>((resolve) => {
@@ -149,7 +118,7 @@ test("a refused target: one line for that connection, and the forward keeps serv
     // Now something listens there: the same forward serves it.
     const srv = createServer((s) => s.end("now it answers"));
     await new Promise<void>((r) => srv.listen(port, "127.0.0.1", () => r()));
-    servers.push(srv);
+    servers.keep(srv);
     expect((await exchange(f.port, new Uint8Array(0))).text).toBe("now it answers");
     expect(f.proc.exitCode).toBeNull();
   } finally {
@@ -188,13 +157,7 @@ test.each([
 
 test("100 MiB to a slow local reader: vge and the agent each stay within a bounded amount of memory", async () => {
   const want = new Bun.CryptoHasher("sha256");
-  const source = await tcpServer(async (s) => {
-    for (const b of bigData(100)) {
-      want.update(b);
-      if (!s.write(b)) await new Promise((r) => s.once("drain", r));
-    }
-    s.end();
-  });
+  const source = await tcpServer(sendAll(bigData(100), want));
   const f = await forward(`0:127.0.0.1:${source}`);
   const pids = { vge: f.proc.pid, agent: fx.agent.proc.pid };
   const base = { vge: vmRssKiB(pids.vge)!, agent: vmRssKiB(pids.agent)! };
@@ -277,7 +240,7 @@ test("an agent without the tcp capability: one error line at start, exit 255", a
     });
   });
   await new Promise<void>((r) => old.listen(path, r));
-  servers.push(old);
+  servers.keep(old);
   const r = await vge(["forward", `unix:${path}`, "0:127.0.0.1:80"]);
   expect(r.code).toBe(255);
   expect(r.stderr.trim()).toBe(`vge: error: the agent at unix:${path} (version 0.1.9) has no TCP streams; update it to forward ports`);

@@ -1,8 +1,10 @@
 // A hostile fake agent for the host's tests: a Unix-socket server that checks the magic, answers HELLO with
 // whatever WELCOME the test gives (hand-made bytes allowed), and hands every later frame to the test's
 // script, which answers with hand-made frames. It never trusts, and is never trusted by, our own agent code.
+import { afterAll } from "bun:test";
 import { createServer, type Server, type Socket } from "node:net";
 import { FrameDecoder, MAGIC, T, encodeJson, type Frame } from "../../src/protocol/index.ts";
+import type { TempDir } from "../helpers/tmp.ts";
 
 export const GOOD_WELCOME = { version: 2, agent: "hostile", capabilities: ["exec", "files"], hostname: "h", kernel: "0", arch: "x64", initrd: false, pid: 1, maxPayload: 262144, window: 262144 };
 
@@ -57,6 +59,23 @@ export async function hostileAgent(path: string, opts: HostileOptions = {}): Pro
       for (const s of sockets) s.destroy();
       server.close();
     },
+  };
+}
+
+/**
+ * Hostile agents for one test file, each on a fresh socket in `dir`, all stopped by the file's afterAll.
+ * Call at module scope.
+ */
+export function hostileAgents(dir: TempDir): (opts?: HostileOptions) => Promise<HostileAgent> {
+  const agents: HostileAgent[] = [];
+  let n = 0;
+  afterAll(() => {
+    for (const a of agents) a.stop();
+  });
+  return async (opts = {}) => {
+    const a = await hostileAgent(dir.file(`a${++n}.sock`), opts);
+    agents.push(a);
+    return a;
   };
 }
 

@@ -4,11 +4,12 @@
 // more than its window. And putDir's own failure path, against a fake agent that holds its credit.
 import { afterAll, expect, test } from "bun:test";
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync, existsSync } from "node:fs";
-import { createServer, type Socket } from "node:net";
+import type { Socket } from "node:net";
 import { join } from "node:path";
-import { FrameDecoder, MAGIC, T, encodeFrame, encodeJson, type Frame } from "../../src/protocol/index.ts";
+import { T, decodeWindow, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../../src/protocol/index.ts";
 import { connect, FileError, GuestError } from "../../src/host/index.ts";
 import { tempDir } from "./_fixtures.ts";
+import { hostileAgents } from "./_hostile.ts";
 
 const dir = tempDir("vge-dirhostile-");
 afterAll(() => dir.remove());
@@ -17,25 +18,12 @@ const bytes = (s: string) => new TextEncoder().encode(s);
 
 type Step = { entry: Record<string, unknown> } | { data: string | Uint8Array } | { end: true } | { result: Record<string, unknown> };
 
-/** A fake agent that answers GETDIR with `steps`, as fast as it can, regardless of credit. Records WINDOW frames. */
+const agent = hostileAgents(dir);
+
+/** A fake agent (./_hostile.ts) that answers GETDIR with `steps`, as fast as it can, regardless of credit. Records WINDOW frames. */
 async function fakeAgent(steps: Step[], windows: number[] = []): Promise<string> {
-  const path = dir.file(`fake-${Math.random().toString(36).slice(2)}.sock`);
-  const server = createServer((sock: Socket) => {
-    const dec = new FrameDecoder();
-    let head = Buffer.alloc(0);
-    sock.on("error", () => {});
-    sock.on("data", (d: Buffer) => {
-      if (head.length < MAGIC.length) {
-        head = Buffer.concat([head, d]);
-        if (head.length < MAGIC.length) return;
-        d = head.subarray(8);
-      }
-      for (const f of dec.push(new Uint8Array(d))) answer(f, sock);
-    });
-  });
   const answer = (f: Frame, sock: Socket) => {
-    if (f.type === T.HELLO) sock.write(encodeJson(T.WELCOME, 0, WELCOME));
-    else if (f.type === T.WINDOW) windows.push(new DataView(f.payload.buffer, f.payload.byteOffset).getUint32(0, true));
+    if (f.type === T.WINDOW) windows.push(decodeWindow(f));
     else if (f.type === T.GETDIR) {
       for (const s of steps) {
         if ("entry" in s) sock.write(encodeJson(T.DIR_ENTRY, f.id, s.entry));
@@ -45,9 +33,7 @@ async function fakeAgent(steps: Step[], windows: number[] = []): Promise<string>
       }
     }
   };
-  await new Promise<void>((r) => server.listen(path, r));
-  afterAll(() => void server.close());
-  return `unix:${path}`;
+  return (await agent({ welcome: WELCOME, onFrame: answer })).addr;
 }
 
 const file = (path: string, content: string, extra: Record<string, unknown> = {}): Step[] => [
@@ -213,18 +199,12 @@ test("a guest that ignores the window: EFLOW, the connection fails, no temporary
 });
 
 test("an agent without the dirs capability: ENOTSUP before anything is sent", async () => {
-  const path = dir.file("old.sock");
-  const server = createServer((sock) => {
-    sock.on("error", () => {});
-    sock.once("data", () => sock.write(encodeJson(T.WELCOME, 0, { ...WELCOME, capabilities: ["exec", "files"] })));
-  });
-  await new Promise<void>((r) => server.listen(path, r));
-  const g = await connect(`unix:${path}`);
+  const old = await agent({ welcome: { ...WELCOME, capabilities: ["exec", "files"] } });
+  const g = await connect(old.addr);
   await expect(g.getDir("/x", dir.file("never"))).rejects.toMatchObject({ code: "ENOTSUP" });
   await expect(g.putDir(dir.path, "/x")).rejects.toMatchObject({ code: "ENOTSUP" });
   expect(existsSync(dir.file("never"))).toBe(false);
   g.close();
-  server.close();
 });
 
 test("putDir: a local file that shrinks while it is sent ends the stream with DIR_END and rejects with EIO", async () => {
@@ -233,45 +213,34 @@ test("putDir: a local file that shrinks while it is sent ends the stream with DI
   const big = join(base, "src", "big");
   writeFileSync(big, new Uint8Array(1 << 20));
   // A fake agent that takes one window, holds its credit until the file has been cut, then answers DIR_END.
-  const path = dir.file("shrink.sock");
   const seen: string[] = [];
   let received = 0;
   let gotWindow!: () => void;
   const windowFull = new Promise<void>((r) => (gotWindow = r));
   let grant!: (n: number) => void;
-  const server = createServer((sock) => {
-    const dec = new FrameDecoder();
-    let head = true;
-    sock.on("error", () => {});
-    grant = (n) => sock.write(encodeFrame(T.WINDOW, 1, new Uint8Array(new Uint32Array([n]).buffer)));
-    sock.on("data", (d: Buffer) => {
-      if (head) {
-        d = d.subarray(8);
-        head = false;
+  const fake = await agent({
+    welcome: WELCOME,
+    onFrame: (f, sock) => {
+      if (f.type === T.FILE_DATA) {
+        received += f.payload.byteLength;
+        if (received >= 262144 - 100) gotWindow();
+        return;
       }
-      for (const f of dec.push(new Uint8Array(d))) {
-        if (f.type === T.HELLO) sock.write(encodeJson(T.WELCOME, 0, WELCOME));
-        else if (f.type === T.FILE_DATA) {
-          received += f.payload.byteLength;
-          if (received >= 262144 - 100) gotWindow();
-        } else {
-          seen.push(f.type === T.DIR_END ? "DIR_END" : f.type === T.PUTDIR ? "PUTDIR" : f.type === T.DIR_ENTRY ? "DIR_ENTRY" : String(f.type));
-          if (f.type === T.DIR_END) sock.write(encodeJson(T.RESULT, 1, { ok: false, errno: "EIO", message: "big: the stream ended after 262100 of 1048576 bytes", path: "big" }));
-        }
-      }
-    });
+      seen.push(typeName(f.type));
+      if (f.type === T.PUTDIR) grant = (n) => sock.write(encodeWindow(f.id, n));
+      if (f.type === T.DIR_END) sock.write(encodeJson(T.RESULT, 1, { ok: false, errno: "EIO", message: "big: the stream ended after 262100 of 1048576 bytes", path: "big" }));
+    },
   });
-  await new Promise<void>((r) => server.listen(path, r));
-  const g = await connect(`unix:${path}`);
+  const g = await connect(fake.addr);
   const p = g.putDir(join(base, "src"), "/remote").catch((e: Error) => e);
   await windowFull;
   writeFileSync(big, "");
-  grant(1 << 20);
+  // Only what arrived comes back: more would be credit for bytes never sent, which the host refuses (EFLOW).
+  grant(received);
   const e = (await p) as FileError;
   expect(e).toBeInstanceOf(FileError);
   expect(e.code).toBe("EIO");
   expect(e.message).toMatch(new RegExp(`^${big}: EIO: shrank to \\d+ bytes while being sent \\(announced 1048576\\)$`));
   expect(seen).toEqual(["PUTDIR", "DIR_ENTRY", "DIR_END"]);
   g.close();
-  server.close();
 });

@@ -1,39 +1,21 @@
 // Failures of the connection or the protocol, from a scripted fake agent: each rejects everything pending
 // on that connection with one clear error.
 import { afterAll, expect, test } from "bun:test";
-import { createServer, type Socket } from "node:net";
-import { FrameDecoder, MAGIC, T, encodeFrame, encodeJson, type Frame } from "../../src/protocol/index.ts";
+import { createServer } from "node:net";
+import { T, encodeFrame, encodeJson } from "../../src/protocol/index.ts";
 import { connect, GuestError } from "../../src/host/index.ts";
 import { tempDir } from "./_fixtures.ts";
+import { hostileAgents, type HostileOptions } from "./_hostile.ts";
 
 const dir = tempDir("vge-err-");
 afterAll(() => dir.remove());
 const WELCOME = { version: 2, agent: "fake", capabilities: ["exec"], hostname: "fake", kernel: "0", arch: "x64", initrd: false, pid: 1, maxPayload: 262144, window: 262144 };
 
-/** A fake agent: checks the magic, answers HELLO (unless told not to), and hands later frames to `script`. */
-async function fakeAgent(script: (f: Frame, sock: Socket) => void, opts: { welcome?: boolean } = {}): Promise<string> {
-  const path = dir.file(`fake-${Math.random().toString(36).slice(2)}.sock`);
-  const server = createServer((sock) => {
-    const dec = new FrameDecoder();
-    let head = Buffer.alloc(0);
-    sock.on("error", () => {});
-    sock.on("data", (d: Buffer) => {
-      if (head.length < MAGIC.length) {
-        head = Buffer.concat([head, d]);
-        if (head.length < MAGIC.length) return;
-        expect(new Uint8Array(head.subarray(0, 8))).toEqual(MAGIC);
-        d = head.subarray(8);
-      }
-      for (const f of dec.push(new Uint8Array(d))) {
-        if (f.type === T.HELLO) {
-          if (opts.welcome !== false) sock.write(encodeJson(T.WELCOME, 0, WELCOME));
-        } else script(f, sock);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(path, r));
-  afterAll(() => void server.close());
-  return `unix:${path}`;
+const agent = hostileAgents(dir);
+
+/** A fake agent (./_hostile.ts): answers HELLO (unless told not to) and hands later frames to `script`. */
+async function fakeAgent(script: NonNullable<HostileOptions["onFrame"]>, opts: { welcome?: boolean } = {}): Promise<string> {
+  return (await agent({ welcome: opts.welcome === false ? null : WELCOME, onFrame: script })).addr;
 }
 
 test("an ERROR frame rejects every pending exec and ping with the agent's code", async () => {

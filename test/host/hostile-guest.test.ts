@@ -4,81 +4,85 @@
 // measured) and vge must stay bounded, print nothing a terminal acts on, write nothing through a symlink,
 // and end with a clear error instead of hanging.
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DEFAULT_WINDOW, T, decodeWindow, encodeFrame, encodeJson } from "../../src/protocol/index.ts";
-import { connect } from "../../src/host/index.ts";
+import { DEFAULT_WINDOW, T, decodeWindow, encodeFrame, encodeJson, encodeWindow } from "../../src/protocol/index.ts";
+import { connect, type Guest } from "../../src/host/index.ts";
 import { startVge, vge, vgeLines } from "../cli/_vge.ts";
-import { GOOD_WELCOME, CONTROL, hostileAgent, rssBytes, writeFrame, type HostileAgent } from "./_hostile.ts";
+import { GOOD_WELCOME, CONTROL, hostileAgents, rssBytes, writeFrame, type HostileAgent } from "./_hostile.ts";
 import { tempDir } from "./_fixtures.ts";
 
 const dir = tempDir("vge-hostile-");
-const agents: HostileAgent[] = [];
-afterAll(() => {
-  for (const a of agents) a.stop();
-  dir.remove();
-});
-let n = 0;
-async function agent(opts: Parameters<typeof hostileAgent>[1]): Promise<HostileAgent> {
-  const a = await hostileAgent(dir.file(`a${++n}.sock`), opts);
-  agents.push(a);
-  return a;
-}
+afterAll(() => dir.remove());
+const agent = hostileAgents(dir);
 const enc = new TextEncoder();
 const EVIL = "\x1b]0;pwned\x07\x1b[2J\x1b[31mred\r\u009b1;1H\u202egnp.exe\x7f";
+
+/**
+ * Runs the host library in its own process (./_flood-host.ts: one execution whose output nobody reads)
+ * against `a`, lets the guest's flood start once the EXEC has arrived, and samples the host's resident size
+ * until it exits: how it ended, how much it grew over its size before the flood, and how long it took.
+ */
+async function floodHost(a: HostileAgent, execArrived: Promise<void>, go: () => void) {
+  const host = Bun.spawn(["bun", join(import.meta.dir, "_flood-host.ts"), a.path], { stdout: "pipe", stderr: "pipe", timeout: 30_000, killSignal: "SIGKILL" });
+  try {
+    await execArrived;
+    await Bun.sleep(300);
+    const base = await rssBytes(host.pid);
+    let peak = base;
+    const t0 = performance.now();
+    go();
+    const sampler = (async () => {
+      while (host.exitCode === null && host.signalCode === null) {
+        peak = Math.max(peak, await rssBytes(host.pid).catch(() => peak));
+        await Bun.sleep(5);
+      }
+    })();
+    const out = await new Response(host.stdout).text();
+    await host.exited;
+    await sampler;
+    return { outcome: JSON.parse(out) as { code?: string; message?: string; result?: unknown }, grew: peak - base, ms: performance.now() - t0 };
+  } finally {
+    host.kill("SIGKILL");
+  }
+}
+
+/** A guest that, once the host's EXEC has arrived and the test says go, runs `flood(sock, id)`. */
+async function floodingAgent(flood: (sock: import("node:net").Socket, id: number) => Promise<void>) {
+  let go!: () => void;
+  const goSignal = new Promise<void>((r) => (go = r));
+  let execSeen!: () => void;
+  const execArrived = new Promise<void>((r) => (execSeen = r));
+  const a = await agent({
+    onFrame: (f, sock) => {
+      if (f.type !== T.EXEC) return;
+      execSeen();
+      void goSignal.then(() => flood(sock, f.id));
+    },
+  });
+  return { a, execArrived, go };
+}
 
 describe("(a) output beyond the window", () => {
   test("the host fails with EFLOW at once and its memory stays bounded while the guest sends 128 MiB", async () => {
     const FLOOD = 128 * 1024 * 1024;
-    let go!: () => void;
-    const goSignal = new Promise<void>((r) => (go = r));
-    let execSeen!: () => void;
-    const execArrived = new Promise<void>((r) => (execSeen = r));
     let sent = 0;
-    const a = await agent({
-      onFrame: (f, sock) => {
-        if (f.type !== T.EXEC) return;
-        execSeen();
-        void (async () => {
-          await goSignal;
-          await writeFrame(sock, encodeJson(T.STARTED, f.id, { pid: 42 }));
-          const chunk = encodeFrame(T.STDOUT, f.id, new Uint8Array(64 * 1024).fill(0x41));
-          // Ignores every WINDOW it gets (there are none: the host's consumer never reads).
-          while (sent < FLOOD && (await writeFrame(sock, chunk))) sent += 64 * 1024;
-          await writeFrame(sock, encodeJson(T.EXIT, f.id, { status: "exited", code: 0 }));
-        })();
-      },
+    const { a, execArrived, go } = await floodingAgent(async (sock, id) => {
+      await writeFrame(sock, encodeJson(T.STARTED, id, { pid: 42 }));
+      const chunk = encodeFrame(T.STDOUT, id, new Uint8Array(64 * 1024).fill(0x41));
+      // Ignores every WINDOW it gets (there are none: the host's consumer never reads).
+      while (sent < FLOOD && (await writeFrame(sock, chunk))) sent += 64 * 1024;
+      await writeFrame(sock, encodeJson(T.EXIT, id, { status: "exited", code: 0 }));
     });
-    const host = Bun.spawn(["bun", join(import.meta.dir, "_flood-host.ts"), a.path], { stdout: "pipe", stderr: "pipe", timeout: 30_000, killSignal: "SIGKILL" });
-    try {
-      await execArrived;
-      await Bun.sleep(300);
-      const base = await rssBytes(host.pid);
-      let peak = base;
-      const t0 = performance.now();
-      go();
-      const sampler = (async () => {
-        while (host.exitCode === null && host.signalCode === null) {
-          peak = Math.max(peak, await rssBytes(host.pid).catch(() => peak));
-          await Bun.sleep(5);
-        }
-      })();
-      const out = await new Response(host.stdout).text();
-      await host.exited;
-      await sampler;
-      const ms = performance.now() - t0;
-      const outcome = JSON.parse(out);
-      expect(outcome.code).toBe("EFLOW");
-      expect(outcome.message).toMatch(/more output than the \d+-byte credit left for execution 1/);
-      // Bound: 16 MiB over the resident size before the flood (the window itself is 256 KiB); without the
-      // check the host queued all 128 MiB.
-      expect(peak - base).toBeLessThan(16 * 1024 * 1024);
-      // The host hung up long before the guest could push its 128 MiB.
-      expect(sent).toBeLessThan(FLOOD);
-      expect(ms).toBeLessThan(10_000);
-    } finally {
-      host.kill("SIGKILL");
-    }
+    const { outcome, grew, ms } = await floodHost(a, execArrived, go);
+    expect(outcome.code).toBe("EFLOW");
+    expect(outcome.message).toMatch(/more output than the \d+-byte credit left for execution 1/);
+    // Bound: 16 MiB over the resident size before the flood (the window itself is 256 KiB); without the
+    // check the host queued all 128 MiB.
+    expect(grew).toBeLessThan(16 * 1024 * 1024);
+    // The host hung up long before the guest could push its 128 MiB.
+    expect(sent).toBeLessThan(FLOOD);
+    expect(ms).toBeLessThan(10_000);
   }, 60_000);
 });
 
@@ -142,6 +146,89 @@ describe("(a) the window, in process", () => {
     expect(r.stdout.byteLength).toBe(TOTAL);
     g.close();
   }, 30_000);
+});
+
+describe("(a) credit the guest gives back beyond the window", () => {
+  // WINDOW returns credit for bytes the host sent; a guest returning more than was ever sent is lying, and
+  // repeated WINDOW 0xffffffff would have the host count past 2^53 and send far beyond what the agent holds.
+  const MAX_U32 = 0xffffffff;
+  const windows = (id: number, n: number) => Buffer.concat(Array.from({ length: n }, () => encodeWindow(id, MAX_U32)));
+  const ALL_CAPS = { ...GOOD_WELCOME, capabilities: ["exec", "files", "dirs", "tcp"] };
+
+  test("WINDOW 0xffffffff, again and again: the host ends the connection with EFLOW, and its memory stays flat", async () => {
+    const FLOOD = 32 * 1024 * 1024;
+    let sent = 0;
+    const { a, execArrived, go } = await floodingAgent(async (sock, id) => {
+      await writeFrame(sock, encodeJson(T.STARTED, id, { pid: 42 }));
+      const batch = windows(id, 7000);
+      while (sent < FLOOD && (await writeFrame(sock, batch))) sent += batch.byteLength;
+      await writeFrame(sock, encodeJson(T.EXIT, id, { status: "exited", code: 0 }));
+    });
+    const { outcome, grew, ms } = await floodHost(a, execArrived, go);
+    // Before the check the host added every one of them and the execution ended normally (`result`).
+    expect(outcome.code).toBe("EFLOW");
+    expect(outcome.message).toBe(`guest ${a.addr}: the agent returned ${MAX_U32} bytes of credit for execution 1, more than was sent (${DEFAULT_WINDOW} of the ${DEFAULT_WINDOW}-byte window unused)`);
+    console.log(`WINDOW flood: host RSS +${(grew / 1048576).toFixed(2)} MiB, ${sent} bytes of WINDOW frames written before the host hung up`);
+    expect(grew).toBeLessThan(16 * 1024 * 1024);
+    expect(sent).toBeLessThan(FLOOD);
+    expect(ms).toBeLessThan(10_000);
+  }, 60_000);
+
+  // Every request that sends under the agent's window: the answer to its opening frame, then the lie. Each
+  // sends no data first (empty file, empty directory, nothing written), so the window is exactly full.
+  const empty = dir.file("empty");
+  mkdirSync(empty);
+  const cases: [string, number, (id: number) => Uint8Array[], (g: Guest) => Promise<unknown>, string][] = [
+    ["an execution's stdin", T.EXEC, (id) => [encodeJson(T.STARTED, id, { pid: 7 })], (g) => g.exec(["cat"]).exited, "execution 1"],
+    ["a PUT", T.PUT, () => [], (g) => g.putFile("/x", ""), "PUT 1"],
+    ["a PUTDIR", T.PUTDIR, () => [], (g) => g.putDir(empty, "/d"), "PUTDIR 1"],
+    ["a TCP stream", T.TCP_OPEN, (id) => [encodeJson(T.TCP_OPENED, id, { address: "127.0.0.1", port: 80 })], async (g) => (await g.connectTcp("127.0.0.1", 80)).closed, "TCP stream 1"],
+  ];
+  for (const [what, opening, answer, use, name] of cases) {
+    test(`${what}: EFLOW for the request and for everything else on the connection`, async () => {
+      let lies = 0;
+      const a = await agent({
+        welcome: ALL_CAPS,
+        onFrame: (f, sock) => {
+          if (f.type !== opening) return;
+          for (const frame of answer(f.id)) sock.write(frame);
+          // One WINDOW of a single byte is already too many: the window is full before anything was sent.
+          sock.write(encodeWindow(f.id, 1));
+          sock.write(windows(f.id, 100));
+          lies++;
+        },
+      });
+      const g = await connect(a.addr);
+      const err = (await use(g).then(() => undefined, (e: Error & { code?: string }) => e))!;
+      expect(lies).toBe(1);
+      expect(err.code).toBe("EFLOW");
+      expect(err.message).toBe(`guest ${a.addr}: the agent returned 1 bytes of credit for ${name}, more than was sent (${DEFAULT_WINDOW} of the ${DEFAULT_WINDOW}-byte window unused)`);
+      expect(g.error).toBe(err);
+      // Refused at once, with the same error.
+      expect(() => g.exec(["next"])).toThrow(err.message);
+    }, 20_000);
+  }
+
+  test("credit given back for what was sent is fine: 1 MiB of stdin, returned chunk by chunk", async () => {
+    const TOTAL = 1024 * 1024;
+    let got = 0;
+    const a = await agent({
+      onFrame: (f, sock) => {
+        if (f.type === T.EXEC) sock.write(encodeJson(T.STARTED, f.id, { pid: 7 }));
+        else if (f.type === T.STDIN) {
+          got += f.payload.byteLength;
+          sock.write(encodeWindow(f.id, f.payload.byteLength));
+        } else if (f.type === T.STDIN_EOF) sock.write(encodeJson(T.EXIT, f.id, { status: "exited", code: got === TOTAL ? 0 : 1 }));
+      },
+    });
+    const g = await connect(a.addr);
+    const p = g.exec(["cat"]);
+    const w = p.stdin!.getWriter();
+    await w.write(new Uint8Array(TOTAL));
+    await w.close();
+    expect(await p.exited).toBe(0);
+    g.close();
+  }, 20_000);
 });
 
 describe("(b) escapes and huge strings", () => {

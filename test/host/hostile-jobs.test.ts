@@ -6,21 +6,13 @@ import { T, encodeJson } from "../../src/protocol/index.ts";
 import { MAX_LIST_ENTRIES } from "../../src/protocol/v2/jobs.ts";
 import { GuestError, connect } from "../../src/host/index.ts";
 import { vge, vgeLines } from "../cli/_vge.ts";
-import { hostileAgent, type HostileAgent, type HostileOptions } from "./_hostile.ts";
+import { hostileAgents, type HostileOptions } from "./_hostile.ts";
 import { tempDir } from "./_fixtures.ts";
 
 const dir = tempDir("vge-hostile-jobs-");
-const agents: HostileAgent[] = [];
-afterAll(() => {
-  for (const a of agents) a.stop();
-  dir.remove();
-});
-let n = 0;
-async function agent(onFrame: NonNullable<HostileOptions["onFrame"]>): Promise<HostileAgent> {
-  const a = await hostileAgent(dir.file(`a${++n}.sock`), { onFrame });
-  agents.push(a);
-  return a;
-}
+afterAll(() => dir.remove());
+const agents = hostileAgents(dir);
+const agent = (onFrame: NonNullable<HostileOptions["onFrame"]>) => agents({ onFrame });
 
 const job = (over: Record<string, unknown> = {}) => ({ job: 1, tag: "t", pid: 5, argv: ["sleep", "9"], startedAt: 1, state: "running", attached: false, stdout: { total: 0, kept: 0 }, stderr: { total: 0, kept: 0 }, ...over });
 

@@ -2,37 +2,18 @@
 // on 127.0.0.1: an HTTP server (Bun.serve) and plain TCP ones. Half-closes both ways, refusals per stream,
 // and 100 MiB each way with a slow reader while the agent's resident memory is measured.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createServer, type Server, type Socket } from "node:net";
 import { connect, GuestError, TcpError, type Guest } from "../../src/host/index.ts";
 import type { RunningAgent } from "../helpers/agent.ts";
 import { vmRssKiB } from "../helpers/proc.ts";
+import { MiB, bigData, digestAnswer, sendAll, tcpServers } from "../helpers/tcp.ts";
 import { listeningAgent, sha256, stop, tempDir } from "./_fixtures.ts";
 
 const dir = tempDir("vge-tcp-");
 let agent: RunningAgent;
 let guest: Guest;
 let http: ReturnType<typeof Bun.serve>;
-const servers: Server[] = [];
-const MiB = 1024 * 1024;
-
-async function tcpServer(onConn: (s: Socket) => void): Promise<number> {
-  const srv = createServer({ allowHalfOpen: true }, (s) => {
-    s.on("error", () => {});
-    onConn(s);
-  });
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  servers.push(srv);
-  return (srv.address() as { port: number }).port;
-}
-
-/** `mib` MiB, each MiB a random block stamped with its index: a reordering or a repeat changes the hash. */
-function* bigData(mib: number, block = crypto.getRandomValues(new Uint8Array(MiB))): Generator<Uint8Array> {
-  for (let i = 0; i < mib; i++) {
-    const b = block.slice();
-    new DataView(b.buffer).setUint32(0, i);
-    yield b;
-  }
-}
+const servers = tcpServers();
+const tcpServer = servers.listen;
 
 beforeAll(async () => {
   agent = await listeningAgent(dir.file("agent.sock"), 180_000);
@@ -43,7 +24,6 @@ beforeAll(async () => {
 afterAll(() => {
   guest?.close();
   http?.stop(true);
-  for (const s of servers) s.close();
   stop(agent);
   dir.remove();
 });
@@ -62,7 +42,7 @@ test("HTTP through a stream: request, our half-close, the whole response, then c
 
 test("a refused port rejects with the guest's errno; the connection goes on", async () => {
   const port = await tcpServer(() => {});
-  await new Promise((r) => servers.pop()!.close(r));
+  await servers.closeLast();
   const err = await guest.connectTcp("127.0.0.1", port).catch((e) => e);
   expect(err).toBeInstanceOf(TcpError);
   expect(err.code).toBe("ECONNREFUSED");
@@ -134,13 +114,7 @@ async function peakRss(work: Promise<unknown>): Promise<number> {
 
 test("100 MiB guest → host to a slow reader: intact, and the agent's memory stays bounded", async () => {
   const want = new Bun.CryptoHasher("sha256");
-  const port = await tcpServer(async (s) => {
-    for (const b of bigData(100)) {
-      want.update(b);
-      if (!s.write(b)) await new Promise((r) => s.once("drain", r));
-    }
-    s.end();
-  });
+  const port = await tcpServer(sendAll(bigData(100), want));
   const rss0 = vmRssKiB(agent.proc.pid)!;
   const s = await guest.connectTcp("127.0.0.1", port);
   const got = new Bun.CryptoHasher("sha256");
@@ -167,18 +141,8 @@ test("100 MiB guest → host to a slow reader: intact, and the agent's memory st
 }, 120_000);
 
 test("100 MiB host → guest to a slow server: intact (sha256 from the server), memory bounded", async () => {
-  const port = await tcpServer((s) => {
-    const h = new Bun.CryptoHasher("sha256");
-    let n = 0;
-    // A slow reader: paused 5 ms after every chunk, so the agent's writes wait for the socket.
-    s.on("data", (d) => {
-      h.update(d);
-      n += d.length;
-      s.pause();
-      setTimeout(() => s.resume(), 5);
-    });
-    s.on("end", () => s.end(`${n} ${h.digest("hex")}`));
-  });
+  // A slow reader: paused 5 ms after every chunk, so the agent's writes wait for the socket.
+  const port = await tcpServer(digestAnswer(5));
   const rss0 = vmRssKiB(agent.proc.pid)!;
   const s = await guest.connectTcp("127.0.0.1", port);
   const want = new Bun.CryptoHasher("sha256");

@@ -5,7 +5,7 @@ export const EXIT = {
   ok: 0,
   /** The operation failed in the guest: a file could not be read or written. */
   failed: 1,
-  /** Bad command line or address. */
+  /** Bad command line, address or token file. */
   usage: 2,
   /** `vge wait` (or run --timeout) ran out of time. */
   timeout: 124,
@@ -18,5 +18,5 @@ EXIT STATUS
   run, shell, attach: the command's status; 128+n when killed by signal n; 124 after --timeout; 127 when the
   program is not found, 126 when it cannot start; 255 when vge fails (no guest, connection lost).
   other commands: 0 done, 1 failed in the guest, 124 timed out (wait), 255 vge failed.
-  2 for a bad command line or address, always.
+  2 for a bad command line, address or --token-file (missing, unreadable, empty, too short), always.
 `;

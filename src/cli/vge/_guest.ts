@@ -1,8 +1,9 @@
 // Getting hold of a guest for one command: listen addresses wait for a guest to dial in (saying so once,
 // then how long every 5 s), connect addresses dial, retrying for --wait. The listener is closed (and its
 // socket file removed) as soon as one guest is in, and also on Ctrl-C while waiting.
+import { UsageError } from "../../common/argv.ts";
 import { retrying } from "../../transport/retry.ts";
-import { GuestError, connect, formatAddress, isListenAddress, listen, listenRaw, connectRaw, isTransient, type Address, type Conn, type Guest } from "../../host/index.ts";
+import { GuestError, connect, formatAddress, isListenAddress, listen, listenRaw, connectRaw, isTransient, readTokenFile, type Address, type Conn, type Guest } from "../../host/index.ts";
 import type { Log } from "./_log.ts";
 
 const NOTICE_EVERY_MS = 5000;
@@ -11,7 +12,7 @@ export interface OpenOptions {
   /** Undefined: listen addresses wait without limit, connect addresses try once. */
   waitMs?: number;
   log: Log;
-  /** --token-file: the library reads it once and authenticates every attempt with it. */
+  /** --token-file: read once, here; every attempt authenticates with what it held then. */
   tokenFile?: string;
 }
 
@@ -54,14 +55,29 @@ async function firstOf<T>(a: Address, accept: () => Promise<T>, close: () => Pro
   }
 }
 
+/**
+ * --token-file, read before anything is dialed or bound: a file that cannot serve (missing, unreadable,
+ * empty, too short) is the operator's configuration, so it is a usage error (exit 2), not vge failing.
+ */
+function tokenOf(path: string | undefined): Uint8Array | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readTokenFile(path);
+  } catch (e) {
+    if (e instanceof GuestError && e.code === "EINVAL") throw new UsageError(e.message);
+    throw e;
+  }
+}
+
 export async function openGuest(a: Address, o: OpenOptions): Promise<Guest> {
+  const token = tokenOf(o.tokenFile);
   if (isListenAddress(a)) {
-    const l = await listen(a, { tokenFile: o.tokenFile, onError: (e, peer) => o.log.warn(`${peer}: ${e.message}`) });
+    const l = await listen(a, { token, onError: (e, peer) => o.log.warn(`${peer}: ${e.message}`) });
     return firstOf(a, () => l.accept(), () => l.close(), o, "a guest");
   }
   const n = notices(o.log, `the agent at ${formatAddress(a)}`);
   try {
-    return await connect(a, { tokenFile: o.tokenFile, retryMs: o.waitMs ?? 0, onRetry: (e) => n.start(e.message) });
+    return await connect(a, { token, retryMs: o.waitMs ?? 0, onRetry: (e) => n.start(e.message) });
   } catch (e) {
     if (o.waitMs && isTransient(e)) throw new GuestError("ETIMEDOUT", `${timeoutError(a, o.waitMs, "no agent answering").message}; last: ${(e as Error).message}`, { cause: e });
     throw e;

@@ -2,10 +2,7 @@
 // the rest live; vge exits with its status. Ctrl-C (or any end of vge) only detaches: the job runs on.
 import { defineCommand } from "citty";
 import { shellStatus } from "../../host/index.ts";
-import { address, addressArg, commonArgs, seconds, waitArg, tokenArg } from "./_args.ts";
-import { openGuest } from "./_guest.ts";
-import { jobArg, jobRef } from "./_job.ts";
-import { vgeLog } from "./_log.ts";
+import { jobArgs, jobTarget } from "./_job.ts";
 import { pumpIn, pumpOut } from "./_stdio.ts";
 
 export const ATTACH_NOTES = `
@@ -17,20 +14,12 @@ EXAMPLES
 
 export default defineCommand({
   meta: { name: "attach", description: "Follow a detached execution: its kept output, then live output; exit with its status" },
-  args: {
-    ...addressArg,
-    ...jobArg,
+  args: jobArgs({
     stdin: { type: "boolean", description: "Pass this stdin to the job (then close its stdin)" },
-    ...waitArg,
-    ...tokenArg,
-    ...commonArgs,
-  },
+  }),
   async run({ args }) {
-    const [addrText, jobText] = args._;
-    const a = address(addrText);
-    const job = jobRef(jobText);
-    const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
-    const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
+    const { job, log, open } = jobTarget(args);
+    const guest = await open();
     try {
       const proc = guest.attach(job);
       await proc.started;

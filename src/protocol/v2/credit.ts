@@ -2,20 +2,31 @@
 // WINDOW frames. Senders wait here; once the window fails (connection gone, stream over) they all stop.
 // Used by both ends: the agent for output and GET data, the host for stdin and PUT data. The receiving
 // side keeps one too, of what it has granted: `spend` each arriving chunk, `add` what it hands back.
+// Credit only ever comes back for bytes that were sent, so a window the peer returns can never exceed what
+// it was at the start: given that `limit`, `add` refuses more, and the caller treats it as the peer's
+// violation (a WINDOW of 0xffffffff, sent again and again, would otherwise grow the count past 2^53, where
+// it stops counting). Without one, the limit is 2^53 - 1 itself, so the count stays exact either way.
 
 export class Credit {
   private waiters: { want: number; resolve: (n: number) => void; reject: (e: Error) => void }[] = [];
   private error: Error | undefined;
 
-  constructor(private bytes: number) {}
+  constructor(
+    private bytes: number,
+    /** The most there may ever be: the window as granted at the start, when the peer returns it. */
+    readonly limit = Number.MAX_SAFE_INTEGER,
+  ) {}
 
   get available(): number {
     return this.bytes;
   }
 
-  add(n: number): void {
+  /** `n` bytes come back. False (and nothing added) when that would make more than `limit`. */
+  add(n: number): boolean {
+    if (n > this.limit - this.bytes) return false;
     this.bytes += n;
     this.wake();
+    return true;
   }
 
   /** Waits for some credit and takes up to `max` bytes of it (at least 1 when max > 0). */
