@@ -28,9 +28,11 @@ for (const t of TARGETS) {
     // vge's AF_VSOCK module (bun:ffi, libc) stays a lazy import inside the binary: it is evaluated only
     // when a vsock address is used, so Unix and Firecracker addresses never open libc's FFI table.
     compile: { target: t.target, outfile: t.out },
-    // Not --bytecode: it starts the agent ~3x faster (30.8 → 10.6 ms to listening), but a hostile host's
-    // burst then peaks the agent's RSS at +16 to +82 MiB instead of +7 to +15 MiB (hostile-host.test.ts,
-    // bench/README.md). Memory under a hostile peer matters more than 20 ms at start.
+    // Bytecode: the agent starts ~3x faster (30.8 → 10.6 ms to listening). It was taken out once for a
+    // worse peak under a hostile host; that peak was Bun's pipe read-ahead (now gone: fd-pump.ts), and with
+    // bytecode the never-reading host's peak is +2 MiB. ESM, because the entry points use top-level await.
+    bytecode: true,
+    format: "esm",
     minify: true,
     sourcemap: "none",
   });
