@@ -73,6 +73,12 @@ const badFields: [string, Uint8Array[]][] = [
   ["EXEC shell with NUL", [encodeJson(T.EXEC, 1, { shell: "true\0rm" })]],
   ["SIGNAL SIGFOO", [SLEEP, encodeJson(T.SIGNAL, 5, { signal: "SIGFOO" })]],
   ["PUT mode 0o10000", [encodeJson(T.PUT, 1, { path: "/tmp/vge-hostile-x", size: 0, mode: 0o10000 })]],
+  // (uid_t)-1 means "no change" to setuid/chown: the command or file would stay root's.
+  ["EXEC uid 4294967295", [exec({ uid: 4294967295 })]],
+  ["EXEC gid 4294967295", [exec({ uid: 1000, gid: 4294967295 })]],
+  ["EXEC user \"4294967295\"", [exec({ user: "4294967295" })]],
+  ["PUT uid 4294967295", [encodeJson(T.PUT, 1, { path: "/tmp/vge-hostile-x", size: 0, uid: 4294967295 })]],
+  ["PUT gid 4294967295", [encodeJson(T.PUT, 1, { path: "/tmp/vge-hostile-x", size: 0, gid: 4294967295 })]],
   ["PUT path with NUL", [encodeJson(T.PUT, 1, { path: "/tmp/a\0b", size: 0 })]],
   ["GET path relative", [encodeJson(T.GET, 1, { path: "etc/passwd" })]],
   ["HELLO versions not numbers", []],
