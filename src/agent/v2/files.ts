@@ -47,7 +47,7 @@ export class PutOp {
 
   onData(data: Uint8Array): void {
     if (this.ended) return;
-    if (data.byteLength > this.credit) throw Object.assign(new ProtocolError(`FILE_DATA: ${data.byteLength} bytes exceed the ${this.credit} bytes of credit`), { code: "EFLOW" });
+    if (data.byteLength > this.credit) throw new ProtocolError(`FILE_DATA: ${data.byteLength} bytes exceed the ${this.credit} bytes of credit`, "EFLOW");
     this.credit -= data.byteLength;
     this.received += data.byteLength;
     if (this.received > this.req.size && !this.failed) this.failed = { ok: false, errno: "EFBIG", message: `more than the announced ${this.req.size} bytes` };

@@ -24,7 +24,7 @@ export class AgentHandshake {
     try {
       return this.expected ? this.onAuth(f, send) : this.onHello(f, send);
     } catch (e) {
-      if ((e as { code?: string }).code === "EAUTH") this.refused = true;
+      if (e instanceof ProtocolError && e.code === "EAUTH") this.refused = true;
       throw e;
     }
   }
@@ -34,7 +34,7 @@ export class AgentHandshake {
     const hello = decodeJson(f);
     // Versions and client are checked as every HELLO is (messages.ts); `auth` below.
     const { versions } = decodeHello(hello);
-    if (!versions.includes(PROTOCOL_VERSION)) throw Object.assign(new ProtocolError(`no common protocol version (host offers ${JSON.stringify(versions)}, agent speaks ${PROTOCOL_VERSION})`), { code: "EVERSION" });
+    if (!versions.includes(PROTOCOL_VERSION)) throw new ProtocolError(`no common protocol version (host offers ${JSON.stringify(versions)}, agent speaks ${PROTOCOL_VERSION})`, "EVERSION");
     if (!this.token) {
       // A host that offers authentication to an agent without a token gets the plain WELCOME: with no
       // `auth` in it, the host knows and decides for itself (ours refuses, EAUTH).

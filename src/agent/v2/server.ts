@@ -88,7 +88,7 @@ export class V2Session {
     } catch (e) {
       // Not only protocol errors: a bug of ours must cost this connection, never the agent.
       const proto = e instanceof ProtocolError;
-      const code = proto ? ((e as ProtocolError & { code?: string }).code ?? "EPROTO") : "EINTERNAL";
+      const code = proto ? e.code : "EINTERNAL";
       const message = proto ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`;
       this.log.error(`v2: ${message}; closing this connection`);
       if (!proto && this.log.verbose) this.log.error(String((e as Error)?.stack ?? e));

@@ -288,7 +288,8 @@ export function message(what: string, v: unknown, field: string): string {
 /** A WELCOME body as the host keeps it: every field typed and bounded, else a ProtocolError. */
 export function validateWelcome(b: Record<string, unknown>): Welcome {
   const w = "WELCOME";
-  if (b.version !== PROTOCOL_VERSION) bad(w, `the agent chose version ${printable(String(b.version), 32)}; this host speaks ${PROTOCOL_VERSION}`);
+  // String() of an object from JSON such as {"toString":1} throws a TypeError: objects are shown as JSON.
+  if (b.version !== PROTOCOL_VERSION) bad(w, `the agent chose version ${printable(typeof b.version === "object" && b.version !== null ? JSON.stringify(b.version) : String(b.version), 32)}; this host speaks ${PROTOCOL_VERSION}`);
   const caps = b.capabilities;
   if (!Array.isArray(caps) || caps.length > 64 || !caps.every((c) => typeof c === "string" && /^[a-z0-9_-]{1,32}$/.test(c))) bad(w, "capabilities must be at most 64 short lowercase names");
   if (typeof b.initrd !== "boolean") bad(w, "initrd must be a boolean");
