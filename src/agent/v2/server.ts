@@ -301,7 +301,7 @@ export class V2Session {
     switch (f.type) {
       case T.PUT: {
         const req = decodePut(decodeJson(f));
-        return (id, done) => new PutOp(id, req, this.send, done);
+        return (id, done) => new PutOp(id, req, this.send, done, this.log);
       }
       case T.GET: {
         const req = decodeGet(decodeJson(f));
