@@ -19,6 +19,7 @@ import { decodeDirRequest } from "../../protocol/v2/dirs.ts";
 import { Quota, sharedQuotas } from "./quota.ts";
 import { decodeTcpOpen } from "../../protocol/v2/tcp.ts";
 import { TcpOp } from "./tcp.ts";
+import { lingerClose } from "./linger.ts";
 
 type Op = Execution | PutOp | GetOp | PutDirOp | GetDirOp | TcpOp;
 
@@ -73,6 +74,7 @@ export class V2Session {
   /** Serves until the host closes or breaks the protocol. */
   async run(): Promise<void> {
     const reader = this.conn.reader;
+    let linger = false;
     try {
       for (;;) {
         await reader.waitData();
@@ -93,10 +95,12 @@ export class V2Session {
       this.log.error(`v2: ${message}; closing this connection`);
       if (!proto && this.log.verbose) this.log.error(String((e as Error)?.stack ?? e));
       this.over = true;
-      // Through a promise: a write that throws at once must not escape either.
+      // Through a promise: a write that throws at once must not escape either. Not awaited to the end:
+      // a host that does not read would hold us here; lingerClose sends the FIN after it, or gives up.
       await Promise.resolve()
-        .then(() => this.conn.write(encodeJson(T.ERROR, 0, { code, message })))
+        .then(() => void this.conn.write(encodeJson(T.ERROR, 0, { code, message })).catch(() => {}))
         .catch(() => {});
+      linger = true;
     } finally {
       this.over = true;
       // Detached executions go on without this connection (their output into their rings); the rest die with it.
@@ -104,7 +108,10 @@ export class V2Session {
       this.ops.clear();
       this.wakeIdle();
       this.endRead();
-      this.conn.close();
+      // After an ERROR: half-close and drain briefly, so that frames the host pipelined behind the bad one
+      // do not turn our close into a reset that loses the ERROR on its side.
+      if (linger) await lingerClose(this.conn);
+      else this.conn.close();
     }
   }
 
