@@ -19,6 +19,11 @@ export class AgentHandshake {
     private readonly random: (n: number) => Uint8Array = (n) => new Uint8Array(randomBytes(n)),
   ) {}
 
+  /** The frame the hello is waiting for: HELLO, or with a token the host's AUTH after it. */
+  get waitingFor(): "HELLO" | "AUTH" {
+    return this.expected ? "AUTH" : "HELLO";
+  }
+
   /** Takes each frame until the hello is complete; true once requests may be served. */
   step(f: Frame, send: (frame: Uint8Array) => void): boolean {
     try {

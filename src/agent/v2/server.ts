@@ -20,6 +20,7 @@ import { Quota, sharedQuotas } from "./quota.ts";
 import { decodeTcpOpen } from "../../protocol/v2/tcp.ts";
 import { TcpOp } from "./tcp.ts";
 import { lingerClose } from "./linger.ts";
+import type { ByteReader } from "../../transport/reader.ts";
 
 type Op = Execution | PutOp | GetOp | PutDirOp | GetDirOp | TcpOp;
 
@@ -28,6 +29,12 @@ export interface V2SessionOptions {
   limits?: Limits;
   /** Require the host to prove it holds this token before anything is disclosed or run (PROTOCOL.md §11). */
   token?: Uint8Array;
+  /**
+   * The hello must be complete by `deadline` (performance.now() time), else ERROR ETIMEDOUT and the
+   * connection closes; `ms` is the option's value, for the message. After the hello an idle connection is
+   * legitimate (a host may hold one open): nothing else is timed.
+   */
+  handshakeTimeout?: { deadline: number; ms: number };
 }
 const MAX_PING = 64;
 /** How long a stopping agent keeps reading after its last frame, for the host to close first. */
@@ -52,6 +59,8 @@ export class V2Session {
 
   private readonly handshake: AgentHandshake;
   private readonly limits: Limits;
+  private readonly handshakeTimeout: V2SessionOptions["handshakeTimeout"];
+  private expired = false;
 
   constructor(
     private readonly conn: Conn,
@@ -64,6 +73,12 @@ export class V2Session {
     this.files = new Quota(limits.filesPerConn);
     this.tcp = new Quota(limits.tcpPerConn);
     this.handshake = new AgentHandshake(opts.token);
+    this.handshakeTimeout = opts.handshakeTimeout;
+  }
+
+  /** True when the host did not complete the hello in time (ERROR ETIMEDOUT was sent). */
+  get timedOut(): boolean {
+    return this.expired;
   }
 
   /** True when the host did not prove it holds the token: the connection was refused (EAUTH). */
@@ -77,7 +92,7 @@ export class V2Session {
     let linger = false;
     try {
       for (;;) {
-        await reader.waitData();
+        await this.waitData(reader);
         if (reader.isEnded) break;
         for (const f of this.decoder.push(reader.readAvailable(READ_CHUNK))) {
           this.handle(f);
@@ -112,6 +127,17 @@ export class V2Session {
       // do not turn our close into a reset that loses the ERROR on its side.
       if (linger) await lingerClose(this.conn);
       else this.conn.close();
+    }
+  }
+
+  /** The next bytes, or ETIMEDOUT once the hello has taken longer than allowed. */
+  private async waitData(reader: ByteReader): Promise<void> {
+    const t = this.greeted ? undefined : this.handshakeTimeout;
+    if (!t) return void (await reader.waitData());
+    const left = t.deadline - performance.now();
+    if (left <= 0 || !(await reader.waitData(left))) {
+      this.expired = true;
+      throw new ProtocolError(`no ${this.handshake.waitingFor} from the host within ${t.ms / 1000} s (see --handshake-timeout)`, "ETIMEDOUT");
     }
   }
 
