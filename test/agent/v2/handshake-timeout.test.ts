@@ -6,7 +6,6 @@
 // before its first byte; only the v2 hello, from its magic, is timed, and --reconnect dials again after.
 import { afterEach, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { createServer, type Server } from "node:net";
 import { connect as connectGuest } from "../../../src/host/index.ts";
 import { MAGIC, T, encodeJson } from "../../../src/protocol/v2/frame.ts";
 import { agentBinary } from "../../helpers/build.ts";
@@ -21,11 +20,11 @@ const TOKEN = "handshake-timeout-test-token-0123456789";
 let dir: TempDir | undefined;
 let agent: Agent | undefined;
 const hosts: V2Host[] = [];
-const servers: Server[] = [];
+const closers: (() => void)[] = [];
 
 afterEach(async () => {
   for (const h of hosts.splice(0)) h.close();
-  for (const s of servers.splice(0)) s.close();
+  for (const c of closers.splice(0)) c();
   await agent?.stop();
   agent = undefined;
   dir?.remove();
@@ -144,23 +143,11 @@ describe(`listen mode, --handshake-timeout ${TIMEOUT_S}`, () => {
   }, 30_000);
 });
 
-/** A Unix listener that hands out each connection the dialing agent makes. */
+/** A Unix listener that hands out each connection the dialing agent makes; closed after the test. */
 async function hostListener(path: string): Promise<() => Promise<V2Host>> {
-  const queue: V2Host[] = [];
-  const waiting: ((h: V2Host) => void)[] = [];
-  const server = createServer({ allowHalfOpen: true }, (sock) => {
-    const h = new V2Host(sock);
-    hosts.push(h);
-    const w = waiting.shift();
-    if (w) w(h);
-    else queue.push(h);
-  });
-  servers.push(server);
-  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(path, () => resolve()));
-  return () => {
-    const h = queue.shift();
-    return h ? Promise.resolve(h) : Promise.race([new Promise<V2Host>((r) => waiting.push(r)), Bun.sleep(15_000).then(() => Promise.reject(new Error("agent did not dial")))]);
-  };
+  const l = await V2Host.listenMany(path);
+  closers.push(l.close);
+  return l.next;
 }
 
 describe(`dial mode, --handshake-timeout ${TIMEOUT_S}`, () => {

@@ -3,7 +3,7 @@
 // when a host never reads, and its limits refuse the one request too many. All against the compiled agent.
 import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync, readdirSync, readlinkSync, statSync } from "node:fs";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { createConnection, createServer, type Socket } from "node:net";
 import { encodeLegacyFrame } from "../../../src/protocol/legacy.ts";
 import { MAGIC, T, encodeFrame, encodeJson } from "../../../src/protocol/v2/frame.ts";
 import { tempDir, type TempDir } from "../../helpers/tmp.ts";
@@ -104,26 +104,11 @@ describe("a bad value in any field: ERROR EPROTO, the connection closes, the age
   });
 });
 
-/** A Unix listener that hands out every connection an agent makes, in order. */
-async function hostListener(path: string): Promise<{ next(): Promise<V2Host>; server: Server }> {
-  const queue: V2Host[] = [];
-  const waiting: ((h: V2Host) => void)[] = [];
-  const server = createServer({ allowHalfOpen: true }, (sock) => {
-    const h = new V2Host(sock);
-    hosts.push(h);
-    const w = waiting.shift();
-    if (w) w(h);
-    else queue.push(h);
-  });
-  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(path, () => resolve()));
-  cleanups.push(() => server.close());
-  return {
-    server,
-    next: () => {
-      const h = queue.shift();
-      return h ? Promise.resolve(h) : Promise.race([new Promise<V2Host>((r) => waiting.push(r)), Bun.sleep(15_000).then(() => Promise.reject(new Error("agent did not dial")))]);
-    },
-  };
+/** A Unix listener that hands out every connection an agent makes, in order; closed after the test. */
+async function hostListener(path: string): Promise<{ next(): Promise<V2Host> }> {
+  const l = await V2Host.listenMany(path);
+  cleanups.push(l.close);
+  return l;
 }
 
 test("dial mode with --reconnect: RESIZE {cols:-5} gets ERROR, the agent lives on and dials again", async () => {
