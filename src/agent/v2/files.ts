@@ -5,8 +5,8 @@ import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
 import { DEFAULT_MAX_GET, type FileResult, type GetRequest, type PutRequest } from "../../protocol/v2/messages.ts";
-import { Credit } from "../../protocol/v2/credit.ts";
 import { sendWithin, type Send } from "./output.ts";
+import { OutgoingOp } from "./outgoing.ts";
 import type { Log } from "../log.ts";
 
 function failure(e: unknown): FileResult {
@@ -123,20 +123,22 @@ export class PutOp {
   }
 }
 
-export class GetOp {
-  private readonly out = new Credit(DEFAULT_WINDOW);
-
+export class GetOp extends OutgoingOp<FileResult> {
   constructor(
-    readonly id: number,
+    id: number,
     private readonly req: GetRequest,
-    private readonly send: Send,
-    private readonly finished: () => void,
+    send: Send,
+    finished: () => void,
   ) {
-    void this.run();
+    super(id, send, finished);
+    this.start();
   }
 
-  private async run(): Promise<void> {
-    let result: FileResult;
+  protected failed(e: unknown): FileResult {
+    return failure(e);
+  }
+
+  protected async transfer(): Promise<FileResult> {
     let fh: FileHandle | undefined;
     try {
       const st = await stat(this.req.path);
@@ -154,20 +156,9 @@ export class GetOp {
         if (size > max) throw Object.assign(new Error(`${this.req.path} grew past the limit of ${max}`), { code: "EFBIG" });
         if (!(await sendWithin(this.out, this.send, T.FILE_DATA, this.id, buf.slice(0, bytesRead)))) throw Object.assign(new Error("connection closed"), { code: "ECONNRESET" });
       }
-      result = { ok: true, size, mode: st.mode & 0o7777 };
-    } catch (e) {
-      result = failure(e);
+      return { ok: true, size, mode: st.mode & 0o7777 };
+    } finally {
+      await fh?.close().catch(() => {});
     }
-    await fh?.close().catch(() => {});
-    await this.send(encodeJson(T.RESULT, this.id, result)).catch(() => {});
-    this.finished();
-  }
-
-  onWindow(n: number): void {
-    this.out.add(n);
-  }
-
-  abort(): void {
-    this.out.fail(new Error("connection closed"));
   }
 }
