@@ -5,7 +5,7 @@ import { UsageError } from "../common/argv.ts";
 import type { Target } from "../transport/dial.ts";
 import { parseAddress, parseUint } from "./address.ts";
 import { packSockaddrUn } from "../sys/sockaddr.ts";
-import { DEFAULT_LIMITS, DEFAULT_PAUSE_MS, DEFAULT_RETRY_S, type Limits } from "./limits.ts";
+import { DEFAULT_HANDSHAKE_TIMEOUT_S, DEFAULT_LIMITS, DEFAULT_PAUSE_MS, DEFAULT_RETRY_S, type Limits } from "./limits.ts";
 
 export const agentArgs = {
   address: { type: "positional", required: false, valueHint: "[CID][:PORT]", description: "Host address, as in the original tool (default 2:1024)" },
@@ -17,6 +17,7 @@ export const agentArgs = {
   listen: { type: "boolean", description: "Listen on PORT (any local CID) or on --unix PATH and serve every host that dials in, many at once" },
   "allow-cid": { type: "string", valueHint: "LIST", description: "Listen mode: peer CIDs to accept, comma-separated, or `any` (default 2, the host)" },
   reconnect: { type: "boolean", description: "Dial again, with backoff, whenever the host goes away (persistent and v2 hosts)" },
+  "handshake-timeout": { type: "string", valueHint: "SECONDS", description: `v2: time a host has to complete the hello (HELLO, and AUTH with a token), from its magic, or in listen mode from connecting; then ERROR ETIMEDOUT and the connection closes (default ${DEFAULT_HANDSHAKE_TIMEOUT_S}; 0 = no limit)` },
   pause: { type: "string", valueHint: "MS", description: `Disposable: a command is complete after this long without new bytes (default ${DEFAULT_PAUSE_MS})` },
   "max-execs": { type: "string", valueHint: "N", description: `v2: executions running at once in the agent; more get EXIT error EAGAIN (default ${DEFAULT_LIMITS.execs})` },
   "max-execs-per-conn": { type: "string", valueHint: "N", description: `v2: executions running at once per connection (default ${DEFAULT_LIMITS.execsPerConn})` },
@@ -38,6 +39,8 @@ export interface AgentConfig {
   mode: "disposable" | "persistent";
   retryMs: number;
   pauseMs: number;
+  /** --handshake-timeout in ms; 0: none. */
+  handshakeTimeoutMs: number;
   verbose: boolean;
   listen: boolean;
   allowCids: Set<number> | "any";
@@ -51,7 +54,7 @@ export interface AgentConfig {
   privilegedPort: boolean;
 }
 
-type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; verbose?: boolean; listen?: boolean; "allow-cid"?: string; reconnect?: boolean; "max-execs"?: string; "max-execs-per-conn"?: string; "max-ptys"?: string; "max-detached"?: string; "detach-memory"?: string; "max-files-per-conn"?: string; "max-tcp-per-conn"?: string; "max-conns"?: string; "token-file"?: string; "allow-legacy"?: boolean; "privileged-port"?: boolean; _: string[] };
+type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; "handshake-timeout"?: string; verbose?: boolean; listen?: boolean; "allow-cid"?: string; reconnect?: boolean; "max-execs"?: string; "max-execs-per-conn"?: string; "max-ptys"?: string; "max-detached"?: string; "detach-memory"?: string; "max-files-per-conn"?: string; "max-tcp-per-conn"?: string; "max-conns"?: string; "token-file"?: string; "allow-legacy"?: boolean; "privileged-port"?: boolean; _: string[] };
 
 function num(name: string, text: string, min: number, max: number): number {
   const n = parseUint(name, text, min, max);
@@ -93,6 +96,7 @@ export function toConfig(args: Parsed): AgentConfig {
   }
   const retryMs = args.retry === undefined ? DEFAULT_RETRY_S * 1000 : num("--retry", args.retry, 0, 86_400) * 1000;
   const pauseMs = args.pause === undefined ? DEFAULT_PAUSE_MS : num("--pause", args.pause, 1, 60_000);
+  const handshakeTimeoutMs = (args["handshake-timeout"] === undefined ? DEFAULT_HANDSHAKE_TIMEOUT_S : num("--handshake-timeout", args["handshake-timeout"], 0, 86_400)) * 1000;
   const listen = !!args.listen;
   if (listen && args.reconnect) throw new UsageError("--reconnect is for dialing the host; it cannot be combined with --listen");
   if (!listen && args["allow-cid"] !== undefined) throw new UsageError("--allow-cid only applies with --listen");
@@ -114,7 +118,7 @@ export function toConfig(args: Parsed): AgentConfig {
   };
   if (!listen && args["max-conns"] !== undefined) throw new UsageError("--max-conns only applies with --listen");
   const auth = authConfig(args, listen, target);
-  return { target, mode, retryMs, pauseMs, verbose: !!args.verbose, listen, allowCids, reconnect: !!args.reconnect, limits, warnings, ...auth };
+  return { target, mode, retryMs, pauseMs, handshakeTimeoutMs, verbose: !!args.verbose, listen, allowCids, reconnect: !!args.reconnect, limits, warnings, ...auth };
 }
 
 function authConfig(args: Parsed, listen: boolean, target: Target): Pick<AgentConfig, "tokenFile" | "allowLegacy" | "privilegedPort"> {

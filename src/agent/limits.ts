@@ -8,6 +8,13 @@
  */
 export const DEFAULT_PAUSE_MS = 250;
 
+/**
+ * Default time a host has to complete the v2 hello (HELLO, and AUTH with a token), in seconds: counted from
+ * the magic, or from the connection in listen mode. Far above any real host (milliseconds), short enough
+ * that a silent peer does not hold a connection slot (--max-conns) or a dialing agent for long.
+ */
+export const DEFAULT_HANDSHAKE_TIMEOUT_S = 30;
+
 /** Default connect-retry window, in seconds. See README "Connect retry". */
 export const DEFAULT_RETRY_S = 30;
 

@@ -36,8 +36,9 @@ EXAMPLES
 EXIT STATUS
   disposable: the command's own status (126/127 from the shell); 0 when a persistent or v2 host closes,
   also after a v2 host broke the protocol (it got an ERROR frame); 1 cannot connect or the connection
-  failed; 2 bad command line or token file; 3 nothing runnable was received (command over 2048 bytes, a
-  frame cut off, or no command at all); 4 the host was refused because it did not prove it holds the
+  failed, or the host did not complete the v2 hello within --handshake-timeout; 2 bad command line or
+  token file; 3 nothing runnable was received (command over 2048 bytes, a frame cut off, or no command
+  at all); 4 the host was refused because it did not prove it holds the
   --token-file token (or spoke an original format without --allow-legacy); 143 after SIGTERM, once running
   v2 executions and the running persistent command have finished (or 1.5 s have passed; what still runs is
   then killed, its whole process group).
@@ -47,6 +48,7 @@ LIMITS (v2)
   An execution over --max-execs, --max-execs-per-conn or --max-ptys gets EXIT {status:"error",
   errno:"EAGAIN"}; a PUT/GET over --max-files-per-conn gets RESULT {ok:false, errno:"EAGAIN"}, a TCP
   stream over --max-tcp-per-conn TCP_CLOSED {ok:false, errno:"EAGAIN"}; the connection goes on. A bad field in any frame gets ERROR {code:"EPROTO"} and that connection closes.
+  A host that has not completed the hello within --handshake-timeout gets ERROR {code:"ETIMEDOUT"}.
   The agent stops reading a host that does not read its answers (no unbounded queue).
   Detached executions (EXEC detach) survive their connection; their output kept for a later ATTACH is
   bounded by --detach-memory in all, and --max-detached of them keep output at once.

@@ -8,6 +8,8 @@ import { runPersistent } from "./persistent.ts";
 import { sniffV2 } from "./v2/sniff.ts";
 import { V2Session } from "./v2/server.ts";
 import { tracked } from "./shutdown.ts";
+import { lingerClose } from "./v2/linger.ts";
+import { T, encodeJson } from "../protocol/v2/frame.ts";
 
 export interface ServeOptions {
   /** The connection's fd when this process may become the command (connect mode, disposable). */
@@ -30,13 +32,29 @@ export async function serveConnection(conn: Conn, cfg: AgentConfig, log: Log, op
 }
 
 async function serve(conn: Conn, cfg: AgentConfig, log: Log, opts: ServeOptions): Promise<number> {
-  if (await sniffV2(conn.reader, cfg.pauseMs)) {
+  const limitMs = cfg.handshakeTimeoutMs;
+  // A host that dialed in must speak up: in listen mode the deadline runs from the connection. A host the
+  // agent dialed may take its time before the first byte, as the original tool allowed (a disposable or
+  // persistent host may accept and send its command later); the v2 hello is timed from its magic.
+  const listenDeadline = cfg.listen && limitMs > 0 ? performance.now() + limitMs : undefined;
+  const kind = await sniffV2(conn.reader, cfg.pauseMs, listenDeadline);
+  if (kind === "silent") {
+    const message = `the host sent nothing within ${limitMs / 1000} s of connecting (see --handshake-timeout)`;
+    log.error(`${message}; closing this connection`);
+    // As for EBUSY: a v2 host reads it as the answer to its HELLO; others see the close.
+    void conn.write(encodeJson(T.ERROR, 0, { code: "ETIMEDOUT", message })).catch(() => {});
+    await lingerClose(conn);
+    return EXIT.connect;
+  }
+  if (kind === "v2") {
     log.debug("host speaks protocol v2");
-    const session = new V2Session(conn, log, { limits: cfg.limits, token: cfg.token });
+    const handshakeTimeout = limitMs > 0 ? { deadline: listenDeadline ?? performance.now() + limitMs, ms: limitMs } : undefined;
+    const session = new V2Session(conn, log, { limits: cfg.limits, token: cfg.token, handshakeTimeout });
     await tracked(session, () => session.run());
     // A host that failed to authenticate is no success: a disposable boot step must not go on as if
-    // its command had run.
-    return session.authRefused ? EXIT.auth : EXIT.ok;
+    // its command had run. Nor is one that never finished its hello (the connection failed).
+    if (session.authRefused) return EXIT.auth;
+    return session.timedOut ? EXIT.connect : EXIT.ok;
   }
   if (cfg.token && !cfg.allowLegacy) {
     // The original formats carry no proof: with a token set, serving them would undo it.

@@ -39,7 +39,7 @@ export class TreeReceiver {
     if (f.type !== T.DIR_ENTRY && f.type !== T.FILE_DATA && f.type !== T.DIR_END) throw new ProtocolError(`unexpected ${typeName(f.type)} frame in a directory stream`);
     if (this.isEnded) throw new ProtocolError(`${typeName(f.type)} after DIR_END`);
     const n = f.type === T.DIR_END ? 0 : f.payload.byteLength;
-    if (n > this.credit) throw Object.assign(new ProtocolError(`${typeName(f.type)}: ${n} bytes exceed the ${this.credit} bytes of credit`), { code: "EFLOW" });
+    if (n > this.credit) throw new ProtocolError(`${typeName(f.type)}: ${n} bytes exceed the ${this.credit} bytes of credit`, "EFLOW");
     this.credit -= n;
     if (f.type === T.DIR_END) {
       this.isEnded = true;

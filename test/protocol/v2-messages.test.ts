@@ -22,6 +22,11 @@ const badExec: [string, Record<string, unknown>, string][] = [
   ["user with NUL", { ...ok, user: "r\0" }, "user"],
   ["uid negative", { ...ok, uid: -1 }, "uid"],
   ["gid 2^32", { ...ok, gid: 2 ** 32 }, "gid"],
+  // (uid_t)-1 is "no change" to setuid/chown: asking for it would leave the process root.
+  ["uid 4294967295", { ...ok, uid: 4294967295 }, "uid"],
+  ["gid 4294967295", { ...ok, gid: 4294967295 }, "gid"],
+  ["user 4294967295 (a decimal user is a uid)", { ...ok, user: "4294967295" }, "user"],
+  ["user 99999999999", { ...ok, user: "99999999999" }, "user"],
   ["stdin other", { ...ok, stdin: "tty" }, "stdin"],
   ["pty not an object", { ...ok, pty: [80, 24] }, "pty"],
   ["pty cols 0", { ...ok, pty: { cols: 0, rows: 24 } }, "pty.cols"],
@@ -49,6 +54,7 @@ describe("decodeExec refuses", () => {
 test("decodeExec: good values come out typed; the kill signal is resolved (default SIGKILL)", () => {
   expect(decodeExec(ok)).toEqual({ argv: ["true"], killSignal: { name: "SIGKILL", signo: 9 } });
   const spec = decodeExec({ shell: "x", env: { A: "1", B: null }, cwd: "/", user: "root", pty: { cols: 1, rows: 65535, term: "vt100" }, timeoutMs: 3e9, killSignal: "term", extra: 1 });
+  expect(decodeExec({ ...ok, uid: 4294967294, gid: 0, user: "4294967294" })).toMatchObject({ uid: 4294967294, gid: 0, user: "4294967294" });
   expect(spec).toEqual({ shell: "x", env: { A: "1", B: null }, cwd: "/", user: "root", pty: { cols: 1, rows: 65535, term: "vt100" }, timeoutMs: 3e9, killSignal: { name: "SIGTERM", signo: 15 } });
   // validateExec hands the wire body back unchanged (nothing added to what the host sends).
   const body = { argv: ["a"], killSignal: "SIGINT" };
@@ -69,9 +75,11 @@ test("decodeResize, decodeSignal, decodeHello", () => {
 
 test("decodePut and decodeGet", () => {
   expect(decodePut({ path: "/a", size: 3, mode: 0o4755, uid: 0, gid: 0 })).toEqual({ path: "/a", size: 3, mode: 0o4755, uid: 0, gid: 0 });
-  for (const bad of [{ path: "a", size: 0 }, { path: "/a\0", size: 0 }, { path: "", size: 0 }, { path: "/a", size: -1 }, { path: "/a", size: 1.5 }, { path: "/a", size: 0, mode: 0o10000 }, { path: "/a", size: 0, uid: -1 }]) {
+  for (const bad of [{ path: "a", size: 0 }, { path: "/a\0", size: 0 }, { path: "", size: 0 }, { path: "/a", size: -1 }, { path: "/a", size: 1.5 }, { path: "/a", size: 0, mode: 0o10000 }, { path: "/a", size: 0, uid: -1 }, { path: "/a", size: 0, uid: 4294967295 }, { path: "/a", size: 0, gid: 4294967295 }]) {
     expect(() => decodePut(bad)).toThrow(/^PUT: /);
   }
+  // The largest real id is still accepted.
+  expect(decodePut({ path: "/a", size: 0, uid: 4294967294, gid: 4294967294 })).toEqual({ path: "/a", size: 0, uid: 4294967294, gid: 4294967294 });
   expect(decodeGet({ path: "/etc/hostname", maxSize: 10 })).toEqual({ path: "/etc/hostname", maxSize: 10 });
   for (const bad of [{ path: "x" }, { path: "/x", maxSize: -1 }]) expect(() => decodeGet(bad)).toThrow(/^GET: /);
 });

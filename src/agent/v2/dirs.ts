@@ -3,10 +3,10 @@
 // src/archive, shared with the host library.
 import { DEFAULT_WINDOW, T, encodeJson, encodeWindow, type Frame } from "../../protocol/v2/frame.ts";
 import type { DirRequest, DirResult } from "../../protocol/v2/dirs.ts";
-import { Credit } from "../../protocol/v2/credit.ts";
 import { TreeReceiver } from "../../archive/receive.ts";
 import { sendTree } from "../../archive/send.ts";
 import type { Send } from "./output.ts";
+import { OutgoingOp } from "./outgoing.ts";
 
 function failure(e: unknown): DirResult {
   const err = e as { code?: string; message?: string; path?: string };
@@ -45,37 +45,27 @@ export class PutDirOp {
   }
 }
 
-/** Guest → host: the tree under the path, then DIR_END and RESULT with the counts. */
-export class GetDirOp {
-  private readonly out = new Credit(DEFAULT_WINDOW);
-
+/**
+ * Guest → host: the tree under the path, then DIR_END and RESULT with the counts. On a failure there is
+ * no DIR_END: the RESULT alone ends the stream, and the host drops what it wrote of the file in progress.
+ */
+export class GetDirOp extends OutgoingOp<DirResult> {
   constructor(
-    readonly id: number,
+    id: number,
     private readonly req: DirRequest,
-    private readonly send: Send,
-    private readonly finished: () => void,
+    send: Send,
+    finished: () => void,
   ) {
-    void this.run();
+    super(id, send, finished);
+    this.start();
   }
 
-  private async run(): Promise<void> {
-    let result: DirResult;
-    try {
-      result = { ok: true, ...(await sendTree(this.req.path, this.id, this.send, this.out)) };
-    } catch (e) {
-      result = failure(e);
-    }
-    // Without DIR_END, the RESULT alone ends a failed stream; the host drops what it wrote of the file in progress.
-    await this.send(encodeJson(T.RESULT, this.id, result)).catch(() => {});
-    this.finished();
+  protected failed(e: unknown): DirResult {
+    return failure(e);
   }
 
-  onWindow(n: number): void {
-    this.out.add(n);
-  }
-
-  abort(): void {
-    this.out.fail(new Error("connection closed"));
+  protected async transfer(): Promise<DirResult> {
+    return { ok: true, ...(await sendTree(this.req.path, this.id, this.send, this.out)) };
   }
 }
 

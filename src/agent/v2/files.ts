@@ -5,12 +5,30 @@ import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
 import { DEFAULT_MAX_GET, type FileResult, type GetRequest, type PutRequest } from "../../protocol/v2/messages.ts";
-import { Credit } from "../../protocol/v2/credit.ts";
 import { sendWithin, type Send } from "./output.ts";
+import { OutgoingOp } from "./outgoing.ts";
+import type { Log } from "../log.ts";
 
 function failure(e: unknown): FileResult {
   const err = e as { code?: string; message?: string };
   return { ok: false, errno: typeof err.code === "string" ? err.code : "EIO", message: err.message ?? String(e) };
+}
+
+/**
+ * Puts a finished file in place: `rename`, then `syncDir`. The rename is the commit point. A failure before
+ * it fails the PUT (the old file is untouched); after it the new file is there for everyone to see, so a
+ * failing directory fsync cannot undo it, and reporting ok:false would tell the host a lie (a retry would
+ * replace a file that is already right). It is returned as a warning: the rename may not survive a crash.
+ */
+export async function commitRename(rename: () => Promise<void>, syncDir: () => Promise<void>): Promise<{ warning?: string }> {
+  await rename();
+  try {
+    await syncDir();
+    return {};
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    return { warning: `fsync of the directory failed (${typeof err.code === "string" ? err.code : "EIO"}: ${err.message ?? String(e)}); the file is in place but may not survive a crash` };
+  }
 }
 
 async function syncDir(dir: string): Promise<void> {
@@ -37,6 +55,7 @@ export class PutOp {
     private readonly req: PutRequest,
     private readonly send: Send,
     private readonly finished: () => void,
+    private readonly log?: Log,
   ) {
     this.tmp = join(dirname(req.path), `.${basename(req.path)}.vge-${randomBytes(4).toString("hex")}`);
     this.chain = open(this.tmp, "wx", req.mode ?? 0o644).then(
@@ -47,7 +66,7 @@ export class PutOp {
 
   onData(data: Uint8Array): void {
     if (this.ended) return;
-    if (data.byteLength > this.credit) throw Object.assign(new ProtocolError(`FILE_DATA: ${data.byteLength} bytes exceed the ${this.credit} bytes of credit`), { code: "EFLOW" });
+    if (data.byteLength > this.credit) throw new ProtocolError(`FILE_DATA: ${data.byteLength} bytes exceed the ${this.credit} bytes of credit`, "EFLOW");
     this.credit -= data.byteLength;
     this.received += data.byteLength;
     if (this.received > this.req.size && !this.failed) this.failed = { ok: false, errno: "EFBIG", message: `more than the announced ${this.req.size} bytes` };
@@ -75,9 +94,12 @@ export class PutOp {
           await fh.sync();
           await fh.close();
           this.fh = undefined;
-          await rename(this.tmp, this.req.path);
-          // The rename is durable only once the directory is: without this a crash can bring the old file back.
-          await syncDir(dirname(this.req.path));
+          // The rename is durable only once the directory is: without the fsync a crash can bring the old file back.
+          const { warning } = await commitRename(
+            () => rename(this.tmp, this.req.path),
+            () => syncDir(dirname(this.req.path)),
+          );
+          if (warning) this.log?.warn(`PUT ${this.id} ${JSON.stringify(this.req.path)}: ${warning}`);
           result = { ok: true, size: this.received };
         } catch (e) {
           result = failure(e);
@@ -101,20 +123,22 @@ export class PutOp {
   }
 }
 
-export class GetOp {
-  private readonly out = new Credit(DEFAULT_WINDOW);
-
+export class GetOp extends OutgoingOp<FileResult> {
   constructor(
-    readonly id: number,
+    id: number,
     private readonly req: GetRequest,
-    private readonly send: Send,
-    private readonly finished: () => void,
+    send: Send,
+    finished: () => void,
   ) {
-    void this.run();
+    super(id, send, finished);
+    this.start();
   }
 
-  private async run(): Promise<void> {
-    let result: FileResult;
+  protected failed(e: unknown): FileResult {
+    return failure(e);
+  }
+
+  protected async transfer(): Promise<FileResult> {
     let fh: FileHandle | undefined;
     try {
       const st = await stat(this.req.path);
@@ -132,20 +156,9 @@ export class GetOp {
         if (size > max) throw Object.assign(new Error(`${this.req.path} grew past the limit of ${max}`), { code: "EFBIG" });
         if (!(await sendWithin(this.out, this.send, T.FILE_DATA, this.id, buf.slice(0, bytesRead)))) throw Object.assign(new Error("connection closed"), { code: "ECONNRESET" });
       }
-      result = { ok: true, size, mode: st.mode & 0o7777 };
-    } catch (e) {
-      result = failure(e);
+      return { ok: true, size, mode: st.mode & 0o7777 };
+    } finally {
+      await fh?.close().catch(() => {});
     }
-    await fh?.close().catch(() => {});
-    await this.send(encodeJson(T.RESULT, this.id, result)).catch(() => {});
-    this.finished();
-  }
-
-  onWindow(n: number): void {
-    this.out.add(n);
-  }
-
-  abort(): void {
-    this.out.fail(new Error("connection closed"));
   }
 }

@@ -19,12 +19,17 @@ export class AgentHandshake {
     private readonly random: (n: number) => Uint8Array = (n) => new Uint8Array(randomBytes(n)),
   ) {}
 
+  /** The frame the hello is waiting for: HELLO, or with a token the host's AUTH after it. */
+  get waitingFor(): "HELLO" | "AUTH" {
+    return this.expected ? "AUTH" : "HELLO";
+  }
+
   /** Takes each frame until the hello is complete; true once requests may be served. */
   step(f: Frame, send: (frame: Uint8Array) => void): boolean {
     try {
       return this.expected ? this.onAuth(f, send) : this.onHello(f, send);
     } catch (e) {
-      if ((e as { code?: string }).code === "EAUTH") this.refused = true;
+      if (e instanceof ProtocolError && e.code === "EAUTH") this.refused = true;
       throw e;
     }
   }
@@ -34,7 +39,7 @@ export class AgentHandshake {
     const hello = decodeJson(f);
     // Versions and client are checked as every HELLO is (messages.ts); `auth` below.
     const { versions } = decodeHello(hello);
-    if (!versions.includes(PROTOCOL_VERSION)) throw Object.assign(new ProtocolError(`no common protocol version (host offers ${JSON.stringify(versions)}, agent speaks ${PROTOCOL_VERSION})`), { code: "EVERSION" });
+    if (!versions.includes(PROTOCOL_VERSION)) throw new ProtocolError(`no common protocol version (host offers ${JSON.stringify(versions)}, agent speaks ${PROTOCOL_VERSION})`, "EVERSION");
     if (!this.token) {
       // A host that offers authentication to an agent without a token gets the plain WELCOME: with no
       // `auth` in it, the host knows and decides for itself (ours refuses, EAUTH).

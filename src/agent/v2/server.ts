@@ -19,6 +19,8 @@ import { decodeDirRequest } from "../../protocol/v2/dirs.ts";
 import { Quota, sharedQuotas } from "./quota.ts";
 import { decodeTcpOpen } from "../../protocol/v2/tcp.ts";
 import { TcpOp } from "./tcp.ts";
+import { lingerClose } from "./linger.ts";
+import type { ByteReader } from "../../transport/reader.ts";
 
 type Op = Execution | PutOp | GetOp | PutDirOp | GetDirOp | TcpOp;
 
@@ -27,6 +29,12 @@ export interface V2SessionOptions {
   limits?: Limits;
   /** Require the host to prove it holds this token before anything is disclosed or run (PROTOCOL.md §11). */
   token?: Uint8Array;
+  /**
+   * The hello must be complete by `deadline` (performance.now() time), else ERROR ETIMEDOUT and the
+   * connection closes; `ms` is the option's value, for the message. After the hello an idle connection is
+   * legitimate (a host may hold one open): nothing else is timed.
+   */
+  handshakeTimeout?: { deadline: number; ms: number };
 }
 const MAX_PING = 64;
 /** How long a stopping agent keeps reading after its last frame, for the host to close first. */
@@ -51,6 +59,8 @@ export class V2Session {
 
   private readonly handshake: AgentHandshake;
   private readonly limits: Limits;
+  private readonly handshakeTimeout: V2SessionOptions["handshakeTimeout"];
+  private expired = false;
 
   constructor(
     private readonly conn: Conn,
@@ -63,6 +73,12 @@ export class V2Session {
     this.files = new Quota(limits.filesPerConn);
     this.tcp = new Quota(limits.tcpPerConn);
     this.handshake = new AgentHandshake(opts.token);
+    this.handshakeTimeout = opts.handshakeTimeout;
+  }
+
+  /** True when the host did not complete the hello in time (ERROR ETIMEDOUT was sent). */
+  get timedOut(): boolean {
+    return this.expired;
   }
 
   /** True when the host did not prove it holds the token: the connection was refused (EAUTH). */
@@ -73,9 +89,10 @@ export class V2Session {
   /** Serves until the host closes or breaks the protocol. */
   async run(): Promise<void> {
     const reader = this.conn.reader;
+    let linger = false;
     try {
       for (;;) {
-        await reader.waitData();
+        await this.waitData(reader);
         if (reader.isEnded) break;
         for (const f of this.decoder.push(reader.readAvailable(READ_CHUNK))) {
           this.handle(f);
@@ -88,15 +105,17 @@ export class V2Session {
     } catch (e) {
       // Not only protocol errors: a bug of ours must cost this connection, never the agent.
       const proto = e instanceof ProtocolError;
-      const code = proto ? ((e as ProtocolError & { code?: string }).code ?? "EPROTO") : "EINTERNAL";
+      const code = proto ? e.code : "EINTERNAL";
       const message = proto ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`;
       this.log.error(`v2: ${message}; closing this connection`);
       if (!proto && this.log.verbose) this.log.error(String((e as Error)?.stack ?? e));
       this.over = true;
-      // Through a promise: a write that throws at once must not escape either.
+      // Through a promise: a write that throws at once must not escape either. Not awaited to the end:
+      // a host that does not read would hold us here; lingerClose sends the FIN after it, or gives up.
       await Promise.resolve()
-        .then(() => this.conn.write(encodeJson(T.ERROR, 0, { code, message })))
+        .then(() => void this.conn.write(encodeJson(T.ERROR, 0, { code, message })).catch(() => {}))
         .catch(() => {});
+      linger = true;
     } finally {
       this.over = true;
       // Detached executions go on without this connection (their output into their rings); the rest die with it.
@@ -104,7 +123,21 @@ export class V2Session {
       this.ops.clear();
       this.wakeIdle();
       this.endRead();
-      this.conn.close();
+      // After an ERROR: half-close and drain briefly, so that frames the host pipelined behind the bad one
+      // do not turn our close into a reset that loses the ERROR on its side.
+      if (linger) await lingerClose(this.conn);
+      else this.conn.close();
+    }
+  }
+
+  /** The next bytes, or ETIMEDOUT once the hello has taken longer than allowed. */
+  private async waitData(reader: ByteReader): Promise<void> {
+    const t = this.greeted ? undefined : this.handshakeTimeout;
+    if (!t) return void (await reader.waitData());
+    const left = t.deadline - performance.now();
+    if (left <= 0 || !(await reader.waitData(left))) {
+      this.expired = true;
+      throw new ProtocolError(`no ${this.handshake.waitingFor} from the host within ${t.ms / 1000} s (see --handshake-timeout)`, "ETIMEDOUT");
     }
   }
 
@@ -301,7 +334,7 @@ export class V2Session {
     switch (f.type) {
       case T.PUT: {
         const req = decodePut(decodeJson(f));
-        return (id, done) => new PutOp(id, req, this.send, done);
+        return (id, done) => new PutOp(id, req, this.send, done, this.log);
       }
       case T.GET: {
         const req = decodeGet(decodeJson(f));

@@ -139,7 +139,7 @@ export class TcpOp {
   onFrame(f: Frame): void {
     if (f.type === T.TCP_DATA) {
       const n = f.payload.byteLength;
-      if (n > this.inCredit) throw Object.assign(new ProtocolError(`TCP_DATA: ${n} bytes exceed the ${this.inCredit} bytes of credit`), { code: "EFLOW" });
+      if (n > this.inCredit) throw new ProtocolError(`TCP_DATA: ${n} bytes exceed the ${this.inCredit} bytes of credit`, "EFLOW");
       if (this.hostEof) throw new ProtocolError(`TCP_DATA on stream ${this.id} after its TCP_EOF`);
       this.inCredit -= n;
       if (this.socketGone) return this.giveBack(n);

@@ -1,5 +1,6 @@
 // User names to ids, from the guest's own /etc/passwd (no NSS in an initrd).
 import { readFileSync } from "node:fs";
+import { MAX_ID } from "../../protocol/v2/messages.ts";
 
 export interface Account {
   uid: number;
@@ -28,8 +29,14 @@ export function lookupUser(user: string, passwd = "/etc/passwd"): Account {
   for (const line of lines) {
     const f = line.split(":");
     if (f.length < 7) continue;
-    if (f[0] === user || (numeric !== undefined && Number(f[2]) === numeric)) return { name: f[0], uid: Number(f[2]), gid: Number(f[3]), home: f[5] };
+    if (f[0] === user || (numeric !== undefined && Number(f[2]) === numeric)) return checked({ name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), home: f[5] });
   }
-  if (numeric !== undefined && numeric <= 0xffffffff) return { uid: numeric, gid: numeric };
+  if (numeric !== undefined && numeric <= MAX_ID) return { uid: numeric, gid: numeric };
   throw new UserError("ENOENT", `no such user: ${user}`);
+}
+
+/** An id from /etc/passwd that is not 0..MAX_ID (4294967295 is "no change" to setuid/chown, NaN is garbage) runs nothing. */
+function checked(a: Account & { name: string }): Account {
+  for (const id of [a.uid, a.gid]) if (!Number.isInteger(id) || id < 0 || id > MAX_ID) throw new UserError("EINVAL", `user ${a.name} has an invalid id in /etc/passwd`);
+  return a;
 }

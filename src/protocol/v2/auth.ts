@@ -54,7 +54,7 @@ export const toHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffs
 
 /** An EAUTH protocol error: the agent sends it as ERROR {code:"EAUTH"} and closes. */
 export function authError(message: string): ProtocolError {
-  return Object.assign(new ProtocolError(message), { code: "EAUTH" });
+  return new ProtocolError(message, "EAUTH");
 }
 
 /** Exactly 2·size lowercase hex digits, or an EAUTH ProtocolError naming the field. */

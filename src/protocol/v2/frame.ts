@@ -73,8 +73,19 @@ export interface Frame {
   payload: Uint8Array;
 }
 
+/**
+ * A peer broke the protocol: a malformed or out-of-range frame, never a bug of the caller's (misuse of an
+ * encoder is a RangeError). `code` is what goes into ERROR {code}: "EPROTO", or a more specific one
+ * ("EFLOW" credit overrun, "EAUTH", "EVERSION"), so a library user can tell a bad frame from a bug and why.
+ */
 export class ProtocolError extends Error {
   override name = "ProtocolError";
+  readonly code: string;
+
+  constructor(message: string, code = "EPROTO", options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
 }
 
 /** The 9-byte header alone, for a payload the caller writes right after it without copying. */

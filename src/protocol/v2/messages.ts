@@ -103,6 +103,11 @@ export const MIN_TTY_DIM = 1;
 export const MAX_TTY_DIM = 65535;
 /** Longest timeout: u32 milliseconds (about 49.7 days); the agent chains timers past setTimeout's 2^31-1. */
 export const MAX_TIMEOUT_MS = 0xffffffff;
+/**
+ * Largest uid or gid a host may ask for. (uid_t)-1 = 4294967295 is not an id: chown(2) and setresuid(2)
+ * read it as "leave unchanged", so a request for it would silently keep root.
+ */
+export const MAX_ID = 0xfffffffe;
 /** Permission bits a PUT may set (with setuid, setgid, sticky); file-type bits are not the host's to give. */
 export const MAX_MODE = 0o7777;
 
@@ -161,8 +166,10 @@ export function decodeExec(b: Body): ExecSpec {
   if (b.clearEnv !== undefined) spec.clearEnv = bool("clearEnv", b.clearEnv);
   if (b.cwd !== undefined) spec.cwd = str("cwd", b.cwd, true);
   if (b.user !== undefined) spec.user = str("user", b.user, true);
-  if (b.uid !== undefined) spec.uid = int("uid", b.uid, 0, 0xffffffff);
-  if (b.gid !== undefined) spec.gid = int("gid", b.gid, 0, 0xffffffff);
+  // A decimal user is a uid (users.ts): the same range as `uid`.
+  if (spec.user !== undefined && /^\d+$/.test(spec.user) && !(Number(spec.user) <= MAX_ID)) fail(`user given as a number must be a uid 0..${MAX_ID}`);
+  if (b.uid !== undefined) spec.uid = int("uid", b.uid, 0, MAX_ID);
+  if (b.gid !== undefined) spec.gid = int("gid", b.gid, 0, MAX_ID);
   if (b.stdin !== undefined) {
     if (b.stdin !== "pipe" && b.stdin !== "closed") fail('stdin must be "pipe" or "closed"');
     spec.stdin = b.stdin as "pipe" | "closed";
@@ -229,8 +236,8 @@ export function decodePut(b: Body): PutRequest {
   const { int } = checker("PUT");
   const req: PutRequest = { path: path("PUT", b.path), size: int("size", b.size, 0, Number.MAX_SAFE_INTEGER) };
   if (b.mode !== undefined) req.mode = int("mode", b.mode, 0, MAX_MODE);
-  if (b.uid !== undefined) req.uid = int("uid", b.uid, 0, 0xffffffff);
-  if (b.gid !== undefined) req.gid = int("gid", b.gid, 0, 0xffffffff);
+  if (b.uid !== undefined) req.uid = int("uid", b.uid, 0, MAX_ID);
+  if (b.gid !== undefined) req.gid = int("gid", b.gid, 0, MAX_ID);
   return req;
 }
 
@@ -281,7 +288,8 @@ export function message(what: string, v: unknown, field: string): string {
 /** A WELCOME body as the host keeps it: every field typed and bounded, else a ProtocolError. */
 export function validateWelcome(b: Record<string, unknown>): Welcome {
   const w = "WELCOME";
-  if (b.version !== PROTOCOL_VERSION) bad(w, `the agent chose version ${printable(String(b.version), 32)}; this host speaks ${PROTOCOL_VERSION}`);
+  // String() of an object from JSON such as {"toString":1} throws a TypeError: objects are shown as JSON.
+  if (b.version !== PROTOCOL_VERSION) bad(w, `the agent chose version ${printable(typeof b.version === "object" && b.version !== null ? JSON.stringify(b.version) : String(b.version), 32)}; this host speaks ${PROTOCOL_VERSION}`);
   const caps = b.capabilities;
   if (!Array.isArray(caps) || caps.length > 64 || !caps.every((c) => typeof c === "string" && /^[a-z0-9_-]{1,32}$/.test(c))) bad(w, "capabilities must be at most 64 short lowercase names");
   if (typeof b.initrd !== "boolean") bad(w, "initrd must be a boolean");

@@ -74,6 +74,34 @@ export class V2Host {
     return { accepted, close: () => server.close() };
   }
 
+  /**
+   * Listens on `path` for an agent that dials again and again (--reconnect): `next()` resolves with each
+   * connection in turn, or rejects after 15 s. `close()` stops listening and closes every connection.
+   */
+  static async listenMany(path: string): Promise<{ next(): Promise<V2Host>; close(): void }> {
+    const queue: V2Host[] = [];
+    const waiting: ((h: V2Host) => void)[] = [];
+    const all: V2Host[] = [];
+    const server = createServer({ allowHalfOpen: true }, (sock) => {
+      const h = new V2Host(sock);
+      all.push(h);
+      const w = waiting.shift();
+      if (w) w(h);
+      else queue.push(h);
+    });
+    await new Promise<void>((resolve, reject) => server.once("error", reject).listen(path, () => resolve()));
+    return {
+      next: () => {
+        const h = queue.shift();
+        return h ? Promise.resolve(h) : Promise.race([new Promise<V2Host>((r) => waiting.push(r)), Bun.sleep(15_000).then(() => Promise.reject(new Error("agent did not dial")))]);
+      },
+      close: () => {
+        server.close();
+        for (const h of all) h.close();
+      },
+    };
+  }
+
   private onFrame(f: Frame): void {
     this.frames.push(f);
     if (f.type === T.WINDOW) this.returned.set(f.id, (this.returned.get(f.id) ?? 0) + decodeWindow(f));

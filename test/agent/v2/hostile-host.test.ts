@@ -3,7 +3,7 @@
 // when a host never reads, and its limits refuse the one request too many. All against the compiled agent.
 import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync, readdirSync, readlinkSync, statSync } from "node:fs";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { createConnection, createServer, type Socket } from "node:net";
 import { encodeLegacyFrame } from "../../../src/protocol/legacy.ts";
 import { MAGIC, T, encodeFrame, encodeJson } from "../../../src/protocol/v2/frame.ts";
 import { tempDir, type TempDir } from "../../helpers/tmp.ts";
@@ -77,6 +77,12 @@ const badFields: [string, Uint8Array[]][] = [
   ["EXEC shell with NUL", [encodeJson(T.EXEC, 1, { shell: "true\0rm" })]],
   ["SIGNAL SIGFOO", [SLEEP, encodeJson(T.SIGNAL, 5, { signal: "SIGFOO" })]],
   ["PUT mode 0o10000", [encodeJson(T.PUT, 1, { path: "/tmp/vge-hostile-x", size: 0, mode: 0o10000 })]],
+  // (uid_t)-1 means "no change" to setuid/chown: the command or file would stay root's.
+  ["EXEC uid 4294967295", [exec({ uid: 4294967295 })]],
+  ["EXEC gid 4294967295", [exec({ uid: 1000, gid: 4294967295 })]],
+  ["EXEC user \"4294967295\"", [exec({ user: "4294967295" })]],
+  ["PUT uid 4294967295", [encodeJson(T.PUT, 1, { path: "/tmp/vge-hostile-x", size: 0, uid: 4294967295 })]],
+  ["PUT gid 4294967295", [encodeJson(T.PUT, 1, { path: "/tmp/vge-hostile-x", size: 0, gid: 4294967295 })]],
   ["PUT path with NUL", [encodeJson(T.PUT, 1, { path: "/tmp/a\0b", size: 0 })]],
   ["GET path relative", [encodeJson(T.GET, 1, { path: "etc/passwd" })]],
   ["HELLO versions not numbers", []],
@@ -102,26 +108,11 @@ describe("a bad value in any field: ERROR EPROTO, the connection closes, the age
   });
 });
 
-/** A Unix listener that hands out every connection an agent makes, in order. */
-async function hostListener(path: string): Promise<{ next(): Promise<V2Host>; server: Server }> {
-  const queue: V2Host[] = [];
-  const waiting: ((h: V2Host) => void)[] = [];
-  const server = createServer({ allowHalfOpen: true }, (sock) => {
-    const h = new V2Host(sock);
-    hosts.push(h);
-    const w = waiting.shift();
-    if (w) w(h);
-    else queue.push(h);
-  });
-  await new Promise<void>((resolve, reject) => server.once("error", reject).listen(path, () => resolve()));
-  cleanups.push(() => server.close());
-  return {
-    server,
-    next: () => {
-      const h = queue.shift();
-      return h ? Promise.resolve(h) : Promise.race([new Promise<V2Host>((r) => waiting.push(r)), Bun.sleep(15_000).then(() => Promise.reject(new Error("agent did not dial")))]);
-    },
-  };
+/** A Unix listener that hands out every connection an agent makes, in order; closed after the test. */
+async function hostListener(path: string): Promise<{ next(): Promise<V2Host> }> {
+  const l = await V2Host.listenMany(path);
+  cleanups.push(l.close);
+  return l;
 }
 
 test("dial mode with --reconnect: RESIZE {cols:-5} gets ERROR, the agent lives on and dials again", async () => {
