@@ -12,8 +12,8 @@ import { agentLog } from "./log.ts";
 import { exitGracefullyOnTerm } from "./shutdown.ts";
 import { serveConnection } from "./session.ts";
 import { listenUnix, listenVsock } from "./listen.ts";
-import { readFileSync } from "node:fs";
-import { TokenError, tokenFromFile } from "../protocol/v2/auth.ts";
+import { TokenError } from "../protocol/v2/auth.ts";
+import { readTokenFile } from "../common/token-file.ts";
 import { PTY_EXEC_ARG, ptyExecMain } from "./pty-exec.ts";
 import { onFdWatchFailure } from "../sys/fdwatch.ts";
 
@@ -75,7 +75,7 @@ async function main(argv: string[]): Promise<number> {
   if (cfg.tokenFile !== undefined) {
     try {
       // Read once: a file changed later does not change what this agent accepts.
-      cfg.token = tokenFromFile(readFileSync(cfg.tokenFile), cfg.tokenFile);
+      cfg.token = readTokenFile(cfg.tokenFile);
       log.info(`hosts must prove they hold the token in ${cfg.tokenFile}${cfg.allowLegacy ? " (original-format hosts are served without it: --allow-legacy)" : ""}`);
     } catch (e) {
       // Never the file's contents: the errors name the path and the length only.

@@ -1,8 +1,8 @@
 // The host's side of authentication (PROTOCOL.md §11): the token from the options (read once), the nonce
 // in HELLO, the agent's proof checked before anything more is sent, then AUTH with the host's proof.
 import { randomBytes } from "node:crypto";
-import { closeSync, openSync, readSync } from "node:fs";
-import { NONCE_SIZE, TokenError, agentProof, checkToken, hostProof, parseWelcomeAuth, proofMatches, toHex, tokenFromFile } from "../protocol/v2/auth.ts";
+import { readTokenFile as readTokenFileOnce } from "../common/token-file.ts";
+import { NONCE_SIZE, TokenError, agentProof, checkToken, hostProof, parseWelcomeAuth, proofMatches, toHex } from "../protocol/v2/auth.ts";
 import { ProtocolError, T, encodeJson } from "../protocol/v2/frame.ts";
 import { GuestError } from "./errors.ts";
 
@@ -14,41 +14,16 @@ export interface TokenOptions {
 }
 
 /**
- * Most of a token file that is read: a token is a few dozen bytes, so more is the wrong file, and a
- * file without end (`/dev/zero`) must not fill this process's memory.
- */
-export const MAX_TOKEN_FILE = 64 * 1024;
-
-/**
  * The token in the file at `path`, read once (a pipe such as `<(pass show vm)` works too); a GuestError
  * EINVAL naming the file and its problem (missing, unreadable, empty, too short, too long), never a
  * byte of its contents.
  */
 export function readTokenFile(path: string): Uint8Array {
-  const buf = new Uint8Array(MAX_TOKEN_FILE + 1);
-  let n = 0;
   try {
-    const fd = openSync(path, "r");
-    try {
-      for (let got = -1; got !== 0 && n < buf.byteLength; n += got) got = readSync(fd, buf, n, buf.byteLength - n, null);
-    } finally {
-      closeSync(fd);
-    }
-  } catch (e) {
-    // Node's message minus the path it repeats: "ENOENT: no such file or directory".
-    const err = e as NodeJS.ErrnoException;
-    const why = /^E[A-Z0-9]+: [^,]+/.exec(err.message)?.[0] ?? err.code ?? err.message;
-    throw new GuestError("EINVAL", `token file ${path}: cannot read it: ${why}`);
-  }
-  try {
-    if (n > MAX_TOKEN_FILE) throw new TokenError(`token file ${path}: more than ${MAX_TOKEN_FILE} bytes; a token is one short line (make one with: head -c 32 /dev/urandom | base64 > FILE)`);
-    // A copy: the read buffer is wiped below rather than left holding the secret for the collector.
-    return tokenFromFile(buf.subarray(0, n), path);
+    return readTokenFileOnce(path);
   } catch (e) {
     if (e instanceof TokenError) throw new GuestError("EINVAL", e.message);
     throw e;
-  } finally {
-    buf.fill(0);
   }
 }
 

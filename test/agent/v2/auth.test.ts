@@ -200,6 +200,24 @@ describe("agent with a token", () => {
     expect(r.stderr.toString()).not.toContain("tiny-secret");
     expect(existsSync(dir.file("never.sock"))).toBe(false);
   }, 20_000);
+
+  // [what, path, expected message]. /dev/zero has no end: it must be refused after a bounded read, at once,
+  // not read until memory runs out (it took 6 GiB and 13 s in vge before the bound).
+  test.each([
+    ["a missing file", "/nonexistent/vge.token", /cannot read it: ENOENT/],
+    ["a directory", "/tmp", /cannot read it: EISDIR/],
+    ["a file without end (/dev/zero)", "/dev/zero", /more than 65536 bytes/],
+  ])("--token-file with %s: exit 2 at once, one line naming the file", async (_what, path, message) => {
+    const started = performance.now();
+    const r = Bun.spawnSync([agentBinary(), "--listen", "--unix", dir.file("never.sock"), "--token-file", path], { timeout: 10_000 });
+    expect(r.exitCode).toBe(2);
+    const lines = r.stderr.toString().trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(path);
+    expect(lines[0]).toMatch(message);
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(existsSync(dir.file("never.sock"))).toBe(false);
+  }, 20_000);
 });
 
 /** A fake agent on a Unix socket: answers the HELLO with `welcome(hello)` and records what else the host sends. */
