@@ -8,6 +8,7 @@ import { adoptFd, serverHandlers, type Conn } from "../transport/conn.ts";
 import type { AgentConfig } from "./cli.ts";
 import type { Log } from "./log.ts";
 import { serveConnection } from "./session.ts";
+import { lingerClose } from "./v2/linger.ts";
 import { Quota } from "./v2/quota.ts";
 
 let conns: Quota | undefined;
@@ -18,14 +19,11 @@ function serveInBackground(conn: Conn, cfg: AgentConfig, log: Log, who: string):
     // Said before the host speaks: a v2 host reads it as the answer to its HELLO; others see the close.
     const message = `too many connections (limit ${conns.max}, see --max-conns)`;
     log.error(`refused ${who}: ${message}`);
-    // Then a half-close, and the close once the host has closed too (or after a second): closing at once
-    // can reset the connection before the host has even seen it established.
-    void conn
-      .write(encodeJson(T.ERROR, 0, { code: "EBUSY", message }))
-      .then(() => conn.end())
-      .then(() => Promise.race([conn.closed, Bun.sleep(1000)]))
-      .catch(() => {})
-      .finally(() => conn.close());
+    // Then the close after an ERROR (linger.ts): closing at once can reset the connection before the host
+    // has even seen it established, or has read the ERROR. The write is not awaited: a host that never
+    // reads must not hold the refusal open.
+    conn.write(encodeJson(T.ERROR, 0, { code: "EBUSY", message })).catch(() => {});
+    void lingerClose(conn, 1000);
     return;
   }
   log.debug(`accepted ${who}`);

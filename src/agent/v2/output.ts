@@ -31,7 +31,7 @@ export interface Output {
 }
 
 export function stdinOverrun(n: number, credit: number): ProtocolError {
-  return Object.assign(new ProtocolError(`STDIN: ${n} bytes exceed the ${credit} bytes of credit`), { code: "EFLOW" });
+  return new ProtocolError(`STDIN: ${n} bytes exceed the ${credit} bytes of credit`, "EFLOW");
 }
 
 /** An execution that lives and dies with its connection (PROTOCOL.md §5, §7). */
