@@ -35,7 +35,8 @@ function fmt(x: number): string {
 
 export function ratioOf(r: Row): number | undefined {
   if (r.ratioOverride !== undefined) return r.ratioOverride;
-  return r.limit ? r.stats.median / r.limit.stats.median : undefined;
+  // A limit of 0 (a count, e.g. wake-ups of an idle baseline) has no ratio: the row shows the limit alone.
+  return r.limit && r.limit.stats.median > 0 ? r.stats.median / r.limit.stats.median : undefined;
 }
 
 function tableRow(r: Row): string {

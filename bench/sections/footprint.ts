@@ -5,6 +5,7 @@ import { rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { connect, listen } from "../../src/host/index.ts";
 import { ROOT } from "../../test/helpers/build.ts";
+import { wakeups } from "../../test/helpers/proc.ts";
 import type { Ctx } from "../_ctx.ts";
 import { count } from "../_bytes.ts";
 import { memKiB, run, start, stop, waitUnix } from "../_procs.ts";
@@ -14,10 +15,18 @@ import { type Stats, summarize } from "../_stats.ts";
 const one = (x: number): Stats => summarize([x]);
 
 /** Process start → something accepts on its Unix socket, polled every 1 ms; then its idle memory. */
-export async function startToReady(ctx: Ctx, argv: (sock: string) => string[], n: number): Promise<{ ms: number[]; rss: number[]; anon: number[] }> {
+/** Wake-ups per second of `pid` (main and worker threads, test/helpers/proc.ts) over `ms`. */
+async function wakeupsPerSecond(pid: number, ms: number): Promise<number> {
+  const w0 = wakeups(pid);
+  await Bun.sleep(ms);
+  return ((wakeups(pid) - w0) * 1000) / ms;
+}
+
+export async function startToReady(ctx: Ctx, argv: (sock: string) => string[], n: number): Promise<{ ms: number[]; rss: number[]; anon: number[]; wakes: number[] }> {
   const ms: number[] = [];
   const rss: number[] = [];
   const anon: number[] = [];
+  const wakes: number[] = [];
   for (let i = 0; i < n; i++) {
     const sock = join(ctx.dir, `ready-${i}-${Math.random().toString(36).slice(2, 8)}.sock`);
     const t0 = performance.now();
@@ -28,9 +37,10 @@ export async function startToReady(ctx: Ctx, argv: (sock: string) => string[], n
     const m = memKiB(p.pid);
     rss.push(m.rss);
     anon.push(m.anon);
+    if (i < 3) wakes.push(await wakeupsPerSecond(p.pid, 1000));
     await stop(p);
   }
-  return { ms, rss, anon };
+  return { ms, rss, anon, wakes };
 }
 
 export async function footprintSection(ctx: Ctx): Promise<Section> {
@@ -54,6 +64,8 @@ export async function footprintSection(ctx: Ctx): Promise<Section> {
     { label: "agent: VmRSS idle", unit: "MiB", stats: summarize(a.rss.map((x) => x / 1024)), limit: { label: "hello", stats: hs.rss }, better: "lower", note: "300 ms after listening, no connection yet" },
     { label: "hello: RssAnon idle", unit: "MiB", stats: hs.anon, better: "lower" },
     { label: "agent: RssAnon idle", unit: "MiB", stats: summarize(a.anon.map((x) => x / 1024)), limit: { label: "hello", stats: hs.anon }, better: "lower" },
+    { label: "hello: wake-ups/s idle", unit: "/s", stats: summarize(h.wakes), better: "lower" },
+    { label: "agent: wake-ups/s idle", unit: "/s", stats: summarize(a.wakes), limit: { label: "hello", stats: summarize(h.wakes) }, better: "lower", note: "voluntary context switches of the main and worker threads over 1 s, 3 starts" },
   );
 
   // Memory while streaming: peak of VmRSS / RssAnon sampled every 20 ms during a stdout stream.
@@ -62,6 +74,16 @@ export async function footprintSection(ctx: Ctx): Promise<Section> {
   const agent = start([ctx.agent, "--listen", "--unix", sock], { timeoutMs: ctx.left() });
   await waitUnix(sock, 10_000, 5);
   const guest = await connect(`unix:${sock}`);
+  // Idle executions cost wake-ups only if something polls them on a timer: a terminal running `cat` and a
+  // pipe execution running `sleep`, both waiting.
+  const tty = guest.exec(["cat"], { pty: true });
+  const sleeper = guest.exec(["sleep", "30"], { stdin: "closed" });
+  await Bun.sleep(300);
+  const idleExecWakes = await wakeupsPerSecond(agent.pid, 2000);
+  tty.kill("SIGKILL");
+  sleeper.kill("SIGKILL");
+  await Promise.all([tty.exited, sleeper.exited]);
+  rows.push({ label: "agent: wake-ups/s with an idle terminal and an idle pipe execution", unit: "/s", stats: one(idleExecWakes), limit: { label: "hello idle", stats: summarize(h.wakes) }, better: "lower", note: "over 2 s; the terminal was polled every ≤ 20 ms before the poll thread (src/sys/fdwatch.ts)" });
   const peak = { rss: 0, anon: 0 };
   const idle = memKiB(agent.pid);
   const timer = setInterval(() => {
