@@ -6,6 +6,13 @@ import { CHUNK } from "../../protocol/v2/frame.ts";
 import { POLLIN, read } from "../../sys/index.ts";
 import { fdReady } from "../../sys/fdwatch.ts";
 
+/**
+ * Bytes read without the event loop turning, at most. A writer as fast as read(2) (`cat /dev/zero` into a
+ * detached job's ring, or a host that keeps up) never leaves the pipe empty, and every await in the loop
+ * below is then a resolved promise: without a yield the agent would serve nothing else meanwhile.
+ */
+const YIELD_EVERY = 1024 * 1024;
+
 /** Where the bytes may go: `ready` resolves false when reading should stop; `available` caps one read. */
 export interface Gate {
   ready(): Promise<boolean>;
@@ -18,18 +25,25 @@ export interface Gate {
  */
 export async function pumpFd(fd: number, gate: Gate, emit: (chunk: Uint8Array) => Promise<boolean>, stop: AbortSignal): Promise<void> {
   const stopped = new Promise<false>((resolve) => (stop.aborted ? resolve(false) : stop.addEventListener("abort", () => resolve(false), { once: true })));
+  let sinceYield = 0;
   try {
     for (;;) {
+      if (sinceYield >= YIELD_EVERY) {
+        sinceYield = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
       if (!(await Promise.race([gate.ready(), stopped])) || stop.aborted) return;
       // A fresh buffer per chunk: a detached job's ring keeps the chunks it is given.
       const buf = new Uint8Array(Math.min(gate.available, CHUNK));
       if (buf.byteLength === 0) continue;
       let n = read(fd, buf);
       while (n === null) {
+        sinceYield = 0;
         await fdReady(fd, POLLIN, stop);
         n = read(fd, buf);
       }
       if (n === 0) return;
+      sinceYield += n;
       if (!(await emit(buf.subarray(0, n)))) return;
     }
   } catch {
