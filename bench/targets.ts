@@ -62,7 +62,7 @@ const TARGETS: Target[] = [
     bound: 0.9,
     kind: "min",
     unit: "× (best of library and lean client)",
-    why: "The lean client row (the same execution read without web streams) shows the host library costing about a quarter; the rest is the agent: each pipe read goes through Bun's ReadableStream (a promise and a fresh chunk per read), then two socket writes per 64 KiB frame. Reading pipes with read(2) into one buffer through the FFI layer, as the terminal path already does (src/agent/v2/pty.ts), is the next step.",
+    why: "The lean client row (the same execution read without web streams) shows the host library costing about a third of the gap; the rest is the agent: pipes are read with read(2) under credit now (src/agent/v2/fd-pump.ts; 0.39× before), but each 64 KiB read is a fresh buffer, an FFI call and two socket writes (header, payload), and the window (256 KiB) lets only four frames be in flight before the host's WINDOW comes back. A larger pipe buffer and 256 KiB reads were tried and showed no gain beyond the run-to-run spread (bench/README.md).",
   },
   {
     what: "file GET and PUT ≥ 0.8× the plain relay",
