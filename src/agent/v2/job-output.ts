@@ -5,7 +5,7 @@
 // blocks and the oldest bytes beyond `keep` are dropped and counted. The EXIT goes to whoever is attached
 // once they have been sent all output; one attacher at a time, a new ATTACH takes the job over.
 import { CHUNK, DEFAULT_WINDOW, T, encodeHeader, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
-import { Credit } from "../../protocol/v2/credit.ts";
+import { Credit, creditBack } from "../../protocol/v2/credit.ts";
 import type { Attached, ReplayStart } from "../../protocol/v2/jobs.ts";
 import type { ExitResult } from "../../protocol/v2/messages.ts";
 import { stdinOverrun, type Output, type Send } from "./output.ts";
@@ -97,7 +97,7 @@ export class JobOutput implements Output {
   }
 
   onWindow(n: number): void {
-    this.att?.credit.add(n);
+    if (this.att) creditBack(this.att.credit, n, `job ${this.job}`);
     this.notify();
   }
 
@@ -158,7 +158,7 @@ export class JobOutput implements Output {
   }
 
   private follow(a: Attachment, from: { stdout: number; stderr: number }): void {
-    const f: Follower = { ...a, credit: new Credit(DEFAULT_WINDOW), stdinCredit: DEFAULT_WINDOW, cursor: new Map([[T.STDOUT, from.stdout], [T.STDERR, from.stderr]]) };
+    const f: Follower = { ...a, credit: new Credit(DEFAULT_WINDOW, DEFAULT_WINDOW), stdinCredit: DEFAULT_WINDOW, cursor: new Map([[T.STDOUT, from.stdout], [T.STDERR, from.stderr]]) };
     this.att = f;
     this.notify();
     void this.sendLoop(f);

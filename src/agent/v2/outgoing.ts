@@ -1,12 +1,12 @@
 // Requests whose answer streams to the host within its window and ends with exactly one RESULT: GET and
 // GETDIR. The window, the RESULT and the release are here once; each request says how it sends its data.
 import { DEFAULT_WINDOW, T, encodeJson } from "../../protocol/v2/frame.ts";
-import { Credit } from "../../protocol/v2/credit.ts";
+import { Credit, creditBack } from "../../protocol/v2/credit.ts";
 import type { Send } from "./output.ts";
 
 export abstract class OutgoingOp<R> {
   /** The host's credit for this id: the data is sent within it (sendWithin, sendTree). */
-  protected readonly out = new Credit(DEFAULT_WINDOW);
+  protected readonly out = new Credit(DEFAULT_WINDOW, DEFAULT_WINDOW);
 
   constructor(
     readonly id: number,
@@ -34,7 +34,7 @@ export abstract class OutgoingOp<R> {
   }
 
   onWindow(n: number): void {
-    this.out.add(n);
+    creditBack(this.out, n, `request ${this.id}`);
   }
 
   abort(): void {

@@ -3,7 +3,7 @@
 // ring buffers, replayed to whichever connection attaches. Both send one execution's (or one GET's) bytes
 // with sendWithin: within the window, in CHUNK-sized frames.
 import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, encodeHeader, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
-import { Credit } from "../../protocol/v2/credit.ts";
+import { Credit, creditBack } from "../../protocol/v2/credit.ts";
 import type { ExitResult } from "../../protocol/v2/messages.ts";
 
 export type Send = (frame: Uint8Array) => Promise<void>;
@@ -36,7 +36,7 @@ export function stdinOverrun(n: number, credit: number): ProtocolError {
 
 /** An execution that lives and dies with its connection (PROTOCOL.md §5, §7). */
 export class DirectOutput implements Output {
-  private readonly credit = new Credit(DEFAULT_WINDOW);
+  private readonly credit = new Credit(DEFAULT_WINDOW, DEFAULT_WINDOW);
   private stdinCredit = DEFAULT_WINDOW;
   private closed = false;
 
@@ -67,7 +67,7 @@ export class DirectOutput implements Output {
   }
 
   onWindow(n: number): void {
-    this.credit.add(n);
+    creditBack(this.credit, n, `execution ${this.id}`);
   }
 
   spendStdin(n: number): () => void {

@@ -4,7 +4,7 @@
 // goes back only once the bytes are in the socket. So each direction holds at most one window here.
 import type { Socket } from "bun";
 import { DEFAULT_WINDOW, ProtocolError, T, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../../protocol/v2/frame.ts";
-import { Credit } from "../../protocol/v2/credit.ts";
+import { Credit, creditBack } from "../../protocol/v2/credit.ts";
 import type { TcpClosed, TcpOpen } from "../../protocol/v2/tcp.ts";
 import { sendWithin, type Send } from "./output.ts";
 
@@ -42,7 +42,7 @@ function errnoOf(e: unknown): { errno: string; message: string } {
 export class TcpOp {
   socket: Socket<State> | undefined;
   /** Guest → host: what the host still accepts. */
-  private readonly out = new Credit(DEFAULT_WINDOW);
+  private readonly out = new Credit(DEFAULT_WINDOW, DEFAULT_WINDOW);
   /** Host → guest: what the host may still send. */
   private inCredit = DEFAULT_WINDOW;
   /** Host data not yet in the socket, with each frame's size to give back once it is. */
@@ -158,7 +158,7 @@ export class TcpOp {
   }
 
   onWindow(n: number): void {
-    this.out.add(n);
+    creditBack(this.out, n, `TCP stream ${this.id}`);
   }
 
   /** TCP_CLOSED once everything before it has gone out; the id is free after it. */

@@ -7,6 +7,8 @@
 // violation (a WINDOW of 0xffffffff, sent again and again, would otherwise grow the count past 2^53, where
 // it stops counting). Without one, the limit is 2^53 - 1 itself, so the count stays exact either way.
 
+import { ProtocolError } from "./frame.ts";
+
 export class Credit {
   private waiters: { want: number; resolve: (n: number) => void; reject: (e: Error) => void }[] = [];
   private error: Error | undefined;
@@ -74,4 +76,12 @@ export class Credit {
       w.resolve(this.grab(w.want));
     }
   }
+}
+
+/**
+ * A WINDOW of `n` bytes given back to `credit`, or an EFLOW ProtocolError when that is more than was ever
+ * taken from it (the peer's violation: PROTOCOL.md §7). `what` names the stream ("execution 3").
+ */
+export function creditBack(credit: Credit, n: number, what: string): void {
+  if (!credit.add(n)) throw new ProtocolError(`WINDOW: ${n} bytes of credit back for ${what}, more than was sent (${credit.available} of the ${credit.limit}-byte window unused)`, "EFLOW");
 }

@@ -175,6 +175,12 @@ export class V2Host {
   }
 
   /** Gives back the credit held for `id` and stops holding it. */
+  /** WINDOW of `n` for `id` now, out of what it is owed (a host may give back only what it received). */
+  async grant(id: number, n: number): Promise<void> {
+    this.owed.set(id, (this.owed.get(id) ?? 0) - n);
+    await this.write(encodeWindow(id, n));
+  }
+
   async release(id: number): Promise<void> {
     this.held.delete(id);
     const n = this.owed.get(id) ?? 0;

@@ -6,7 +6,6 @@ import { v2Fixture } from "./_fixture.ts";
 import { T, V2Host, json } from "./_host.ts";
 import { groupMembers, isAlive } from "../../helpers/proc.ts";
 import { pyHost } from "./_pyhost.ts";
-import { encodeWindow } from "../../../src/protocol/v2/frame.ts";
 
 const WINDOW = 262144;
 const fx = v2Fixture("vge-v2f-");
@@ -45,7 +44,7 @@ describe("TS host", () => {
     expect(fx.host.outputBytes(a)).toBe(WINDOW);
 
     // Partial credit: exactly that much more, no byte over.
-    await fx.host.write(encodeWindow(a, 1000));
+    await fx.host.grant(a, 1000);
     expect(await settled(fx.host, a)).toBe(WINDOW + 1000);
 
     await fx.host.release(a);

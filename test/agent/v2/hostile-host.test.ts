@@ -2,10 +2,10 @@
 // connection; the agent stays up (listen and dial mode, --reconnect included), its memory stays bounded
 // when a host never reads, and its limits refuse the one request too many. All against the compiled agent.
 import { afterEach, describe, expect, test } from "bun:test";
-import { readFileSync, readdirSync, readlinkSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { createConnection, createServer, type Socket } from "node:net";
 import { encodeLegacyFrame } from "../../../src/protocol/legacy.ts";
-import { MAGIC, T, encodeFrame, encodeJson } from "../../../src/protocol/v2/frame.ts";
+import { MAGIC, T, encodeFrame, encodeJson, encodeWindow } from "../../../src/protocol/v2/frame.ts";
 import { tempDir, type TempDir } from "../../helpers/tmp.ts";
 import { dialingAgent, listeningAgent, type Agent } from "./_agent.ts";
 import { V2Host, json } from "./_host.ts";
@@ -103,6 +103,37 @@ describe("a bad value in any field: ERROR EPROTO, the connection closes, the age
     expect(await h.closedWithin(2000)).toBe(true);
     // No execution of the bad request ran: nothing but the ERROR (and the sleeper's STARTED) came back.
     expect(h.frames.filter((f) => f.type === T.EXIT)).toEqual([]);
+    expect(isAlive(agent!.pid)).toBe(true);
+    await stillServes(path);
+  });
+});
+
+// [what, the request that opens the stream, its id]. Credit comes back only for bytes the agent sent
+// (PROTOCOL.md §7); before, a WINDOW of 0xffffffff again and again raised the count past 2^53.
+const overReturns: [string, (d: TempDir) => Uint8Array, number][] = [
+  ["an execution with no output yet", () => SLEEP, 5],
+  [
+    "a GET that has used its window",
+    (d) => {
+      writeFileSync(d.file("big"), new Uint8Array(4 << 20));
+      return encodeJson(T.GET, 6, { path: d.file("big") });
+    },
+    6,
+  ],
+];
+
+describe("a WINDOW giving back more than the agent sent: ERROR EFLOW, the connection closes, the agent serves on", () => {
+  test.each(overReturns)("%s", async (_what, open, id) => {
+    const path = await listening("vge-hostile-window-");
+    const h = await connect(path);
+    await h.hello();
+    await h.write(open(dir!));
+    await h.until((f) => f.id === id && (f.type === T.STARTED || f.type === T.FILE_DATA), 5000, "the stream under way");
+    for (let i = 0; i < 4; i++) await h.write(encodeWindow(id, 0xffffffff));
+    const err = await h.until((f) => f.type === T.ERROR, 5000, "ERROR");
+    expect(json(err).code).toBe("EFLOW");
+    expect(json(err).message).toContain("more than was sent");
+    expect(await h.closedWithin(2000)).toBe(true);
     expect(isAlive(agent!.pid)).toBe(true);
     await stillServes(path);
   });
