@@ -31,13 +31,14 @@ const file = (name: string, contents: string | Uint8Array, mode = 0o600) => {
   return dir.file(name);
 };
 mkdirSync(dir.file("a-directory"));
-const AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", "HOME=/tmp"];
+// Root reads any file: it does not, once CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH are out of its bounding
+// set; it stays root and still reaches its own checkout (running as nobody did not, in a 0700 folder).
+const NO_DAC = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"];
 const root = process.getuid?.() === 0;
 
 const cases: [string, string, string, string[]?][] = [
   ["missing", dir.file("missing"), "cannot read it: ENOENT: no such file or directory"],
-  // Root reads any file: the unreadable case runs vge as nobody then; a user makes the file mode 000.
-  ["unreadable", root ? file("unreadable", `${SECRET}-long-enough\n`) : file("unreadable", `${SECRET}-long-enough\n`, 0o000), "cannot read it: EACCES: permission denied", root ? AS_NOBODY : undefined],
+  ["unreadable", file("unreadable", `${SECRET}-long-enough\n`, 0o000), "cannot read it: EACCES: permission denied", root ? NO_DAC : undefined],
   ["a directory", dir.file("a-directory"), "cannot read it: EISDIR: illegal operation on a directory"],
   ["empty", file("empty", ""), "the token has 0 bytes; at least 16 are required (make one with: head -c 32 /dev/urandom | base64 > FILE)"],
   ["only a newline", file("newline", "\n"), "the token has 0 bytes; at least 16 are required (make one with: head -c 32 /dev/urandom | base64 > FILE)"],

@@ -13,6 +13,24 @@ import { fdReady } from "../../sys/fdwatch.ts";
  */
 const YIELD_EVERY = 1024 * 1024;
 
+/**
+ * Where every pump reads into: the JS thread does one read(2) at a time, and what was read is handed on
+ * before the next await. Reads that find nothing, or end of file, then cost no allocation (two 64 KiB
+ * buffers per execution of `true` were 1.3 GB of garbage over the soak's 10,000 runs).
+ */
+let scratch = new Uint8Array(CHUNK);
+
+/**
+ * The `n` bytes just read, as a buffer of their own (the receiver may keep it: a detached job's ring
+ * does). A mostly full scratch is handed over whole and replaced; a small read is copied out.
+ */
+function takeChunk(n: number): Uint8Array {
+  if (n < CHUNK / 2) return scratch.slice(0, n);
+  const chunk = scratch.subarray(0, n);
+  scratch = new Uint8Array(CHUNK);
+  return chunk;
+}
+
 /** Where the bytes may go: `ready` resolves false when reading should stop; `available` caps one read. */
 export interface Gate {
   ready(): Promise<boolean>;
@@ -33,18 +51,17 @@ export async function pumpFd(fd: number, gate: Gate, emit: (chunk: Uint8Array) =
         await new Promise((resolve) => setImmediate(resolve));
       }
       if (!(await Promise.race([gate.ready(), stopped])) || stop.aborted) return;
-      // A fresh buffer per chunk: a detached job's ring keeps the chunks it is given.
-      const buf = new Uint8Array(Math.min(gate.available, CHUNK));
-      if (buf.byteLength === 0) continue;
-      let n = read(fd, buf);
+      const want = Math.min(gate.available, CHUNK);
+      if (want === 0) continue;
+      let n = read(fd, scratch.subarray(0, want));
       while (n === null) {
         sinceYield = 0;
         await fdReady(fd, POLLIN, stop);
-        n = read(fd, buf);
+        n = read(fd, scratch.subarray(0, want));
       }
       if (n === 0) return;
       sinceYield += n;
-      if (!(await emit(buf.subarray(0, n)))) return;
+      if (!(await emit(takeChunk(n)))) return;
     }
   } catch {
     // Aborted, EIO from a hung-up terminal, or any other read error: this output is over either way, and
