@@ -116,7 +116,7 @@ export class Execution {
   private stream(type: number): { gate: Gate; emit: (chunk: Uint8Array) => Promise<boolean> } {
     const out = this.output;
     return {
-      gate: { ready: () => out.ready(type), get available() { return out.room(type); } },
+      gate: { ready: () => out.ready(type), get available() { return out.room(type); }, copies: out.copiesChunks },
       emit: (chunk) => {
         this.lastOutput = Date.now();
         return out.write(type, chunk);

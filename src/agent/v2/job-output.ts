@@ -27,8 +27,6 @@ interface Follower extends Attachment {
 }
 
 const STREAMS = [T.STDOUT, T.STDERR] as const;
-/** Bytes read into the rings, with nobody attached, between two hints to the garbage collector. */
-const GC_EVERY = 8 * 1024 * 1024;
 
 export class JobOutput implements Output {
   readonly rings: Map<number, Ring>;
@@ -37,7 +35,8 @@ export class JobOutput implements Output {
   private att: Follower | undefined;
   private closed = false;
   private waiters: (() => void)[] = [];
-  private sinceGc = 0;
+  // write() copies into the ring at once.
+  readonly copiesChunks = true;
 
   constructor(
     readonly job: number,
@@ -70,17 +69,8 @@ export class JobOutput implements Output {
   }
 
   async write(type: number, chunk: Uint8Array): Promise<boolean> {
+    // Copied into the ring: the chunk itself dies young, which the collector frees without a full collection.
     this.rings.get(type)!.push(chunk, this.att?.cursor.get(type) ?? Infinity);
-    if (!this.att) {
-      // Unattached, a fast writer turns over gigabytes a minute through the rings: every chunk read is
-      // garbage soon after, and the collector, left to itself, lets ~100 MiB of it pile up (measured with
-      // \`yes\`, test/agent/v2/detach.test.ts). A collection every GC_EVERY bytes holds VmRSS near keep.
-      this.sinceGc += chunk.byteLength;
-      if (this.sinceGc >= GC_EVERY) {
-        this.sinceGc = 0;
-        Bun.gc(true);
-      }
-    }
     this.notify();
     return !this.closed;
   }

@@ -14,6 +14,8 @@ export interface Output {
   ready(type: number): Promise<boolean>;
   /** Bytes one read may take now (a PTY reads no more than this; 0: do not read). */
   room(type: number): number;
+  /** write() copies the chunk before it returns (nothing keeps the caller's buffer). */
+  readonly copiesChunks: boolean;
   /** A chunk the process wrote; false: stop reading. */
   write(type: number, chunk: Uint8Array): Promise<boolean>;
   /** The process runs (STARTED). */
@@ -36,6 +38,8 @@ export function stdinOverrun(n: number, credit: number): ProtocolError {
 
 /** An execution that lives and dies with its connection (PROTOCOL.md §5, §7). */
 export class DirectOutput implements Output {
+  // Chunks are queued on the connection as they are until the kernel takes them.
+  readonly copiesChunks = false;
   private readonly credit = new Credit(DEFAULT_WINDOW, DEFAULT_WINDOW);
   private stdinCredit = DEFAULT_WINDOW;
   private closed = false;

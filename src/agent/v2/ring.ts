@@ -1,10 +1,12 @@
 // The last `keep` bytes one stream of a detached execution wrote, addressed by their offset in the whole
-// stream: what a host that attaches later is replayed. Older bytes are dropped and counted. Chunks are kept
-// as they came (no copy) except the oldest one when it is cut, which is copied so that the part dropped is
-// really freed: the memory held is `keep` bytes, plus at most one read not yet sent to an attached host.
+// stream: what a host that attaches later is replayed. Older bytes are dropped and counted. The bytes are
+// copied into one circular buffer that grows to what is held at most (`keep`, plus at most one read not yet
+// sent to an attached host) and is then reused: a job nobody follows turns over gigabytes without making
+// garbage, where keeping each read as it came left every one of them for a full collection to free.
+// Reads hand out copies: a frame queued on a connection never shares memory the ring will overwrite.
 
 export class Ring {
-  private chunks: Uint8Array[] = [];
+  private buf = new Uint8Array(0);
   private held = 0;
   /** Bytes written to the stream since the start. */
   total = 0;
@@ -26,42 +28,63 @@ export class Ring {
    * what an attached host has not been sent yet is never lost (it is at most one read, see JobOutput).
    */
   push(chunk: Uint8Array, protectFrom = Infinity): void {
-    if (chunk.byteLength === 0) return;
-    this.chunks.push(chunk);
-    this.held += chunk.byteLength;
-    this.total += chunk.byteLength;
-    this.trim(protectFrom);
+    const n = chunk.byteLength;
+    if (n === 0) return;
+    const end = this.total + n;
+    // The new start: the last `keep` bytes, and everything from protectFrom on; never earlier than now.
+    const from = Math.max(this.start, Math.min(end - this.keep, protectFrom));
+    const held = end - from;
+    this.reserve(held);
+    // When fewer than n bytes are kept, only the chunk's tail is written.
+    const tail = held < n ? chunk.subarray(n - held) : chunk;
+    this.copyIn(end - tail.byteLength, tail);
+    this.held = held;
+    this.total = end;
   }
 
   /** Drops the oldest bytes beyond `keep`, none at or after `protectFrom`. */
   trim(protectFrom = Infinity): void {
-    while (this.held > this.keep) {
-      const head = this.chunks[0]!;
-      const drop = Math.min(this.held - this.keep, head.byteLength, Math.max(0, protectFrom - this.start));
-      if (drop <= 0) return;
-      if (drop === head.byteLength) this.chunks.shift();
-      else this.chunks[0] = head.slice(drop);
-      this.held -= drop;
-    }
+    const from = Math.max(this.start, Math.min(this.total - this.keep, protectFrom));
+    this.held = this.total - from;
   }
 
-  /** Up to `max` bytes from `offset` (start <= offset <= total), without copying when they lie in one chunk. */
+  /** A copy of up to `max` bytes from `offset` (start <= offset <= total). */
   read(offset: number, max: number): Uint8Array {
     if (offset < this.start || offset > this.total) throw new RangeError(`offset ${offset} is outside ${this.start}..${this.total}`);
-    let skip = offset - this.start;
-    for (const c of this.chunks) {
-      if (skip >= c.byteLength) {
-        skip -= c.byteLength;
-        continue;
-      }
-      return c.subarray(skip, skip + Math.min(max, c.byteLength - skip));
-    }
-    return new Uint8Array(0);
+    const n = Math.min(max, this.total - offset);
+    const out = new Uint8Array(n);
+    const cap = this.buf.byteLength;
+    if (n === 0) return out;
+    const at = offset % cap;
+    const first = Math.min(n, cap - at);
+    out.set(this.buf.subarray(at, at + first), 0);
+    if (first < n) out.set(this.buf.subarray(0, n - first), first);
+    return out;
   }
 
   /** Frees what is kept (the counts stay): an exited job whose slot is taken by a newer one. */
   clear(): void {
-    this.chunks = [];
+    this.buf = new Uint8Array(0);
     this.held = 0;
+  }
+
+  /** Room for `held` bytes: the buffer doubles (small outputs stay small) up to what is held at most. */
+  private reserve(held: number): void {
+    const cap = this.buf.byteLength;
+    if (held <= cap) return;
+    const start = this.start;
+    const kept = this.held > 0 ? this.read(start, this.held) : undefined;
+    this.buf = new Uint8Array(Math.max(held, Math.min(Math.max(cap * 2, 4096), Math.max(this.keep, held))));
+    // Laid out again at the new size's positions: bytes are addressed by offset modulo the capacity.
+    if (kept) this.copyIn(start, kept);
+  }
+
+  /** Writes `data` at stream offset `offset` (it fits: reserve() came first). */
+  private copyIn(offset: number, data: Uint8Array): void {
+    const cap = this.buf.byteLength;
+    const at = offset % cap;
+    const first = Math.min(data.byteLength, cap - at);
+    this.buf.set(data.subarray(0, first), at);
+    if (first < data.byteLength) this.buf.set(data.subarray(first), 0);
   }
 }

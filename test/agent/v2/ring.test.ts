@@ -49,16 +49,51 @@ describe("Ring", () => {
     expect(held(r)).toEqual(bytes(4, 4));
   });
 
-  test("read is bounded by max and by the chunk; offsets outside start..total are refused; clear frees all", () => {
+  test("read is bounded by max and by what is kept; offsets outside start..total are refused; clear frees all", () => {
     const r = new Ring(100);
     r.push(bytes(0, 10));
     r.push(bytes(10, 10));
     expect(r.read(5, 3)).toEqual(bytes(5, 3));
-    expect(r.read(8, 100)).toEqual(bytes(8, 2));
+    expect(r.read(8, 100)).toEqual(bytes(8, 12));
     expect(r.read(20, 5).byteLength).toBe(0);
     expect(() => r.read(21, 1)).toThrow(RangeError);
     r.clear();
     expect({ start: r.start, kept: r.kept, total: r.total }).toEqual({ start: 20, kept: 0, total: 20 });
     expect(() => r.read(0, 1)).toThrow(RangeError);
+  });
+
+  test("a read is a copy: bytes handed out stay as they were while the ring wraps over them", () => {
+    const r = new Ring(8);
+    r.push(bytes(0, 8));
+    const out = r.read(0, 8);
+    r.push(bytes(8, 8));
+    r.push(bytes(16, 8));
+    expect(out).toEqual(bytes(0, 8));
+    expect(held(r)).toEqual(bytes(16, 8));
+  });
+
+  test("seeded random pushes, protects and trims against a model that keeps every byte", () => {
+    let seed = 12345;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    for (let round = 0; round < 200; round++) {
+      const keep = rnd(300);
+      const r = new Ring(keep);
+      let total = 0;
+      let protect = Infinity;
+      for (let step = 0; step < 60; step++) {
+        if (rnd(4) === 0) protect = rnd(3) === 0 ? Infinity : Math.max(r.start, total - rnd(50));
+        const n = rnd(120);
+        r.push(bytes(total, n), protect);
+        total += n;
+        if (rnd(5) === 0) r.trim(protect);
+        // The last keep bytes are always there, and so is everything from protect on.
+        const mustFrom = Math.max(0, Math.min(total - keep, protect));
+        expect(r.start).toBeLessThanOrEqual(mustFrom);
+        expect(r.total).toBe(total);
+        expect(held(r)).toEqual(bytes(r.start, r.kept));
+        const at = r.start + rnd(r.kept + 1);
+        expect(r.read(at, 37)).toEqual(bytes(at, Math.min(37, total - at)));
+      }
+    }
   });
 });
