@@ -23,7 +23,8 @@ export class ByteReader {
 
   constructor(
     private readonly source: Pausable | undefined = undefined,
-    private readonly highWater = 256 * 1024,
+    /** Buffered bytes at which the source is paused: a reader waiting for more than this waits forever. */
+    readonly highWater = 256 * 1024,
   ) {}
 
   /** Feed bytes from the socket's data callback. */
@@ -65,6 +66,13 @@ export class ByteReader {
   }
 
   private take(n: number): Uint8Array {
+    // Within the first chunk: a view of it, not a copy (the chunks are ours, and nothing writes to them).
+    const first = this.chunks[0];
+    if (first && first.byteLength >= n) {
+      if (first.byteLength === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return this.taken(n, first.subarray(0, n));
+    }
     const out = new Uint8Array(n);
     let off = 0;
     while (off < n) {
@@ -75,6 +83,10 @@ export class ByteReader {
       if (k === head.byteLength) this.chunks.shift();
       else this.chunks[0] = head.subarray(k);
     }
+    return this.taken(n, out);
+  }
+
+  private taken(n: number, out: Uint8Array): Uint8Array {
     this.buffered -= n;
     if (this.paused && this.buffered < this.highWater / 2) {
       this.paused = false;
