@@ -129,6 +129,19 @@ export function onFdWatchFailure(handler: (err: Error) => void): void {
  * time. Abort the wait before closing the fd: a number closed while watched may be reused by another file.
  */
 export function fdReady(fd: number, events: number, signal?: AbortSignal): Promise<number> {
+  return running().wait(fd, events, signal);
+}
+
+/**
+ * Starts the poll thread now if it is not running. A program that will wait soon calls this at a moment
+ * of its choosing (the agent: its first execution), so that the thread's fds exist from then on and not
+ * from whichever read first finds its pipe empty.
+ */
+export function startFdWatch(): void {
+  running();
+}
+
+function running(): Watcher {
   watcher ??= new Watcher(() => (watcher = undefined));
-  return watcher.wait(fd, events, signal);
+  return watcher;
 }

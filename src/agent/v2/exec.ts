@@ -5,6 +5,7 @@ import { T } from "../../protocol/v2/frame.ts";
 import type { ExecSpec, ExitResult } from "../../protocol/v2/messages.ts";
 import { signalNumber, type Signal } from "../../protocol/v2/signals.ts";
 import { close, pipe, setNonblocking } from "../../sys/index.ts";
+import { startFdWatch } from "../../sys/fdwatch.ts";
 import { pumpFd, type Gate } from "./fd-pump.ts";
 import type { Output, Send } from "./output.ts";
 import { PtyTerminal } from "./pty.ts";
@@ -52,6 +53,8 @@ export class Execution {
   /** Starts the process; a start failure is reported as the execution's EXIT at once. */
   start(): void {
     const cmd = this.req.argv ?? ["/bin/sh", "-c", this.req.shell!];
+    // Output is read through the poll thread: from the first execution on it is there, with its fds.
+    startFdWatch();
     try {
       const plan = planSpawn(this.req);
       if (this.req.pty) {

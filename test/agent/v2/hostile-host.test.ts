@@ -38,9 +38,9 @@ async function listening(prefix: string, extra: string[] = []): Promise<string> 
 }
 
 /**
- * The agent still serves: a new connection runs a command to its end. Its output comes late, so the agent
- * waits for it through its poll thread (src/sys/fdwatch.ts), which is started on that first wait and then
- * holds its fds for the agent's life: as a warm-up this puts them into every fd baseline.
+ * The agent still serves: a new connection runs a command to its end, whose output comes late (read
+ * through the poll thread, src/sys/fdwatch.ts). As a warm-up it also starts that thread, which holds its
+ * fds for the agent's life from the first execution on: they are then in every fd baseline.
  */
 async function stillServes(path: string): Promise<void> {
   const h = await connect(path);
