@@ -61,8 +61,8 @@ const TARGETS: Target[] = [
     value: min(ratio("stdout: agent v2"), ratio("stdout: agent v2, lean client")),
     bound: 0.9,
     kind: "min",
-    unit: "× (best of library and lean client)",
-    why: "The lean client row (the same execution read without web streams) shows the host library costing about a third of the gap; the rest is the agent: pipes are read with read(2) under credit now (src/agent/v2/fd-pump.ts; 0.39× before), but each 64 KiB read is a fresh buffer, an FFI call and two socket writes (header, payload), and the window (256 KiB) lets only four frames be in flight before the host's WINDOW comes back. A larger pipe buffer and 256 KiB reads were tried and showed no gain beyond the run-to-run spread (bench/README.md).",
+    unit: "× (the lower of library and lean client)",
+    why: "The lean client row (the same execution read without web streams) shows what the host library costs (compare the two rows: from a third to a half of the gap across runs); the rest is the agent: pipes are read with read(2) under credit now (src/agent/v2/fd-pump.ts; 0.39× before), but each full 64 KiB read is a fresh buffer, an FFI call and two socket writes (header, payload), and the window (256 KiB) lets only four frames be in flight before the host's WINDOW comes back. A larger pipe buffer and 256 KiB reads were tried and showed no gain beyond the run-to-run spread (bench/README.md).",
   },
   {
     what: "file GET and PUT ≥ 0.8× the plain relay",
