@@ -2,7 +2,7 @@
 // back to the agent only as the consumer reads: a chunk counts as consumed when it is handed to a read(),
 // so a slow reader holds back only its own process (PROTOCOL.md §7). Cancelling the stream discards what
 // follows and returns its credit at once, so an ignored stream never stalls the process.
-// Credit goes back in batches (creditBack): with a WINDOW frame per 64 KiB chunk read, those small
+// Credit goes back in batches (batchedCredit): with a WINDOW frame per 64 KiB chunk read, those small
 // writes took about 30% of the host's time reading a 1 GiB stdout (CPU profile).
 // The queue holds at most what the owner granted: the owner (process.ts, files.ts) spends each chunk against
 // its window before push() and fails the connection with EFLOW on an overrun, so a guest cannot grow it.
@@ -78,7 +78,7 @@ export class Inbox {
  * half the window, more than half of it is then queued, so the reader has bytes to read and will pay the
  * debt (a cancelled stream is consumed whole at once).
  */
-export function creditBack(batch: number, give: (n: number) => void): (n: number) => void {
+export function batchedCredit(batch: number, give: (n: number) => void): (n: number) => void {
   let owed = 0;
   return (n) => {
     owed += n;

@@ -3,7 +3,7 @@
 import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, decodeJson, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
 import { DEFAULT_MAX_GET, validateFileResult, type GetRequest, type PutRequest } from "../protocol/v2/messages.ts";
 import { Credit } from "../protocol/v2/credit.ts";
-import { Inbox, collect, creditBack } from "./_inbox.ts";
+import { Inbox, collect, batchedCredit } from "./_inbox.ts";
 import { windowFrom } from "./_window.ts";
 import type { Mux } from "./_mux.ts";
 import { prepareSource, type PutSource } from "./_source.ts";
@@ -111,7 +111,7 @@ export function getFile(mux: Mux, path: string, opts: GetOptions = {}): RemoteFi
   const maxSize = opts.maxSize ?? DEFAULT_MAX_GET;
   let received = 0;
   const inbox = new Inbox(
-    creditBack(DEFAULT_WINDOW / 2, (n) => {
+    batchedCredit(DEFAULT_WINDOW / 2, (n) => {
       granted.add(n);
       if (!finished && !mux.error) mux.post(encodeWindow(id, n));
     }),

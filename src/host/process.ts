@@ -9,7 +9,7 @@ import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, decodeJson, encodeFrame, encod
 import { TAG, validateExit, type ExecRequest, type ExitResult } from "../protocol/v2/messages.ts";
 import { validateAttached, validateDetached, type Attached } from "../protocol/v2/jobs.ts";
 import { Credit } from "../protocol/v2/credit.ts";
-import { Inbox, creditBack } from "./_inbox.ts";
+import { Inbox, batchedCredit } from "./_inbox.ts";
 import { windowFrom } from "./_window.ts";
 import type { Mux } from "./_mux.ts";
 import { signalName } from "./_signals.ts";
@@ -64,7 +64,7 @@ export class RemoteProcess {
     window: number,
   ) {
     // One debt for both streams: they share the window.
-    const consumed = creditBack(DEFAULT_WINDOW / 2, (n) => this.giveCredit(n));
+    const consumed = batchedCredit(DEFAULT_WINDOW / 2, (n) => this.giveCredit(n));
     this.out = new Inbox(consumed);
     this.err = new Inbox(consumed);
     this.credit = new Credit(window, window);

@@ -5,7 +5,7 @@
 import { CHUNK, ProtocolError, T, decodeJson, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
 import { Credit } from "../protocol/v2/credit.ts";
 import { tcpHostProblem, tcpPortProblem, decodeTcpClosed, type TcpOpened } from "../protocol/v2/tcp.ts";
-import { Inbox, creditBack } from "./_inbox.ts";
+import { Inbox, batchedCredit } from "./_inbox.ts";
 import { windowFrom } from "./_window.ts";
 import type { Mux } from "./_mux.ts";
 import { GuestError } from "./errors.ts";
@@ -49,7 +49,7 @@ export function connectTcp(mux: Mux, window: number, capabilities: string[], hos
   /** What the agent may still send us: a hostile agent past it would make us buffer without bound. */
   let granted = window;
   const inbox = new Inbox(
-    creditBack(window / 2, (n) => {
+    batchedCredit(window / 2, (n) => {
       granted += n;
       if (!over && !mux.error) mux.post(encodeWindow(id, n));
     }),

@@ -19,7 +19,7 @@ class Watcher {
   private readonly waiters = new Map<string, Waiter>();
   private readonly worker: Worker;
   private readonly control: { read: number; write: number };
-  dead = false;
+  private dead = false;
 
   constructor(private readonly onDead: () => void) {
     this.control = pipe();

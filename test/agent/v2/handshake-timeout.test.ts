@@ -31,6 +31,14 @@ afterEach(async () => {
   dir = undefined;
 });
 
+/** A listening agent with the test's short --handshake-timeout, in a fresh folder; its socket path. */
+async function listeningWithDeadline(): Promise<string> {
+  dir = tempDir("vge-hs-");
+  const path = dir.file("agent.sock");
+  agent = await listeningAgent(path, 60_000, ["--handshake-timeout", String(TIMEOUT_S)]);
+  return path;
+}
+
 async function connect(path: string): Promise<V2Host> {
   const h = await V2Host.connect(path);
   hosts.push(h);
@@ -117,9 +125,7 @@ describe(`listen mode, --handshake-timeout ${TIMEOUT_S}`, () => {
   }, 30_000);
 
   test("after the hello an idle connection is legitimate: still open well past the deadline, and it runs a command", async () => {
-    dir = tempDir("vge-hs-");
-    const path = dir.file("agent.sock");
-    agent = await listeningAgent(path, 60_000, ["--handshake-timeout", String(TIMEOUT_S)]);
+    const path = await listeningWithDeadline();
     const h = await connect(path);
     await h.hello();
     expect(await h.closedWithin(TIMEOUT_S * 1000 + 1500)).toBe(false);
@@ -129,9 +135,7 @@ describe(`listen mode, --handshake-timeout ${TIMEOUT_S}`, () => {
   }, 30_000);
 
   test("a host that trickles its HELLO a byte at a time is still held to the deadline", async () => {
-    dir = tempDir("vge-hs-");
-    const path = dir.file("agent.sock");
-    agent = await listeningAgent(path, 60_000, ["--handshake-timeout", String(TIMEOUT_S)]);
+    const path = await listeningWithDeadline();
     const h = await connect(path);
     const t0 = performance.now();
     await h.write(MAGIC);
