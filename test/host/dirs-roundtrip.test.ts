@@ -1,13 +1,13 @@
 // putDir / getDir against the compiled agent (listening on a Unix socket; the "guest" is another
-// directory on this machine): 10,000 small files, one 256 MiB file, symlinks, varied modes and mtimes go
-// host → guest → host and come back identical, while the agent's RSS stays bounded.
+// directory on this machine): one 256 MiB file, and 10,000 small files with symlinks, varied modes and
+// mtimes, go host → guest → host and come back identical, while the agent's RSS stays bounded.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { createReadStream, lstatSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, utimesSync, writeFileSync, chmodSync, openSync, writeSync, closeSync, lutimesSync } from "node:fs";
 import { join } from "node:path";
 import { connect, type Guest } from "../../src/host/index.ts";
 import type { RunningAgent } from "../helpers/agent.ts";
-import { vmRssKiB } from "../helpers/proc.ts";
+import { fdCount, vmRssKiB } from "../helpers/proc.ts";
 import { listeningAgent, stop, tempDir } from "./_fixtures.ts";
 
 const dir = tempDir("vge-dirs-");
@@ -52,7 +52,8 @@ async function describeTree(root: string): Promise<Map<string, string>> {
   return out;
 }
 
-function makeSource(root: string): void {
+/** 10,000 small files in 10 directories, varied modes and mtimes, three kinds of symlink, a read-only directory. */
+function makeMany(root: string): void {
   mkdirSync(root);
   const modes = [0o644, 0o600, 0o755, 0o400, 0o640, 0o700];
   for (let d = 0; d < 10; d++) {
@@ -65,17 +66,6 @@ function makeSource(root: string): void {
       utimesSync(p, 1_600_000_000 + i, 1_600_000_000 + d * 1000 + i + (i % 3) * 0.25);
     }
   }
-  // 256 MiB of varied bytes, written a MiB at a time (never whole in memory).
-  const fd = openSync(join(root, "big.bin"), "w", 0o644);
-  const block = new Uint8Array(1024 * 1024);
-  for (let m = 0; m < BIG / block.byteLength; m++) {
-    crypto.getRandomValues(block.subarray(0, 65536));
-    block.copyWithin(65536, 0, 65536 * 15);
-    block[0] = m & 0xff;
-    writeSync(fd, block);
-  }
-  closeSync(fd);
-  utimesSync(join(root, "big.bin"), 1_500_000_000, 1_500_000_000);
   mkdirSync(join(root, "links"));
   symlinkSync("../d0/f1.txt", join(root, "links", "rel"));
   symlinkSync("/etc/hostname", join(root, "links", "abs"));
@@ -85,35 +75,86 @@ function makeSource(root: string): void {
   writeFileSync(join(root, "locked", "inside"), "still written\n");
   chmodSync(join(root, "locked"), 0o555);
   chmodSync(join(root, "d3"), 0o750);
-  chmodSync(join(root, "big.bin"), 0o604);
   // Directory mtimes last: creating entries above changed them.
   for (const [i, d] of ["d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "links", "locked"].entries()) utimesSync(join(root, d), 1_300_000_000 + i, 1_300_000_000 + i);
 }
 
-test("10,000 files, 256 MiB, symlinks, modes and mtimes: host → guest → host identical; agent RSS bounded", async () => {
-  const src = dir.file("src");
-  makeSource(src);
-  const want = await describeTree(src);
-  expect(want.size).toBe(10 + 10_000 + 1 + 1 + 3 + 1 + 1);
+/** One 256 MiB file of varied bytes, written a MiB at a time (never whole in memory). */
+function makeBig(root: string): void {
+  mkdirSync(root);
+  const fd = openSync(join(root, "big.bin"), "w", 0o644);
+  const block = new Uint8Array(1024 * 1024);
+  for (let m = 0; m < BIG / block.byteLength; m++) {
+    crypto.getRandomValues(block.subarray(0, 65536));
+    block.copyWithin(65536, 0, 65536 * 15);
+    block[0] = m & 0xff;
+    writeSync(fd, block);
+  }
+  closeSync(fd);
+  chmodSync(join(root, "big.bin"), 0o604);
+  utimesSync(join(root, "big.bin"), 1_500_000_000, 1_500_000_000);
+}
 
-  let peak = 0;
-  const before = vmRssKiB(agent.proc.pid)!;
-  const sampler = setInterval(() => (peak = Math.max(peak, vmRssKiB(agent.proc.pid) ?? 0)), 50);
+/** Runs `work` while sampling the agent's RSS every 50 ms; returns its result and the peak growth. */
+async function sampled<R>(work: () => Promise<R>): Promise<{ result: R; beforeKiB: number; peakKiB: number; s: number }> {
+  const pid = agent.proc.pid;
+  const beforeKiB = vmRssKiB(pid)!;
+  let peakKiB = beforeKiB;
+  const sampler = setInterval(() => (peakKiB = Math.max(peakKiB, vmRssKiB(pid) ?? 0)), 50);
   const t0 = performance.now();
-  const put = await guest.putDir(src, dir.file("guest"));
-  const t1 = performance.now();
-  const got = await guest.getDir(dir.file("guest"), dir.file("back"), { preserveMode: true });
-  const t2 = performance.now();
-  clearInterval(sampler);
-  console.log(`putDir ${((t1 - t0) / 1000).toFixed(1)} s, getDir ${((t2 - t1) / 1000).toFixed(1)} s; agent RSS ${before} KiB before, peak ${peak} KiB`);
+  try {
+    return { result: await work(), beforeKiB, peakKiB, s: (performance.now() - t0) / 1000 };
+  } finally {
+    clearInterval(sampler);
+  }
+}
 
-  const counts = { files: 10_002, dirs: 12, symlinks: 3, skipped: 0 };
-  expect(put).toMatchObject(counts);
-  expect(got).toMatchObject(counts);
-  expect(put.bytes).toBe(got.bytes);
-  expect(put.bytes).toBeGreaterThan(BIG);
-  expect(await describeTree(dir.file("guest"))).toEqual(want);
-  expect(await describeTree(dir.file("back"))).toEqual(want);
-  // 256 MiB went through the agent twice; it held about a window of it, not the file.
-  expect(peak - before).toBeLessThan(64 * 1024);
+/** A change in KiB as signed MiB: "+27.4", "-3.0". */
+const mib = (kib: number) => `${kib < 0 ? "" : "+"}${(kib / 1024).toFixed(1)}`;
+
+// The agent's resident memory also holds what its runtime has not yet collected: JSC collects the
+// socket buffers and fs requests of a busy transfer late, and the 10,000 small files leave up to ~40 MiB
+// of such garbage that an idle agent gives back within seconds (measured). So the window claim is measured
+// on the big file alone, against the file's size, and the many-files copy is held to giving back what it grew.
+test("a 256 MiB file host → guest → host: identical; the agent holds about a window of it, not the file", async () => {
+  const src = dir.file("big");
+  makeBig(src);
+  const want = await describeTree(src);
+  const put = await sampled(() => guest.putDir(src, dir.file("guest-big")));
+  const got = await sampled(() => guest.getDir(dir.file("guest-big"), dir.file("back-big"), { preserveMode: true }));
+  console.log(`256 MiB: putDir ${put.s.toFixed(1)} s, agent ${mib(put.peakKiB - put.beforeKiB)} MiB at peak; getDir ${got.s.toFixed(1)} s, ${mib(got.peakKiB - got.beforeKiB)} MiB`);
+  expect(put.result).toMatchObject({ files: 1, bytes: BIG });
+  expect(got.result).toMatchObject({ files: 1, bytes: BIG });
+  expect(await describeTree(dir.file("guest-big"))).toEqual(want);
+  expect(await describeTree(dir.file("back-big"))).toEqual(want);
+  // Holding the file would be 256 MiB; a quarter of it is the bound (measured here: +27..31 MiB in, +13..14 out).
+  expect(put.peakKiB - put.beforeKiB).toBeLessThan(BIG / 4 / 1024);
+  expect(got.peakKiB - got.beforeKiB).toBeLessThan(BIG / 4 / 1024);
+}, 600_000);
+
+test("10,000 files, symlinks, modes and mtimes host → guest → host: identical; the agent gives back what it grew and keeps no fd", async () => {
+  const src = dir.file("many");
+  makeMany(src);
+  const want = await describeTree(src);
+  expect(want.size).toBe(10 + 10_000 + 1 + 3 + 1 + 1);
+  const pid = agent.proc.pid;
+  const fds = fdCount(pid);
+  const put = await sampled(() => guest.putDir(src, dir.file("guest-many")));
+  const got = await sampled(() => guest.getDir(dir.file("guest-many"), dir.file("back-many"), { preserveMode: true }));
+  const counts = { files: 10_001, dirs: 12, symlinks: 3, skipped: 0 };
+  expect(put.result).toMatchObject(counts);
+  expect(got.result).toMatchObject(counts);
+  expect(put.result.bytes).toBe(got.result.bytes);
+  expect(await describeTree(dir.file("guest-many"))).toEqual(want);
+  expect(await describeTree(dir.file("back-many"))).toEqual(want);
+  // Idle, the runtime collects: a per-file leak of even 2 KiB would keep 20 MiB.
+  const deadline = performance.now() + 15_000;
+  let now = vmRssKiB(pid)!;
+  while (now > put.beforeKiB + 16 * 1024 && performance.now() < deadline) {
+    await Bun.sleep(250);
+    now = vmRssKiB(pid)!;
+  }
+  console.log(`10,000 files: putDir ${put.s.toFixed(1)} s (${mib(put.peakKiB - put.beforeKiB)} MiB at peak), getDir ${got.s.toFixed(1)} s (${mib(got.peakKiB - got.beforeKiB)} MiB); idle after: ${mib(now - put.beforeKiB)} MiB`);
+  expect(now - put.beforeKiB).toBeLessThan(16 * 1024);
+  expect(fdCount(pid)).toBeLessThanOrEqual(fds);
 }, 600_000);
