@@ -29,10 +29,15 @@ export function lookupUser(user: string, passwd = "/etc/passwd"): Account {
   for (const line of lines) {
     const f = line.split(":");
     if (f.length < 7) continue;
-    if (f[0] === user || (numeric !== undefined && Number(f[2]) === numeric)) return checked({ name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), home: f[5] });
+    if (f[0] === user || (numeric !== undefined && passwdId(f[2]!) === numeric)) return checked({ name: f[0]!, uid: passwdId(f[2]!), gid: passwdId(f[3]!), home: f[5] });
   }
   if (numeric !== undefined && numeric <= MAX_ID) return { uid: numeric, gid: numeric };
   throw new UserError("ENOENT", `no such user: ${user}`);
+}
+
+/** A uid or gid field: decimal digits only. Number() would read "" and " " as 0 (root) and "0x10" as 16. */
+function passwdId(field: string): number {
+  return /^\d{1,10}$/.test(field) ? Number(field) : NaN;
 }
 
 /** An id from /etc/passwd that is not 0..MAX_ID (4294967295 is "no change" to setuid/chown, NaN is garbage) runs nothing. */
