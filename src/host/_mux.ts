@@ -1,8 +1,8 @@
 // One v2 connection, host side: the hello, a read loop that hands each frame to the request that owns
 // its id, and one failure path that rejects everything pending with the same clear error.
 import type { Conn } from "../transport/stream.ts";
-import type { ByteReader } from "../transport/reader.ts";
-import { FrameDecoder, HEADER_SIZE, MAGIC, MAX_PAYLOAD, ProtocolError, T, decodeJson, encodeJson, typeName, type Frame } from "../protocol/v2/frame.ts";
+import { MAGIC, ProtocolError, T, decodeJson, encodeJson, typeName, type Frame } from "../protocol/v2/frame.ts";
+import { FrameDecoder } from "../protocol/v2/decoder.ts";
 import { PROTOCOL_VERSION, message, token, validateWelcome, type Welcome } from "../protocol/v2/messages.ts";
 import { GuestError } from "./errors.ts";
 import { HostAuth } from "./_auth.ts";
@@ -100,10 +100,10 @@ export class Mux {
     const r = this.conn.reader;
     try {
       for (;;) {
-        const n = await this.nextRead(r);
+        await r.waitData();
         if (this.failure) return;
-        if (n === 0) break;
-        for (const f of this.decoder.push(r.readAvailable(n))) {
+        if (r.available === 0) break;
+        for (const f of this.decoder.push(r.readChunk())) {
           this.dispatch(f);
           if (this.failure) return;
         }
@@ -114,33 +114,6 @@ export class Mux {
     } catch (e) {
       if (e instanceof ProtocolError) this.fail(new GuestError("EPROTO", `${this.name}: malformed frame from the agent: ${e.message}`, { cause: e }));
       else this.fail(e instanceof GuestError ? e : new GuestError("EPROTO", `${this.name}: ${(e as Error).message}`, { cause: e }));
-    }
-  }
-
-  /** Bytes of the frame at the front of the reader not yet handed to the decoder. */
-  private frameLeft = 0;
-
-  /**
-   * How many bytes to hand the decoder next: a whole frame once it is all here, or 0 once the connection
-   * has ended (bytes of a cut frame may be left). Whole frames, because a partial one handed over is
-   * joined to the next read: with 64 KiB frames that copied every byte of output once more. A frame
-   * longer than the reader buffers before pausing its socket goes over in parts (and is joined); a length
-   * the decoder would refuse goes over at once, for it to refuse.
-   */
-  private async nextRead(r: ByteReader): Promise<number> {
-    for (;;) {
-      if (this.frameLeft === 0 && r.available >= 4) {
-        const len = new DataView(r.peek(4).buffer).getUint32(0, true);
-        if (len < HEADER_SIZE - 4 || len > HEADER_SIZE - 4 + MAX_PAYLOAD) return r.available;
-        this.frameLeft = 4 + len;
-      }
-      if (this.frameLeft > 0 && (r.available >= this.frameLeft || r.available >= r.highWater)) {
-        const n = Math.min(this.frameLeft, r.available);
-        this.frameLeft -= n;
-        return n;
-      }
-      if (r.sawEnd) return 0;
-      await r.waitMore();
     }
   }
 

@@ -149,6 +149,15 @@ export class ByteReader {
     return out;
   }
 
+  /**
+   * The oldest buffered piece whole, as it arrived (never a copy); empty if nothing is buffered. For a
+   * consumer that assembles what it needs itself (the frame decoder) and so copies each byte at most once.
+   */
+  readChunk(): Uint8Array {
+    const first = this.chunks[0];
+    return first ? this.take(first.byteLength) : new Uint8Array(0);
+  }
+
   /** Whatever is buffered, up to `max` bytes (possibly zero). */
   readAvailable(max: number): Uint8Array {
     return this.take(Math.min(max, this.buffered));

@@ -225,7 +225,8 @@ test("parseForward: ssh -L forms, brackets for IPv6", async () => {
 
 test("an agent without the tcp capability: one error line at start, exit 255", async () => {
   const path = fx.dir.file("old.sock");
-  const { encodeJson, FrameDecoder, T } = await import("../../src/protocol/v2/frame.ts");
+  const { encodeJson, T } = await import("../../src/protocol/v2/frame.ts");
+  const { FrameDecoder } = await import("../../src/protocol/v2/decoder.ts");
   // An older agent: greets with capabilities that lack "tcp".
   const old = createServer((s) => {
     const dec = new FrameDecoder();

@@ -3,7 +3,8 @@
 // the fuzz directory, and byte-level mutations never touch the payload of a PUT or GET, so no mutation can
 // name a file outside it. Commands stay those of the seeds (true, echo, cat, short sleeps) or strings from
 // VOCAB below, none of which is a program.
-import { FrameDecoder, MAGIC, MAX_PAYLOAD, T, decodeJson, encodeFrame, typeName, type Frame } from "../../src/protocol/v2/frame.ts";
+import { MAGIC, MAX_PAYLOAD, T, decodeJson, encodeFrame, typeName, type Frame } from "../../src/protocol/v2/frame.ts";
+import { FrameDecoder } from "../../src/protocol/v2/decoder.ts";
 import { decodeTcpOpen } from "../../src/protocol/v2/tcp.ts";
 import type { Rng } from "./_rng.ts";
 import type { Session, Step } from "./_seeds.ts";

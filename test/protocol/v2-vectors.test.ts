@@ -2,7 +2,8 @@
 // implementation (test/hosts/v2_host.py) against the same file: two codecs, one reference.
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { FrameDecoder, MAGIC, MAX_PAYLOAD, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow } from "../../src/protocol/v2/frame.ts";
+import { MAGIC, MAX_PAYLOAD, ProtocolError, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow } from "../../src/protocol/v2/frame.ts";
+import { FrameDecoder } from "../../src/protocol/v2/decoder.ts";
 import { decodeEntry } from "../../src/protocol/v2/dirs.ts";
 import vectors from "../vectors/v2.json" with { type: "json" };
 

@@ -2,7 +2,8 @@
 // is handled (a protocol error, or anything thrown at all) ends this connection with an ERROR frame and a
 // close; the agent itself goes on. The session reads no further while the host is not reading what it
 // already sent, so answers (PONG, STARTED, EXIT, WINDOW, RESULT) never pile up in memory.
-import { FrameDecoder, ProtocolError, T, decodeJson, encodeFrame, encodeJson, decodeWindow, typeName, type Frame } from "../../protocol/v2/frame.ts";
+import { ProtocolError, T, decodeJson, encodeFrame, encodeJson, decodeWindow, typeName, type Frame } from "../../protocol/v2/frame.ts";
+import { FrameDecoder } from "../../protocol/v2/decoder.ts";
 import { decodeAttach, decodeKill } from "../../protocol/v2/jobs.ts";
 import { PROTOCOL_VERSION, decodeExec, decodeGet, decodePut, decodeResize, decodeSignal } from "../../protocol/v2/messages.ts";
 import type { Conn } from "../../transport/conn.ts";
@@ -19,7 +20,7 @@ import { decodeDirRequest } from "../../protocol/v2/dirs.ts";
 import { Quota, sharedQuotas } from "./quota.ts";
 import { decodeTcpOpen } from "../../protocol/v2/tcp.ts";
 import { TcpOp } from "./tcp.ts";
-import { lingerClose } from "./linger.ts";
+import { LINGER_MS, lingerClose } from "./linger.ts";
 import type { ByteReader } from "../../transport/reader.ts";
 
 type Op = Execution | PutOp | GetOp | PutDirOp | GetDirOp | TcpOp;
@@ -37,10 +38,6 @@ export interface V2SessionOptions {
   handshakeTimeout?: { deadline: number; ms: number };
 }
 const MAX_PING = 64;
-/** How long a stopping agent keeps reading after its last frame, for the host to close first. */
-const LINGER_MS = 500;
-/** Bytes taken from the socket per read: the frames decoded from them are handled before the next read. */
-const READ_CHUNK = 64 * 1024;
 
 export class V2Session {
   private readonly decoder = new FrameDecoder();
@@ -94,7 +91,7 @@ export class V2Session {
       for (;;) {
         await this.waitData(reader);
         if (reader.isEnded) break;
-        for (const f of this.decoder.push(reader.readAvailable(READ_CHUNK))) {
+        for (const f of this.decoder.push(reader.readChunk())) {
           this.handle(f);
           // Back-pressure: while the host does not read, neither do we (its writes then block, not our memory).
           if (this.conn.unsent > OUTBOUND_HIGH_WATER) await this.conn.drained(OUTBOUND_HIGH_WATER);

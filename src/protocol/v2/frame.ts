@@ -60,7 +60,7 @@ export const T = {
 } as const;
 
 export type FrameType = (typeof T)[keyof typeof T];
-const KNOWN = new Set<number>(Object.values(T));
+export const KNOWN_TYPES: ReadonlySet<number> = new Set<number>(Object.values(T));
 const NAMES = new Map<number, string>(Object.entries(T).map(([k, v]) => [v, k]));
 
 export function typeName(t: number): string {
@@ -137,61 +137,6 @@ export function decodeWindow(f: Frame): number {
   return new DataView(f.payload.buffer, f.payload.byteOffset, 4).getUint32(0, true);
 }
 
-/**
- * Incremental decoder: push bytes in any pieces, take whole frames out. Throws ProtocolError on a length
- * outside 5..5+MAX_PAYLOAD or an unknown type, before buffering the body, so a bad length never allocates.
- * Frames that arrived before a bad one are returned first; the error comes with the next push (or `finish`).
- */
-export class FrameDecoder {
-  private buf: Uint8Array = new Uint8Array(0);
-
-  private failed: ProtocolError | undefined;
-
-  push(bytes: Uint8Array): Frame[] {
-    if (this.failed) throw this.failed;
-    this.buf = this.buf.byteLength ? concat(this.buf, bytes) : bytes;
-    const out: Frame[] = [];
-    let off = 0;
-    while (this.buf.byteLength - off >= HEADER_SIZE) {
-      const v = new DataView(this.buf.buffer, this.buf.byteOffset + off);
-      const len = v.getUint32(0, true);
-      const type = v.getUint8(4);
-      let bad: string | undefined;
-      if (len < 5 || len > 5 + MAX_PAYLOAD) bad = `frame length ${len} is outside 5..${5 + MAX_PAYLOAD}`;
-      else if (!KNOWN.has(type)) bad = `unknown frame type ${typeName(type)}`;
-      if (bad) {
-        // The good frames before the bad one still count: hand them out now, fail on the next push.
-        this.failed = new ProtocolError(bad);
-        if (out.length === 0) throw this.failed;
-        this.buf = new Uint8Array(0);
-        return out;
-      }
-      if (this.buf.byteLength - off < 4 + len) break;
-      const id = v.getUint32(5, true);
-      out.push({ type, id, payload: this.buf.slice(off + HEADER_SIZE, off + 4 + len) });
-      off += 4 + len;
-    }
-    this.buf = this.buf.subarray(off);
-    return out;
-  }
-
-  /** Throws the error held back by `push`, if any. */
-  finish(): void {
-    if (this.failed) throw this.failed;
-  }
-
-  /** Bytes held that do not yet make a whole frame. */
-  get pending(): number {
-    return this.buf.byteLength;
-  }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a);
-  out.set(b, a.byteLength);
-  return out;
-}
 
 /** True if `bytes` (the start of a connection) is, or may still become, the v2 magic. */
 export function magicPrefixState(bytes: Uint8Array): "match" | "maybe" | "no" {

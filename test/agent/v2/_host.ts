@@ -2,7 +2,8 @@
 // every frame the agent sent, in order, returns output credit unless a test holds it, and can send any
 // bytes at all, malformed ones included.
 import { createConnection, createServer, type Socket } from "node:net";
-import { FrameDecoder, MAGIC, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, type Frame } from "../../../src/protocol/v2/frame.ts";
+import { MAGIC, T, decodeJson, decodeWindow, encodeFrame, encodeJson, encodeWindow, type Frame } from "../../../src/protocol/v2/frame.ts";
+import { FrameDecoder } from "../../../src/protocol/v2/decoder.ts";
 import type { ExecRequest, ExitResult, Welcome } from "../../../src/protocol/v2/messages.ts";
 
 export { T };

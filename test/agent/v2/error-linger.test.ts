@@ -6,7 +6,8 @@
 import { afterEach, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { createConnection } from "node:net";
-import { FrameDecoder, MAGIC, T, decodeJson, encodeFrame, encodeJson, type Frame } from "../../../src/protocol/v2/frame.ts";
+import { MAGIC, T, decodeJson, encodeFrame, encodeJson, type Frame } from "../../../src/protocol/v2/frame.ts";
+import { FrameDecoder } from "../../../src/protocol/v2/decoder.ts";
 import { fdCount, fdTargets, isAlive } from "../../helpers/proc.ts";
 import { tempDir, type TempDir } from "../../helpers/tmp.ts";
 import { listeningAgent, type Agent } from "./_agent.ts";

@@ -1,7 +1,8 @@
 // The agent's handshake (PROTOCOL.md §11) fed hand-made frames, as a hostile host would send them, with
 // its nonce injected so that its first WELCOME can be compared with the committed vector byte for byte.
 import { describe, expect, test } from "bun:test";
-import { FrameDecoder, T, decodeJson, encodeJson, type Frame } from "../../../src/protocol/v2/frame.ts";
+import { T, decodeJson, encodeJson, type Frame } from "../../../src/protocol/v2/frame.ts";
+import { FrameDecoder } from "../../../src/protocol/v2/decoder.ts";
 import { AgentHandshake } from "../../../src/agent/v2/handshake.ts";
 import vectors from "../../vectors/v2.json" with { type: "json" };
 

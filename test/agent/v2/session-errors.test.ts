@@ -2,7 +2,8 @@
 // never rejects, so nothing a host does reaches the agent's process. Here our own code fails on purpose
 // (a Conn whose write throws), with an in-memory connection.
 import { expect, test } from "bun:test";
-import { FrameDecoder, T, decodeJson, encodeJson } from "../../../src/protocol/v2/frame.ts";
+import { T, decodeJson, encodeJson } from "../../../src/protocol/v2/frame.ts";
+import { FrameDecoder } from "../../../src/protocol/v2/decoder.ts";
 import type { Conn } from "../../../src/transport/conn.ts";
 import { ByteReader } from "../../../src/transport/reader.ts";
 import { agentLog } from "../../../src/agent/log.ts";

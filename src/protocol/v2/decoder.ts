@@ -1,0 +1,104 @@
+// Bytes in any pieces → whole v2 frames (PROTOCOL.md §2). Pure: no I/O.
+//
+// Each byte is copied at most once. A frame that lies inside one pushed piece keeps its payload as a view
+// of that piece, unless the payload is under half of the memory behind it: a small payload is copied out,
+// so that it never keeps a large read buffer alive (a peer sending a 1-byte frame at the end of every
+// 64 KiB read would otherwise make a 256 KiB window of payload hold gigabytes). A frame split across
+// pieces is assembled in a buffer of exactly its size, allocated once its header has been checked.
+import { HEADER_SIZE, KNOWN_TYPES, MAX_PAYLOAD, ProtocolError, typeName, type Frame } from "./frame.ts";
+
+/** The payload as handed out: the view itself when it is most of its buffer, else a copy of it. */
+export function ownPayload(view: Uint8Array): Uint8Array {
+  return view.byteLength * 2 >= view.buffer.byteLength ? view : view.slice();
+}
+
+/**
+ * Incremental decoder: push bytes in any pieces, take whole frames out. Throws ProtocolError on a length
+ * outside 5..5+MAX_PAYLOAD or an unknown type, before buffering the body, so a bad length never allocates.
+ * Frames that arrived before a bad one are returned first; the error comes with the next push (or `finish`).
+ * Payloads may be views of the pushed bytes: the caller must not write into what it pushed afterwards.
+ */
+export class FrameDecoder {
+  /** The header of a split frame, as far as it has come. */
+  private readonly head = new Uint8Array(HEADER_SIZE);
+  private headHave = 0;
+  /** The body of a split frame whose header was whole and valid: type, id and payload being filled. */
+  private body: Frame | undefined;
+  private bodyHave = 0;
+  private failed: ProtocolError | undefined;
+
+  push(bytes: Uint8Array): Frame[] {
+    if (this.failed) throw this.failed;
+    const out: Frame[] = [];
+    let off = 0;
+    try {
+      while (off < bytes.byteLength || (this.body && this.bodyHave === this.body.payload.byteLength)) {
+        if (this.body) {
+          const payload = this.body.payload;
+          const k = Math.min(payload.byteLength - this.bodyHave, bytes.byteLength - off);
+          payload.set(bytes.subarray(off, off + k), this.bodyHave);
+          this.bodyHave += k;
+          off += k;
+          if (this.bodyHave === payload.byteLength) {
+            out.push(this.body);
+            this.body = undefined;
+          }
+          continue;
+        }
+        if (this.headHave === 0 && bytes.byteLength - off >= HEADER_SIZE) {
+          const { type, id, end } = checkHeader(bytes, off);
+          if (bytes.byteLength - off >= end) {
+            out.push({ type, id, payload: ownPayload(bytes.subarray(off + HEADER_SIZE, off + end)) });
+            off += end;
+          } else {
+            off += HEADER_SIZE;
+            this.startBody(type, id, end);
+          }
+          continue;
+        }
+        const k = Math.min(HEADER_SIZE - this.headHave, bytes.byteLength - off);
+        this.head.set(bytes.subarray(off, off + k), this.headHave);
+        this.headHave += k;
+        off += k;
+        if (this.headHave === HEADER_SIZE) {
+          const { type, id, end } = checkHeader(this.head, 0);
+          this.headHave = 0;
+          this.startBody(type, id, end);
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      // The good frames before the bad one still count: hand them out now, fail on the next push.
+      this.failed = e;
+      this.headHave = 0;
+      this.body = undefined;
+      if (out.length === 0) throw e;
+    }
+    return out;
+  }
+
+  /** Throws the error held back by `push`, if any. */
+  finish(): void {
+    if (this.failed) throw this.failed;
+  }
+
+  /** Bytes held that do not yet make a whole frame. */
+  get pending(): number {
+    return this.body ? HEADER_SIZE + this.bodyHave : this.headHave;
+  }
+
+  private startBody(type: number, id: number, end: number): void {
+    this.body = { type, id, payload: new Uint8Array(end - HEADER_SIZE) };
+    this.bodyHave = 0;
+  }
+}
+
+/** The header at `off`, checked: its type, id and where the frame ends (relative to `off`). */
+function checkHeader(b: Uint8Array, off: number): { type: number; id: number; end: number } {
+  const v = new DataView(b.buffer, b.byteOffset + off, HEADER_SIZE);
+  const len = v.getUint32(0, true);
+  const type = v.getUint8(4);
+  if (len < 5 || len > 5 + MAX_PAYLOAD) throw new ProtocolError(`frame length ${len} is outside 5..${5 + MAX_PAYLOAD}`);
+  if (!KNOWN_TYPES.has(type)) throw new ProtocolError(`unknown frame type ${typeName(type)}`);
+  return { type, id: v.getUint32(5, true), end: 4 + len };
+}
