@@ -306,9 +306,10 @@ export class V2Session {
     while (this.ops.size > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
     // A zero-length write queues behind whatever is still unsent: it resolves when that is flushed.
     await this.conn.write(new Uint8Array(0)).catch(() => {});
-    // Linger: keep reading (the run loop does) until the host closes, or briefly. Exiting with the host's
-    // last WINDOW frames unread makes the kernel fail the host's socket (EPIPE/ECONNRESET), and a host
-    // then loses the final frames it has not read yet. (No half-close: Bun closes both directions.)
+    // A FIN: the host learns at once that nothing more comes, and closes. Until it does (or briefly) the
+    // run loop keeps reading: exiting with the host's last WINDOW frames unread makes the kernel reset the
+    // connection, and a host then loses the final frames it has not read yet.
+    this.conn.end();
     await Promise.race([this.readDone, Bun.sleep(LINGER_MS)]);
   }
 

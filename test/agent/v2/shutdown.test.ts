@@ -37,6 +37,22 @@ test("a running execution finishes and its EXIT is sent before the agent exits 1
   expect(agent!.log()).toContain("SIGTERM: letting 1 session(s) finish");
 });
 
+test("once the last EXIT is out, the agent half-closes: the host sees EOF at once, closes, and the agent exits 143", async () => {
+  await start("vge-v2term4-");
+  const running = host!.run(1, { shell: "sleep 0.3" });
+  await Bun.sleep(100);
+  agent!.proc.kill("SIGTERM");
+  expect((await running).exit).toEqual({ status: "exited", code: 0 });
+  const t0 = performance.now();
+  await host!.closed;
+  const eof = performance.now() - t0;
+  // Without the FIN the host heard nothing until the agent gave up lingering (500 ms) and exited.
+  expect(eof).toBeLessThan(250);
+  host!.close();
+  expect(await agent!.exited).toBe(143);
+  expect(performance.now() - t0).toBeLessThan(400);
+});
+
 test("work that outlasts the grace is killed, group and all: the agent exits 143 after about 1.5 s", async () => {
   await start("vge-v2term2-");
   void host!.run(1, { shell: "sleep 31.25 & sleep 31.25" }).catch(() => {});
