@@ -20,7 +20,7 @@ elif [ "$VGE_MODE" = disposable ]; then
     vge_say "disposable: dialing CID $VGE_CID port $VGE_PORT (retry ${VGE_RETRY}s); boot waits for the host's command"
     # NEWROOT (the mounted real root) is exported by dracut's init: the command may write into it.
     # shellcheck disable=SC2086 # VGE_VERBOSE is empty or one word
-    "$VGE_BIN" --retry "$VGE_RETRY" ${VGE_TOKENFILE:+--token-file "$VGE_TOKENFILE"} $VGE_VERBOSE "$VGE_CID:$VGE_PORT"
+    "$VGE_BIN" --retry "$VGE_RETRY" ${VGE_TOKENFILE:+--token-file "$VGE_TOKENFILE"} ${VGE_HANDSHAKE:+--handshake-timeout "$VGE_HANDSHAKE"} $VGE_VERBOSE "$VGE_CID:$VGE_PORT"
     _vge_rc=$?
     echo "$_vge_rc" > "$VGE_RUN/disposable.status"
     if [ "$_vge_rc" = 0 ]; then

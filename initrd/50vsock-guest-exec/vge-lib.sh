@@ -14,8 +14,9 @@ vge_say() {
 }
 
 # Reads the rd.vge.* kernel arguments into VGE_MODE, VGE_CID, VGE_PORT, VGE_RETRY, VGE_ONERROR,
-# VGE_HOLD, VGE_ALLOWCID, VGE_RECONNECT (1 or empty), VGE_VERBOSE and VGE_TOKENFILE (a path or empty).
-# Numbers, CID lists and the token file are checked by the agent itself (exit 2 on a bad one).
+# VGE_HOLD, VGE_ALLOWCID, VGE_RECONNECT (1 or empty), VGE_VERBOSE, VGE_TOKENFILE (a path or empty) and
+# VGE_HANDSHAKE (seconds or empty). Numbers, CID lists and the token file are checked by the agent itself
+# (exit 2 on a bad one).
 vge_config() {
     VGE_MODE=$(getarg rd.vge.mode=) || VGE_MODE=off
     case $VGE_MODE in
@@ -45,6 +46,8 @@ vge_config() {
     # Only the path is on the kernel command line (readable by anyone in /proc/cmdline); the token
     # itself is in that file, inside the initramfs.
     VGE_TOKENFILE=$(getarg rd.vge.token_file=) || VGE_TOKENFILE=
+    # Empty: the agent's own default (--handshake-timeout).
+    VGE_HANDSHAKE=$(getarg rd.vge.handshake_timeout=) || VGE_HANDSHAKE=
 }
 
 # Warns about an rd.vge.* argument that the mode in effect does not use (the agent would refuse the

@@ -93,11 +93,11 @@ test.skipIf(!!skip)(named("auth: hosts and agents without the token are refused 
   });
 }, 180_000);
 
-test.skipIf(!!skip)(named("auth: rd.vge.token_file in the dracut initrd (listen): only the token's holder runs, the hold is released", skip), async () => {
+test.skipIf(!!skip)(named("auth: rd.vge.token_file and rd.vge.handshake_timeout in the dracut initrd (listen): only the token's holder runs, a silent host is cut off, the hold is released", skip), async () => {
   const found = findGuestDeps();
   if ("missing" in found) throw new Error(found.missing);
   const initrd = dracutInitrd(found.deps, [{ src: TOKEN_FILE, dest: "/etc/vge.token" }], "dracut-token");
-  const append = ["root=vge-testroot", "rd.vge.mode=listen", "rd.vge.token_file=/etc/vge.token", "rd.vge.hold=90"];
+  const append = ["root=vge-testroot", "rd.vge.mode=listen", "rd.vge.token_file=/etc/vge.token", "rd.vge.handshake_timeout=4", "rd.vge.hold=90"];
   await withGuest({ initrd, append }, async (g) => {
     await g.start();
     const addr = `fc:${g.uds}:1024`;
@@ -107,10 +107,19 @@ test.skipIf(!!skip)(named("auth: rd.vge.token_file in the dracut initrd (listen)
     const guest = await within(connect(addr, { tokenFile: TOKEN_FILE, retryMs: 30_000 }), STEP, "the authenticated hello");
     try {
       expect(guest.info.initrd).toBe(true);
+      // First, before the boot reaches the hold: the cleanup hook removes agent.pid before it holds.
       const args = await within(guest.run({ shell: "cat /proc/cmdline; tr '\\0' ' ' < /proc/$(cat /run/vsock-guest-exec/agent.pid)/cmdline" }), CALL, "reading cmdlines");
       expect(args.stdoutText).toContain("rd.vge.token_file=/etc/vge.token");
-      expect(args.stdoutText).toContain("--token-file /etc/vge.token");
+      expect(args.stdoutText).toContain("--token-file /etc/vge.token --handshake-timeout 4");
       expect(args.stdoutText).not.toContain(TOKEN);
+      // A host that connects and sends nothing holds a connection only until the kernel argument's deadline.
+      const silent = await g.connect(1024, CALL);
+      const t0 = performance.now();
+      await within(silent.closed, CALL, "the agent closing a silent connection");
+      const heldMs = performance.now() - t0;
+      expect(heldMs).toBeGreaterThan(3_500);
+      expect(heldMs).toBeLessThan(15_000);
+      expect(silent.received().includes(Buffer.from('"ETIMEDOUT"'))).toBe(true);
       const rel = await within(guest.run({ shell: ": > /run/vsock-guest-exec/release" }), CALL, "release");
       expect(rel.code).toBe(0);
     } finally {
