@@ -122,9 +122,11 @@ test("an idle terminal and an idle pipe execution cost the agent no wake-ups; a 
   const start = wakeups(fx.agent.pid);
   await Bun.sleep(2000);
   const idle = wakeups(fx.agent.pid) - start;
-  // The terminal used to be polled on a timer: at least 50 wake-ups a second while idle (~100 here).
+  // The terminal used to be polled on a timer: at least 50 wake-ups a second while idle, so 100 or more in
+  // these 2 s. Without a timer: 7..13 here when the machine is quiet, 21 once while a build ran beside it
+  // (the runtime's own threads); the bound is half of what the polling alone would cost.
   console.log(`agent wake-ups in 2 s with an idle terminal and an idle pipe: ${idle}`);
-  expect(idle).toBeLessThan(20);
+  expect(idle).toBeLessThan(50);
 
   const typed = performance.now();
   await h.stdin(1, new TextEncoder().encode("k"));
