@@ -1,8 +1,8 @@
 // PUT and GET (PROTOCOL.md §8): uploads send only the credit the agent grants; downloads are streams whose
 // credit goes back as they are read, like an execution's output.
-import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, decodeJson, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
+import { DEFAULT_WINDOW, ProtocolError, T, decodeJson, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
 import { DEFAULT_MAX_GET, validateFileResult, type GetRequest, type PutRequest } from "../protocol/v2/messages.ts";
-import { Credit } from "../protocol/v2/credit.ts";
+import { Credit, sendWithin } from "../protocol/v2/credit.ts";
 import { Inbox, collect, batchedCredit } from "./_inbox.ts";
 import { windowFrom } from "./_window.ts";
 import type { Mux } from "./_mux.ts";
@@ -70,12 +70,8 @@ export async function putFile(mux: Mux, window: number, path: string, src: PutSo
   let sent = 0;
   try {
     for await (const chunk of prepared.chunks) {
-      for (let off = 0; off < chunk.byteLength; ) {
-        const n = await credit.take(Math.min(CHUNK, chunk.byteLength - off));
-        await mux.send(encodeFrame(T.FILE_DATA, id, chunk.subarray(off, off + n)));
-        off += n;
-        sent += n;
-      }
+      await sendWithin(credit, (b) => mux.send(b), T.FILE_DATA, id, chunk);
+      sent += chunk.byteLength;
     }
     await mux.send(encodeFrame(T.FILE_END, id));
   } catch {

@@ -5,10 +5,10 @@
 // window's worth (256 KiB) that nobody reads, it waits for its reader.
 // The same class follows a detached execution: started by exec(cmd, {detach}) or by guest.attach(), which
 // sends ATTACH instead of EXEC; `offsets` says how far each stream has been received, for the next attach.
-import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, decodeJson, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
+import { DEFAULT_WINDOW, ProtocolError, T, decodeJson, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
 import { TAG, validateExit, type ExecRequest, type ExitResult } from "../protocol/v2/messages.ts";
 import { validateAttached, validateDetached, type Attached } from "../protocol/v2/jobs.ts";
-import { Credit } from "../protocol/v2/credit.ts";
+import { Credit, sendWithin } from "../protocol/v2/credit.ts";
 import { Inbox, batchedCredit } from "./_inbox.ts";
 import { windowFrom } from "./_window.ts";
 import type { Mux } from "./_mux.ts";
@@ -123,11 +123,7 @@ export class RemoteProcess {
     return new WritableStream<Uint8Array | string>({
       write: async (chunk) => {
         const bytes = typeof chunk === "string" ? enc.encode(chunk) : chunk;
-        for (let off = 0; off < bytes.byteLength; ) {
-          const n = await this.credit.take(Math.min(CHUNK, bytes.byteLength - off));
-          await this.mux.send(encodeFrame(T.STDIN, this.id, bytes.subarray(off, off + n)));
-          off += n;
-        }
+        await sendWithin(this.credit, (b) => this.mux.send(b), T.STDIN, this.id, bytes);
       },
       close: async () => {
         if (!this.exitResult && !this.mux.error) await this.mux.send(encodeFrame(T.STDIN_EOF, this.id));

@@ -2,8 +2,8 @@
 // Deno.Conn and Cloudflare's connect() give them: `readable` returns credit only as it is read, `writable`
 // sends only what the agent granted, so a slow side slows the other down and nothing piles up in memory.
 // `writable.close()` is a half-close (TCP_EOF): the guest's server sees EOF and can still answer.
-import { CHUNK, ProtocolError, T, decodeJson, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
-import { Credit } from "../protocol/v2/credit.ts";
+import { ProtocolError, T, decodeJson, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
+import { Credit, sendWithin } from "../protocol/v2/credit.ts";
 import { tcpHostProblem, tcpPortProblem, decodeTcpClosed, type TcpOpened } from "../protocol/v2/tcp.ts";
 import { Inbox, batchedCredit } from "./_inbox.ts";
 import { windowFrom } from "./_window.ts";
@@ -77,11 +77,7 @@ export function connectTcp(mux: Mux, window: number, capabilities: string[], hos
   const writable = new WritableStream<Uint8Array | string>({
     write: async (chunk) => {
       const bytes = typeof chunk === "string" ? enc.encode(chunk) : chunk;
-      for (let off = 0; off < bytes.byteLength; ) {
-        const n = await credit.take(Math.min(CHUNK, bytes.byteLength - off));
-        await mux.send(encodeFrame(T.TCP_DATA, id, bytes.subarray(off, off + n)));
-        off += n;
-      }
+      await sendWithin(credit, (b) => mux.send(b), T.TCP_DATA, id, bytes);
     },
     close: async () => {
       if (!over && !mux.error) await mux.send(encodeFrame(T.TCP_EOF, id));

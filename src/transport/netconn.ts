@@ -10,6 +10,7 @@ class NetConn implements Conn {
   readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
   private isClosed = false;
   private drainWaiters: (() => void)[] = [];
+  private writeWaiters = new Set<() => void>();
 
   constructor(
     private readonly socket: Socket,
@@ -25,8 +26,17 @@ class NetConn implements Conn {
 
   write(data: Uint8Array): Promise<void> {
     if (this.isClosed || this.socket.destroyed) return Promise.reject(new Error("write: connection closed"));
-    if (this.socket.write(data)) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
+    // Resolved by node:net's write callback, once these bytes are handed to the kernel (as the Conn contract
+    // says), not when its buffer is merely below the high-water mark: until then node:net holds `data`
+    // itself, and a caller that reuses its buffer after the promise (a file read into one chunk buffer)
+    // would change bytes not yet sent. A write cut off by the close resolves with the close.
+    return new Promise((resolve) => {
+      this.writeWaiters.add(resolve);
+      this.socket.write(data, () => {
+        this.writeWaiters.delete(resolve);
+        resolve();
+      });
+    });
   }
 
   get unsent(): number {
@@ -57,8 +67,10 @@ class NetConn implements Conn {
     if (this.isClosed) return;
     this.isClosed = true;
     this.reader.end(err);
-    // As in conn.ts: writers waiting for a drain that never comes are released; the peer is gone.
+    // As in conn.ts: writers waiting for a drain or a write that never comes are released; the peer is gone.
     this.releaseWriters();
+    for (const r of this.writeWaiters) r();
+    this.writeWaiters.clear();
     this.resolveClosed();
   }
 }

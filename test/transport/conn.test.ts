@@ -71,3 +71,74 @@ test("NetConn (node:net, the host's): the same contract", async () => {
   await checkBackPressure(c, () => peer.resume(), () => got);
   c.close();
 });
+
+/**
+ * The Conn contract both ends' zero-copy senders rely on (sendWithin, the directory walker): write()
+ * resolves once the bytes are in the kernel, so a caller may refill its one buffer right after. 4 KiB
+ * writes into a peer that does not read yet: node:net's buffer takes them below its high-water mark,
+ * and a write that resolved then would let the refill change bytes not yet sent.
+ */
+async function checkBufferReuse(conn: Conn, startReading: () => void, received: () => Buffer): Promise<void> {
+  const buf = new Uint8Array(4096);
+  const blocks = 2048; // 8 MiB: more than the socket buffers hold, so writes wait on the reader
+  let done = false;
+  const writer = (async () => {
+    for (let i = 0; i < blocks; i++) {
+      buf.fill(i & 0xff);
+      buf[0] = i >> 8;
+      await conn.write(buf);
+    }
+    done = true;
+  })();
+  await Bun.sleep(200);
+  expect(done).toBe(false);
+  startReading();
+  await writer;
+  for (let t = 0; received().byteLength < blocks * 4096 && t < 5000; t += 20) await Bun.sleep(20);
+  const got = received();
+  expect(got.byteLength).toBe(blocks * 4096);
+  const bad: number[] = [];
+  for (let i = 0; i < blocks && bad.length < 5; i++) {
+    const b = got.subarray(i * 4096, (i + 1) * 4096);
+    if (b[0] !== i >> 8 || b[1] !== (i & 0xff) || b[4095] !== (i & 0xff)) bad.push(i);
+  }
+  expect(bad).toEqual([]);
+}
+
+test("SocketConn: a buffer refilled as soon as write() resolves never changes bytes on the wire", async () => {
+  dir = tempDir("vge-conn-reuse-");
+  const path = dir.file("s.sock");
+  let accepted!: (c: Conn) => void;
+  const conn = new Promise<Conn>((r) => (accepted = r));
+  const server = Bun.listen({ unix: path, allowHalfOpen: true, data: undefined as never, socket: serverHandlers((c) => accepted(c)) } as never);
+  cleanups.push(() => server.stop(true));
+  const client: Socket = createConnection({ path });
+  cleanups.push(() => client.destroy());
+  client.pause();
+  const chunks: Buffer[] = [];
+  client.on("data", (d: Buffer) => chunks.push(d));
+  const c = await conn;
+  await checkBufferReuse(c, () => client.resume(), () => Buffer.concat(chunks));
+  c.close();
+});
+
+test("NetConn: a buffer refilled as soon as write() resolves never changes bytes on the wire", async () => {
+  dir = tempDir("vge-netconn-reuse-");
+  const path = dir.file("s.sock");
+  let peer!: Socket;
+  const accepted = new Promise<void>((resolve) => {
+    const server = createServer((s) => {
+      peer = s;
+      s.pause();
+      resolve();
+    }).listen(path);
+    cleanups.push(() => server.close());
+  });
+  const c = await connectUnixNet(path);
+  await accepted;
+  cleanups.push(() => peer.destroy());
+  const chunks: Buffer[] = [];
+  peer.on("data", (d: Buffer) => chunks.push(d));
+  await checkBufferReuse(c, () => peer.resume(), () => Buffer.concat(chunks));
+  c.close();
+});

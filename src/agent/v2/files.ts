@@ -5,7 +5,7 @@ import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
 import { DEFAULT_MAX_GET, type FileResult, type GetRequest, type PutRequest } from "../../protocol/v2/messages.ts";
-import { sendWithin, type Send } from "./output.ts";
+import { sendWithin, type Send } from "../../protocol/v2/credit.ts";
 import { OutgoingOp } from "./outgoing.ts";
 import type { Log } from "../log.ts";
 
@@ -154,7 +154,10 @@ export class GetOp extends OutgoingOp<FileResult> {
         if (bytesRead === 0) break;
         size += bytesRead;
         if (size > max) throw Object.assign(new Error(`${this.req.path} grew past the limit of ${max}`), { code: "EFBIG" });
-        if (!(await sendWithin(this.out, this.send, T.FILE_DATA, this.id, buf.slice(0, bytesRead)))) throw Object.assign(new Error("connection closed"), { code: "ECONNRESET" });
+        // A view of `buf`, read into again only after this resolves: the bytes are in the kernel by then.
+        await sendWithin(this.out, this.send, T.FILE_DATA, this.id, buf.subarray(0, bytesRead)).catch(() => {
+          throw Object.assign(new Error("connection closed"), { code: "ECONNRESET" });
+        });
       }
       return { ok: true, size, mode: st.mode & 0o7777 };
     } finally {

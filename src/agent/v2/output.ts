@@ -2,11 +2,11 @@
 // host's window, and nothing once the connection is gone. JobOutput (job-output.ts): a detached execution's
 // ring buffers, replayed to whichever connection attaches. Both send one execution's (or one GET's) bytes
 // with sendWithin: within the window, in CHUNK-sized frames.
-import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, encodeHeader, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
-import { Credit, creditBack } from "../../protocol/v2/credit.ts";
+import { DEFAULT_WINDOW, ProtocolError, T, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
+import { Credit, creditBack, sendWithin, type Send } from "../../protocol/v2/credit.ts";
 import type { ExitResult } from "../../protocol/v2/messages.ts";
 
-export type Send = (frame: Uint8Array) => Promise<void>;
+export type { Send };
 
 /** What an Execution needs from wherever its frames go. Stream types are T.STDOUT and T.STDERR. */
 export interface Output {
@@ -58,7 +58,11 @@ export class DirectOutput implements Output {
   }
 
   write(type: number, chunk: Uint8Array): Promise<boolean> {
-    return sendWithin(this.credit, this.send, type, this.id, chunk);
+    // False once the window was closed: the connection is gone.
+    return sendWithin(this.credit, this.send, type, this.id, chunk).then(
+      () => true,
+      () => false,
+    );
   }
 
   started(pid: number): void {
@@ -91,23 +95,4 @@ export class DirectOutput implements Output {
     this.closed = true;
     this.credit.fail(new Error("connection closed"));
   }
-}
-
-/** Sends `data` as frames of `type`; false if the window was closed (connection gone) before the end. */
-export async function sendWithin(credit: Credit, send: Send, type: number, id: number, data: Uint8Array): Promise<boolean> {
-  let off = 0;
-  while (off < data.byteLength) {
-    let n: number;
-    try {
-      n = await credit.take(Math.min(CHUNK, data.byteLength - off));
-    } catch {
-      return false;
-    }
-    // Header and payload go out as two writes, in order: cheaper than copying each 64 KiB chunk into
-    // a new frame (bench/README.md). A failed header write shows again on the payload's.
-    send(encodeHeader(type, id, n)).catch(() => {});
-    await send(data.subarray(off, off + n));
-    off += n;
-  }
-  return true;
 }

@@ -6,7 +6,7 @@ import type { Socket } from "bun";
 import { DEFAULT_WINDOW, ProtocolError, T, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../../protocol/v2/frame.ts";
 import { Credit, creditBack } from "../../protocol/v2/credit.ts";
 import type { TcpClosed, TcpOpen } from "../../protocol/v2/tcp.ts";
-import { sendWithin, type Send } from "./output.ts";
+import { sendWithin, type Send } from "../../protocol/v2/credit.ts";
 
 interface State {
   op: TcpOp;
@@ -86,7 +86,8 @@ export class TcpOp {
     // One chunk at a time: no more is read until it is sent and there is credit for more.
     this.socket?.pause();
     this.chain = this.chain.then(async () => {
-      if (!(await sendWithin(this.out, this.send, T.TCP_DATA, this.id, chunk))) return;
+      // Rejected once the window is closed: the stream or the connection is over.
+      if (!(await sendWithin(this.out, this.send, T.TCP_DATA, this.id, chunk).then(() => true, () => false))) return;
       void this.out.ready().then((ok) => ok && !this.socketGone && this.socket?.resume());
     });
   }
