@@ -103,11 +103,10 @@ export class Mux {
         await r.waitData();
         if (this.failure) return;
         if (r.available === 0) break;
-        for (const f of this.decoder.push(r.readChunk())) {
+        for (const f of this.decoder.frames(r.readChunk())) {
           this.dispatch(f);
           if (this.failure) return;
         }
-        this.decoder.finish();
       }
       const cut = r.available > 0 || this.decoder.pending > 0 ? ` in the middle of a frame` : "";
       this.fail(new GuestError("ECLOSED", `${this.name}: the agent closed the connection${cut}`));

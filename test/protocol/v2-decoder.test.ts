@@ -53,6 +53,34 @@ describe("any split of a stream", () => {
   });
 });
 
+describe("frames(): only as far as the consumer takes", () => {
+  test("the good frames come one at a time; a bad header throws only when reached, and on every later call", () => {
+    const good = (i: number) => encodeFrame(T.STDOUT, i, new Uint8Array([i]));
+    const bad = new Uint8Array([0xff, 0xff, 0xff, 0x7f, T.STDOUT, 0, 0, 0, 0]);
+    const dec = new FrameDecoder();
+    const it = dec.frames(new Uint8Array([...good(1), ...good(2), ...good(3), ...bad]));
+    expect(it.next().value).toMatchObject({ id: 1 });
+    expect(it.next().value).toMatchObject({ id: 2 });
+    expect(it.next().value).toMatchObject({ id: 3 });
+    expect(() => it.next()).toThrow(ProtocolError);
+    expect(() => dec.frames(good(4)).next()).toThrow(/outside 5\.\./);
+  });
+
+  test("a consumer that stops after the first of 20,000 tiny frames in one read leaves the rest undecoded", () => {
+    const one = encodeFrame(T.WINDOW, 1, new Uint8Array(4));
+    const read = new Uint8Array(one.byteLength * 20_000);
+    for (let i = 0; i < 20_000; i++) read.set(one, i * one.byteLength);
+    // Every frame after the first is then broken: decoding any of them would throw.
+    for (let i = 1; i < 20_000; i++) read[i * one.byteLength + 4] = 0xee;
+    const dec = new FrameDecoder();
+    for (const f of dec.frames(read)) {
+      expect(f.type).toBe(T.WINDOW);
+      break;
+    }
+    expect(() => dec.finish()).not.toThrow();
+  });
+});
+
 describe("what a payload keeps alive", () => {
   test("a frame inside one piece: a large payload is a view of it (no copy), a small one a copy of its own", () => {
     const big = new Uint8Array(60_000).fill(7);

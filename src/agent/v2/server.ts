@@ -91,12 +91,11 @@ export class V2Session {
       for (;;) {
         await this.waitData(reader);
         if (reader.isEnded) break;
-        for (const f of this.decoder.push(reader.readChunk())) {
+        for (const f of this.decoder.frames(reader.readChunk())) {
           this.handle(f);
           // Back-pressure: while the host does not read, neither do we (its writes then block, not our memory).
           if (this.conn.unsent > OUTBOUND_HIGH_WATER) await this.conn.drained(OUTBOUND_HIGH_WATER);
         }
-        this.decoder.finish();
       }
       if (this.decoder.pending > 0) this.log.error(`v2: connection closed inside a frame (${this.decoder.pending} bytes pending)`);
     } catch (e) {

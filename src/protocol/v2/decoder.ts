@@ -13,10 +13,10 @@ export function ownPayload(view: Uint8Array): Uint8Array {
 }
 
 /**
- * Incremental decoder: push bytes in any pieces, take whole frames out. Throws ProtocolError on a length
- * outside 5..5+MAX_PAYLOAD or an unknown type, before buffering the body, so a bad length never allocates.
- * Frames that arrived before a bad one are returned first; the error comes with the next push (or `finish`).
- * Payloads may be views of the pushed bytes: the caller must not write into what it pushed afterwards.
+ * Incremental decoder: bytes in any pieces, whole frames out (`frames`, or `push` for an array). Throws
+ * ProtocolError on a length outside 5..5+MAX_PAYLOAD or an unknown type, before buffering the body, so a
+ * bad length never allocates. Payloads may be views of the bytes given: the caller must not write into
+ * them afterwards.
  */
 export class FrameDecoder {
   /** The header of a split frame, as far as it has come. */
@@ -27,9 +27,14 @@ export class FrameDecoder {
   private bodyHave = 0;
   private failed: ProtocolError | undefined;
 
-  push(bytes: Uint8Array): Frame[] {
+  /**
+   * The frames that `bytes` completes, one at a time: decoding goes only as far as the consumer takes, so
+   * one read of thousands of tiny frames is never held as thousands of objects at once, and a consumer
+   * that fails at the first bad one decodes no further. A bad header throws when iteration reaches it,
+   * after the good frames before it, and every later call throws it again.
+   */
+  *frames(bytes: Uint8Array): Generator<Frame, void, undefined> {
     if (this.failed) throw this.failed;
-    const out: Frame[] = [];
     let off = 0;
     try {
       while (off < bytes.byteLength || (this.body && this.bodyHave === this.body.payload.byteLength)) {
@@ -40,16 +45,18 @@ export class FrameDecoder {
           this.bodyHave += k;
           off += k;
           if (this.bodyHave === payload.byteLength) {
-            out.push(this.body);
+            const f = this.body;
             this.body = undefined;
+            yield f;
           }
           continue;
         }
         if (this.headHave === 0 && bytes.byteLength - off >= HEADER_SIZE) {
           const { type, id, end } = checkHeader(bytes, off);
           if (bytes.byteLength - off >= end) {
-            out.push({ type, id, payload: ownPayload(bytes.subarray(off + HEADER_SIZE, off + end)) });
+            const at = off;
             off += end;
+            yield { type, id, payload: ownPayload(bytes.subarray(at + HEADER_SIZE, at + end)) };
           } else {
             off += HEADER_SIZE;
             this.startBody(type, id, end);
@@ -67,12 +74,26 @@ export class FrameDecoder {
         }
       }
     } catch (e) {
-      if (!(e instanceof ProtocolError)) throw e;
-      // The good frames before the bad one still count: hand them out now, fail on the next push.
-      this.failed = e;
-      this.headHave = 0;
-      this.body = undefined;
-      if (out.length === 0) throw e;
+      if (e instanceof ProtocolError) {
+        this.failed = e;
+        this.headHave = 0;
+        this.body = undefined;
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * All the frames `bytes` completes, as an array. The good frames before a bad one are returned first;
+   * the error comes with the next push (or `finish`).
+   */
+  push(bytes: Uint8Array): Frame[] {
+    if (this.failed) throw this.failed;
+    const out: Frame[] = [];
+    try {
+      for (const f of this.frames(bytes)) out.push(f);
+    } catch (e) {
+      if (!(e instanceof ProtocolError) || out.length === 0) throw e;
     }
     return out;
   }
