@@ -33,8 +33,17 @@ async function checkBackPressure(conn: Conn, startReading: () => void, received:
   expect(received()).toBe(8 * MiB);
 }
 
-test("SocketConn (Bun sockets, the agent's): unsent grows while the peer does not read; drained waits for it", async () => {
-  dir = tempDir("vge-conn-");
+/** Our side and a paused peer that reads once `startReading` is called. */
+interface Pair {
+  conn: Conn;
+  startReading(): void;
+  /** Everything the peer has read so far. */
+  received(): Buffer;
+}
+
+/** SocketConn (Bun sockets, the agent's), with a node:net client as the peer. */
+async function socketConnPair(prefix: string): Promise<Pair> {
+  dir = tempDir(prefix);
   const path = dir.file("s.sock");
   let accepted!: (c: Conn) => void;
   const conn = new Promise<Conn>((r) => (accepted = r));
@@ -43,16 +52,14 @@ test("SocketConn (Bun sockets, the agent's): unsent grows while the peer does no
   const client: Socket = createConnection({ path });
   cleanups.push(() => client.destroy());
   client.pause();
-  let got = 0;
-  client.on("data", (d: Buffer) => (got += d.byteLength));
-  const c = await conn;
-  await checkBackPressure(c, () => client.resume(), () => got);
-  c.close();
-  expect(await settled(c.drained(0), 100)).toBe(true);
-});
+  const chunks: Buffer[] = [];
+  client.on("data", (d: Buffer) => chunks.push(d));
+  return { conn: await conn, startReading: () => client.resume(), received: () => Buffer.concat(chunks) };
+}
 
-test("NetConn (node:net, the host's): the same contract", async () => {
-  dir = tempDir("vge-netconn-");
+/** NetConn (node:net, the host's), with a node:net server as the peer. */
+async function netConnPair(prefix: string): Promise<Pair> {
+  dir = tempDir(prefix);
   const path = dir.file("s.sock");
   let peer!: Socket;
   const accepted = new Promise<void>((resolve) => {
@@ -63,13 +70,25 @@ test("NetConn (node:net, the host's): the same contract", async () => {
     }).listen(path);
     cleanups.push(() => server.close());
   });
-  const c = await connectUnixNet(path);
+  const conn = await connectUnixNet(path);
   await accepted;
   cleanups.push(() => peer.destroy());
-  let got = 0;
-  peer.on("data", (d: Buffer) => (got += d.byteLength));
-  await checkBackPressure(c, () => peer.resume(), () => got);
-  c.close();
+  const chunks: Buffer[] = [];
+  peer.on("data", (d: Buffer) => chunks.push(d));
+  return { conn, startReading: () => peer.resume(), received: () => Buffer.concat(chunks) };
+}
+
+test("SocketConn (Bun sockets, the agent's): unsent grows while the peer does not read; drained waits for it", async () => {
+  const p = await socketConnPair("vge-conn-");
+  await checkBackPressure(p.conn, p.startReading, () => p.received().byteLength);
+  p.conn.close();
+  expect(await settled(p.conn.drained(0), 100)).toBe(true);
+});
+
+test("NetConn (node:net, the host's): the same contract", async () => {
+  const p = await netConnPair("vge-netconn-");
+  await checkBackPressure(p.conn, p.startReading, () => p.received().byteLength);
+  p.conn.close();
 });
 
 /**
@@ -106,39 +125,13 @@ async function checkBufferReuse(conn: Conn, startReading: () => void, received: 
 }
 
 test("SocketConn: a buffer refilled as soon as write() resolves never changes bytes on the wire", async () => {
-  dir = tempDir("vge-conn-reuse-");
-  const path = dir.file("s.sock");
-  let accepted!: (c: Conn) => void;
-  const conn = new Promise<Conn>((r) => (accepted = r));
-  const server = Bun.listen({ unix: path, allowHalfOpen: true, data: undefined as never, socket: serverHandlers((c) => accepted(c)) } as never);
-  cleanups.push(() => server.stop(true));
-  const client: Socket = createConnection({ path });
-  cleanups.push(() => client.destroy());
-  client.pause();
-  const chunks: Buffer[] = [];
-  client.on("data", (d: Buffer) => chunks.push(d));
-  const c = await conn;
-  await checkBufferReuse(c, () => client.resume(), () => Buffer.concat(chunks));
-  c.close();
+  const p = await socketConnPair("vge-conn-reuse-");
+  await checkBufferReuse(p.conn, p.startReading, p.received);
+  p.conn.close();
 });
 
 test("NetConn: a buffer refilled as soon as write() resolves never changes bytes on the wire", async () => {
-  dir = tempDir("vge-netconn-reuse-");
-  const path = dir.file("s.sock");
-  let peer!: Socket;
-  const accepted = new Promise<void>((resolve) => {
-    const server = createServer((s) => {
-      peer = s;
-      s.pause();
-      resolve();
-    }).listen(path);
-    cleanups.push(() => server.close());
-  });
-  const c = await connectUnixNet(path);
-  await accepted;
-  cleanups.push(() => peer.destroy());
-  const chunks: Buffer[] = [];
-  peer.on("data", (d: Buffer) => chunks.push(d));
-  await checkBufferReuse(c, () => peer.resume(), () => Buffer.concat(chunks));
-  c.close();
+  const p = await netConnPair("vge-netconn-reuse-");
+  await checkBufferReuse(p.conn, p.startReading, p.received);
+  p.conn.close();
 });
