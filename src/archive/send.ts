@@ -6,10 +6,8 @@ import { lstat, open, readdir, readlink, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { CHUNK, T, encodeFrame, encodeHeader } from "../protocol/v2/frame.ts";
 import { encodeEntry, type DirCounts, type DirEntry } from "../protocol/v2/dirs.ts";
-import type { Credit } from "../protocol/v2/credit.ts";
+import type { Credit, Send } from "../protocol/v2/credit.ts";
 import { EntryError } from "./extract.ts";
-
-export type Send = (frame: Uint8Array) => Promise<void>;
 
 /** Entries under `root` in pre-order (a directory before what it holds), names sorted. */
 async function* walk(root: string, rel: string, counts: DirCounts): AsyncGenerator<DirEntry> {
