@@ -141,3 +141,18 @@ export async function settled(pid: number, fds: number, ms = 3000): Promise<Foot
     await Bun.sleep(50);
   }
 }
+
+/**
+ * The lowest VmRSS of `pid`, sampled every 100 ms for `ms`; then on, up to `maxMs` in all, while it is
+ * still above `belowKiB`. What a process gives back once idle (the runtime collects late): a leak stays.
+ */
+export async function lowestRss(pid: number, ms: number, opts: { belowKiB?: number; maxMs?: number } = {}): Promise<number> {
+  const start = performance.now();
+  let low = vmRssKiB(pid) ?? Infinity;
+  for (;;) {
+    const spent = performance.now() - start;
+    if (spent >= ms && (opts.belowKiB === undefined || low <= opts.belowKiB || spent >= (opts.maxMs ?? ms))) return low;
+    await Bun.sleep(100);
+    low = Math.min(low, vmRssKiB(pid) ?? low);
+  }
+}

@@ -8,7 +8,7 @@ import { connect, type Guest } from "../../src/host/index.ts";
 import { listeningAgent, type Agent } from "../agent/v2/_agent.ts";
 import { escapedErrorLines } from "../helpers/agentlog.ts";
 import { agentBinary } from "../helpers/build.ts";
-import { fdTargets, footprint, settled, type Footprint } from "../helpers/proc.ts";
+import { fdTargets, footprint, lowestRss, settled, type Footprint } from "../helpers/proc.ts";
 import { tempDir, type TempDir } from "../helpers/tmp.ts";
 
 const RUNS = Number(process.env.VGE_SOAK_RUNS ?? 10_000);
@@ -47,16 +47,6 @@ afterAll(async () => {
   await agent?.stop();
   dir?.remove();
 });
-
-/** The lowest VmRSS of `pid` sampled every 100 ms for `ms`. */
-async function lowestRss(pid: number, ms: number): Promise<number> {
-  let low = footprint(pid).rssKiB;
-  for (const end = performance.now() + ms; performance.now() < end; ) {
-    await Bun.sleep(100);
-    low = Math.min(low, footprint(pid).rssKiB);
-  }
-  return low;
-}
 
 const kib = (n: number) => `${(n / 1024).toFixed(1)} MiB`;
 const show = (fp: Footprint) => `fds ${fp.fds}, RSS ${kib(fp.rssKiB)}, children ${fp.children.length}`;
