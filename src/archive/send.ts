@@ -4,9 +4,9 @@
 import { constants } from "node:fs";
 import { lstat, open, readdir, readlink, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { CHUNK, T, encodeFrame, encodeHeader } from "../protocol/v2/frame.ts";
+import { CHUNK, T, encodeFrame } from "../protocol/v2/frame.ts";
 import { encodeEntry, type DirCounts, type DirEntry } from "../protocol/v2/dirs.ts";
-import type { Credit, Send } from "../protocol/v2/credit.ts";
+import { sendFrame, type Credit, type Send } from "../protocol/v2/credit.ts";
 import { EntryError } from "./extract.ts";
 
 /** Entries under `root` in pre-order (a directory before what it holds), names sorted. */
@@ -72,10 +72,8 @@ async function sendFile(abs: string, size: number, id: number, send: Send, credi
       const { bytesRead } = await fh.read(buf, 0, want);
       if (bytesRead === 0) throw Object.assign(new Error(`shrank to ${sent} bytes while being sent (announced ${size})`), { code: "EIO" });
       if (bytesRead < want) credit.add(want - bytesRead);
-      // Header and payload as two writes (no copy): `buf` is read into again only once both are in the
-      // kernel, which is when send resolves.
-      send(encodeHeader(T.FILE_DATA, id, bytesRead)).catch(() => {});
-      await send(buf.subarray(0, bytesRead));
+      // No copy: `buf` is read into again only once sendFrame resolves.
+      await sendFrame(send, T.FILE_DATA, id, buf.subarray(0, bytesRead));
       sent += bytesRead;
     }
   } finally {

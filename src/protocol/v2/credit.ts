@@ -99,9 +99,17 @@ export function creditBack(credit: Credit, n: number, what: string): void {
 export async function sendWithin(credit: Credit, send: Send, type: number, id: number, data: Uint8Array): Promise<void> {
   for (let off = 0; off < data.byteLength; ) {
     const n = await credit.take(Math.min(CHUNK, data.byteLength - off));
-    // A failed header write fails the payload's too: that one is reported.
-    send(encodeHeader(type, id, n)).catch(() => {});
-    await send(data.subarray(off, off + n));
+    await sendFrame(send, type, id, data.subarray(off, off + n));
     off += n;
   }
+}
+
+/**
+ * One frame as two writes, header then `payload` itself (no copy into a new frame), with no await between
+ * them. Resolves once the payload is in the kernel: only then may the caller reuse its buffer.
+ */
+export function sendFrame(send: Send, type: number, id: number, payload: Uint8Array): Promise<void> {
+  // A failed header write fails the payload's too: that one is reported.
+  send(encodeHeader(type, id, payload.byteLength)).catch(() => {});
+  return send(payload);
 }
