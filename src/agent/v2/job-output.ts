@@ -98,15 +98,16 @@ export class JobOutput implements Output {
     this.notify();
   }
 
-  spendStdin(n: number): () => void {
+  spendStdin(n: number): void {
     if (n > this.stdinFree) throw stdinOverrun(n, this.stdinFree);
     this.stdinFree -= n;
-    return () => {
-      this.stdinFree += n;
-      // To whoever follows the job now: the bytes may have come from a connection that has gone since.
-      const a = this.att;
-      if (a) void a.send(encodeWindow(a.id, n)).catch(() => {});
-    };
+  }
+
+  stdinTaken(n: number): void {
+    this.stdinFree += n;
+    // To whoever follows the job now: the bytes may have come from a connection that has gone since.
+    const a = this.att;
+    if (a) void a.send(encodeWindow(a.id, n)).catch(() => {});
   }
 
   leave(send: Send): boolean {

@@ -204,7 +204,8 @@ async function run(seed: number, steps: number): Promise<{ log: string[]; error?
       const n = int(1, Math.min(f.stdinCredit, 70_000));
       log.push(`stdin from ${f.n}: ${n}`);
       try {
-        stdinQueue.push({ n, giveBack: out.spendStdin(n) });
+        out.spendStdin(n);
+        stdinQueue.push({ n, giveBack: () => out.stdinTaken(n) });
         f.stdinCredit -= n;
       } catch (e) {
         fail(`follower ${f.n} sent ${n} bytes of stdin within the ${f.stdinCredit} it was told it has: ${(e as Error).message}`);
