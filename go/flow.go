@@ -298,3 +298,6 @@ func (d *deadline) set(t time.Time) {
 		d.t = time.AfterFunc(dur, fire)
 	}
 }
+
+// heldBytes is what the host holds for the agent's stream now (tests measure the bound with it).
+func (r *recvWindow) heldBytes() int64 { r.mu.Lock(); defer r.mu.Unlock(); return r.held }
