@@ -14,7 +14,13 @@ import (
 
 // The compiled agent (bun run build), spawned as a user runs it, over Unix sockets only: this machine's
 // AF_VSOCK is never dialed.
-const agentBin = "../dist/vsock_guest_exec-linux-x64"
+var agentBin = "../dist/vsock_guest_exec-linux-x64"
+
+func init() {
+	if p := os.Getenv("VGE_AGENT_BINARY"); p != "" {
+		agentBin = p
+	}
+}
 
 func needAgent(t testing.TB) string {
 	t.Helper()

@@ -140,25 +140,36 @@ func TestAgentEnvDirUser(t *testing.T) {
 func TestAgentPTY(t *testing.T) {
 	g := dialAgent(t)
 	ctx := tctx(t)
-	c := g.ShellCommand(ctx, `stty size; test -t 0 && echo tty; read line; echo "got $line"`)
+	c := g.ShellCommand(ctx, `stty size; test -t 0 && echo tty; read line; stty size; echo "got $line"`)
 	c.PTY = &PTY{Cols: 100, Rows: 30}
 	w, _ := c.StdinPipe()
-	var out bytes.Buffer
-	c.Stdout = &out
+	stdout, _ := c.StdoutPipe()
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
+	}
+	var out []byte
+	buf := make([]byte, 4096)
+	for !strings.Contains(string(out), "tty") {
+		n, err := stdout.Read(buf)
+		if err != nil {
+			t.Fatalf("%q %v", out, err)
+		}
+		out = append(out, buf[:n]...)
 	}
 	if err := c.Resize(120, 40); err != nil {
 		t.Fatal(err)
 	}
 	w.Write([]byte("hello\n"))
+	rest, _ := io.ReadAll(stdout)
 	r, err := c.Wait()
 	if err != nil || !r.Success() {
 		t.Fatal(r, err)
 	}
-	s := out.String()
-	if !strings.Contains(s, "30 100") || !strings.Contains(s, "tty") || !strings.Contains(s, "got hello") {
+	if s := string(append(out, rest...)); !strings.HasPrefix(s, "30 100\r\ntty") || !strings.Contains(s, "40 120\r\ngot hello") {
 		t.Fatalf("%q", s)
+	}
+	if err := c.Resize(0, 5); !errors.Is(err, ErrInvalid) {
+		t.Fatal(err)
 	}
 }
 

@@ -29,13 +29,13 @@ type FileInfo struct {
 type fileReq struct {
 	g      *Guest
 	id     uint32
-	out    *sendWindow      // PUT: our credit
-	in     *inbox           // GET: data received
-	win    *recvWindow      // GET
-	max    int64            // GET: most bytes accepted
-	got    int64            // GET: bytes received
-	dir    bool             // a directory copy: DIR_ENTRY / DIR_END are part of the stream
-	result chan wire.Frame  // the RESULT frame
+	out    *sendWindow     // PUT: our credit
+	in     *inbox          // GET: data received
+	win    *recvWindow     // GET
+	max    int64           // GET: most bytes accepted
+	got    int64           // GET: bytes received
+	dir    bool            // a directory copy: DIR_ENTRY / DIR_END are part of the stream
+	result chan wire.Frame // the RESULT frame
 	failed chan error
 }
 

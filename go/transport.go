@@ -105,4 +105,3 @@ func listenConn(a Address) (connListener, error) {
 	}
 	return nil, errorf("EINVAL", a.String()+" is a dial address: use Dial", nil)
 }
-

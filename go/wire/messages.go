@@ -31,8 +31,8 @@ var capRE = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
 
 // HelloBody is HELLO.
 type HelloBody struct {
-	Versions []int     `json:"versions"`
-	Client   string    `json:"client,omitempty"`
+	Versions []int      `json:"versions"`
+	Client   string     `json:"client,omitempty"`
 	Auth     *NonceAuth `json:"auth,omitempty"`
 }
 
@@ -458,9 +458,9 @@ type DirResult struct {
 // ValidateDirResult checks the RESULT of PUTDIR or GETDIR.
 func ValidateDirResult(f Frame) (DirResult, error) {
 	var raw struct {
-		OK                                   *bool
+		OK                                    *bool
 		Files, Dirs, Symlinks, Bytes, Skipped *int64
-		Errno, Message, Path                 *string
+		Errno, Message, Path                  *string
 	}
 	if err := Object(f, &raw); err != nil {
 		return DirResult{}, err

@@ -140,7 +140,9 @@ func validateAgentFrame(f Frame) error {
 	switch f.Type {
 	case Welcome:
 		if bytes.Contains(f.Payload, []byte(`"auth"`)) {
-			var w struct{ Auth struct{ Nonce, Proof *string } }
+			var w struct {
+				Auth struct{ Nonce, Proof *string }
+			}
 			if err = Object(f, &w); err == nil {
 				if _, err = FromHex(w.Auth.Nonce, NonceSize, "nonce"); err == nil {
 					_, err = FromHex(w.Auth.Proof, ProofSize, "proof")
