@@ -2,13 +2,23 @@
 // test (its pass or failure, and its output when it failed), so scripts/test.sh's junit totals count them.
 // The Go tests run the compiled agent (built here first if stale) over Unix sockets, never AF_VSOCK.
 import { describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, agentBinary } from "../helpers/build.ts";
 
 const GO_DIR = join(ROOT, "go");
+
+/** /usr/lib/go-1.2x/bin of Debian's newest golang-1.2x-go package, if one is installed. */
+function newestDebianGo(): string {
+  try {
+    const v = readdirSync("/usr/lib").filter((d) => /^go-1\.\d+$/.test(d)).sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
+    return v.length ? `/usr/lib/${v[v.length - 1]}/bin` : "";
+  } catch {
+    return "";
+  }
+}
 // CI machines carry Go in /usr/local/go (scripts/guest-deps.sh installs Debian's otherwise).
-const PATH = `${process.env.PATH ?? ""}:/usr/local/go/bin:/usr/lib/go/bin`;
+const PATH = `${process.env.PATH ?? ""}:/usr/local/go/bin:${newestDebianGo()}`;
 const GO = Bun.which("go", { PATH });
 
 interface GoEvent {
