@@ -25,3 +25,6 @@ type Replay = wire.Replay
 
 // PTY asks for a pseudo-terminal of Cols × Rows (1..65535), TERM Term (default xterm-256color).
 type PTY = wire.PTY
+
+// Offsets are byte positions per stream of a detached execution (Attach's from, Process.Offsets).
+type Offsets = wire.Offsets
