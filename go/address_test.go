@@ -41,7 +41,7 @@ func TestParseAddress(t *testing.T) {
 	}
 	for _, bad := range []string{"", "vsock", "vsock:3", "vsock:3:4:5", "vsock:-1:5", "vsock:4294967295:1", "vsock:1:4294967295",
 		"vsock:x:1", "vsock:+1:1", "vsock-listen:1:2:3", "unix:", "unix:a\x00b", "unix:" + long + "x", "fc:/x", "fc:/x:",
-		"fc:/x:port", "fc-listen:" + long[:100] + ":12345", "tcp:1.2.3.4:80"} {
+		"fc:/x:port", "fc-listen:" + long[:103] + ":12345", "tcp:1.2.3.4:80"} {
 		if _, err := ParseAddress(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%q: %v", bad, err)
 		}
