@@ -47,8 +47,14 @@ func sockDir(t testing.TB) string {
 	return d
 }
 
-// startAgent starts the agent with args; it is killed (by its PID) when the test ends.
+// startAgent starts the agent with args; it is killed (by its PID) when the test ends. The channel gets
+// the agent's "listening on" line, which it writes once its socket accepts connections.
 func startAgent(t testing.TB, args ...string) *exec.Cmd {
+	cmd, _ := startAgentReady(t, args...)
+	return cmd
+}
+
+func startAgentReady(t testing.TB, args ...string) (*exec.Cmd, <-chan struct{}) {
 	t.Helper()
 	cmd := exec.Command(needAgent(t), args...)
 	cmd.Stdout = os.Stderr
@@ -56,9 +62,15 @@ func startAgent(t testing.TB, args ...string) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	ready := make(chan struct{})
 	go func() {
 		s := bufio.NewScanner(stderr)
+		once := false
 		for s.Scan() {
+			if !once && strings.Contains(s.Text(), "listening on") {
+				once = true
+				close(ready)
+			}
 			if testing.Verbose() {
 				fmt.Fprintln(os.Stderr, "agent:", s.Text())
 			}
@@ -68,24 +80,21 @@ func startAgent(t testing.TB, args ...string) *exec.Cmd {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	return cmd
+	return cmd, ready
 }
 
-// listeningAgent starts `--listen --unix PATH` and waits for its socket; returns the unix: address.
+// listeningAgent starts `--listen --unix PATH` and waits until it listens; returns the unix: address.
 func listeningAgent(t testing.TB, extra ...string) string {
 	t.Helper()
 	path := filepath.Join(sockDir(t), "a.sock")
-	startAgent(t, append([]string{"--listen", "--unix", path}, extra...)...)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return "unix:" + path
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the agent did not listen on %s within 30 s", path)
-		}
-		time.Sleep(20 * time.Millisecond)
+	_, ready := startAgentReady(t, append([]string{"--listen", "--unix", path}, extra...)...)
+	select {
+	case <-ready:
+		return "unix:" + path
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the agent did not listen on %s within 30 s", path)
 	}
+	return ""
 }
 
 func dialAgent(t testing.TB, extra ...string) *Guest {

@@ -38,9 +38,23 @@ func TestAgentDetachAttachKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g2.Close()
-	jobs, err := g2.List(ctx)
-	if err != nil || len(jobs) != 1 || jobs[0].Tag != "prov" || jobs[0].State != "running" || jobs[0].Job != job {
-		t.Fatalf("%+v %v", jobs, err)
+	// The job writes its five lines on its own time: wait until all 30 bytes are counted.
+	var jobs []JobInfo
+	for end := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		jobs, err = g2.List(ctx)
+		if err != nil || len(jobs) != 1 || jobs[0].Tag != "prov" || jobs[0].State != "running" || jobs[0].Job != job {
+			t.Fatalf("%+v %v", jobs, err)
+		}
+		if jobs[0].Stdout.Total == 30 || time.Now().After(end) {
+			break
+		}
+	}
+	if jobs[0].Stdout.Total != 30 || jobs[0].Stdout.Kept != 30 || jobs[0].Argv[0] == "" {
+		t.Fatalf("%+v", jobs[0])
+	}
+	var re *RemoteError
+	if _, err := g2.Attach(ctx, ByTag("prov"), &Offsets{Stdout: 1 << 40}); !errors.As(err, &re) || re.Errno != "ERANGE" {
+		t.Fatalf("offset past the end: %v", err)
 	}
 	// From byte 6: "line0\n" is skipped.
 	p, err := g2.Attach(ctx, ByTag("prov"), &Offsets{Stdout: 6})
@@ -79,7 +93,6 @@ func TestAgentDetachAttachKill(t *testing.T) {
 	if err != nil || r.Status != "signaled" || r.Signal != "SIGTERM" {
 		t.Fatalf("%+v %v", r, err)
 	}
-	var re *RemoteError
 	if err := g2.KillJob(ctx, ByTag("nosuch"), "TERM"); !errors.As(err, &re) || re.Errno != "ENOENT" || !errors.Is(err, syscall.ENOENT) {
 		t.Fatalf("%v", err)
 	}
