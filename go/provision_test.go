@@ -3,7 +3,11 @@ package vge
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -75,4 +79,48 @@ func TestAgentLoops(t *testing.T) {
 		t.Fatalf("only %d rounds in 25 s", i)
 	}
 	t.Logf("%d rounds", i)
+}
+
+func openFDs(t *testing.T) int {
+	names, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(names)
+}
+
+// Many executions at once on one connection, each with its own stdin and output; afterwards the host's
+// goroutines and file descriptors are back where they were.
+func TestAgentConcurrentExecs(t *testing.T) {
+	g := dialAgent(t)
+	ctx := tctx(t)
+	g.Ping(ctx)
+	fds, goroutines := openFDs(t), runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			data := bytes.Repeat([]byte(fmt.Sprintf("%d,", i)), 1+i*3000)
+			c := g.Command(ctx, "cat")
+			c.Stdin = bytes.NewReader(data)
+			out, err := c.Output()
+			if err != nil || !bytes.Equal(out, data) {
+				errs <- fmt.Errorf("exec %d: %d of %d bytes, %v", i, len(out), len(data), err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := openFDs(t); n > fds {
+		t.Fatalf("fds %d → %d", fds, n)
+	}
+	if n := runtime.NumGoroutine(); n > goroutines+2 {
+		t.Fatalf("goroutines %d → %d", goroutines, n)
+	}
 }
