@@ -40,7 +40,7 @@ type fileReq struct {
 }
 
 func newFileReq(g *Guest) *fileReq {
-	r := &fileReq{g: g, out: newSendWindow(g.info.Window), result: make(chan wire.Frame, 1), failed: make(chan error, 1)}
+	r := &fileReq{g: g, out: newSendWindow(g.inputWindow()), result: make(chan wire.Frame, 1), failed: make(chan error, 1)}
 	r.win = &recvWindow{g: g, max: wire.DefaultWindow}
 	r.in = newInbox(r.win)
 	return r

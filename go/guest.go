@@ -466,3 +466,8 @@ func (p *pingReq) fail(err error) {
 	default:
 	}
 }
+
+// inputWindow is the credit the host starts with for a stream it sends (stdin, PUT, PUTDIR, TCP). §7 says
+// 262144; WELCOME also announces a window. Taking the smaller is right under either reading: it never
+// overruns an agent that meant its WELCOME, nor one that follows §7.
+func (g *Guest) inputWindow() uint32 { return min(g.info.Window, wire.DefaultWindow) }

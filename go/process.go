@@ -38,7 +38,7 @@ func newProcess(g *Guest) *Process {
 	p := &Process{g: g, started: make(chan struct{}), exited: make(chan struct{})}
 	p.win = &recvWindow{g: g, max: wire.DefaultWindow}
 	p.stdout, p.stderr = newInbox(p.win), newInbox(p.win)
-	p.in = newSendWindow(g.info.Window)
+	p.in = newSendWindow(g.inputWindow())
 	return p
 }
 

@@ -38,7 +38,7 @@ func (g *Guest) DialTCP(ctx context.Context, host string, port int) (*TCPConn, e
 	if err := wire.CheckTCPTarget(host, port); err != nil {
 		return nil, errorf("EINVAL", err.Error(), nil)
 	}
-	c := &TCPConn{g: g, out: newSendWindow(g.info.Window), target: net.JoinHostPort(host, strconv.Itoa(port)),
+	c := &TCPConn{g: g, out: newSendWindow(g.inputWindow()), target: net.JoinHostPort(host, strconv.Itoa(port)),
 		opened: make(chan struct{}), closed: make(chan struct{})}
 	c.win = &recvWindow{g: g, max: wire.DefaultWindow}
 	c.in = newInbox(c.win)
