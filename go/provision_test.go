@@ -2,6 +2,7 @@ package vge
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -122,5 +123,36 @@ func TestAgentConcurrentExecs(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > goroutines+2 {
 		t.Fatalf("goroutines %d → %d", goroutines, n)
+	}
+}
+
+// Closing the Guest ends what is pending with ECLOSED; a Listener's Accept ends with its context.
+func TestCloseAndCancel(t *testing.T) {
+	g := dialAgent(t)
+	ctx := tctx(t)
+	c := g.Command(ctx, "sleep", "30")
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(100*time.Millisecond, func() { g.Close() })
+	if _, err := c.Wait(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("%v", err)
+	}
+	if err := g.Command(ctx, "true").Run(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after close: %v", err)
+	}
+	<-g.Done()
+	l, err := Listen(ctx, "unix-listen:"+filepath.Join(sockDir(t), "l.sock"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := l.Accept(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+	l.Close()
+	if _, err := l.Accept(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatal(err)
 	}
 }
