@@ -300,3 +300,92 @@ func TestHostileWelcome(t *testing.T) {
 	_, err = withFake(t, map[string]any{}, func(f *fake) {})
 	wantCode(t, err, "EHELLO")
 }
+
+// The same bounds on every stream and job frame: floods on a GET and on a TCP stream, a LISTING that
+// never ends, ATTACHED and DETACHED bodies out of range, TCP_DATA after the agent's TCP_EOF.
+func TestHostileStreams(t *testing.T) {
+	flood := func(f *fake, typ wire.Type, id uint32) {
+		chunk := make([]byte, wire.Chunk)
+		for i := 0; i < 1024; i++ {
+			if f.frame(typ, id, chunk) != nil {
+				return
+			}
+		}
+	}
+	job := map[string]any{"job": 1, "tag": nil, "pid": 5, "argv": []string{"x"}, "startedAt": 1, "state": "running", "attached": false,
+		"stdout": map[string]any{"total": 0, "kept": 0}, "stderr": map[string]any{"total": 0, "kept": 0}}
+	cases := []struct {
+		name string
+		want string
+		call func(g *Guest) error
+		fake func(f *fake)
+	}{
+		{"GET flood", "EFLOW", func(g *Guest) error { _, err := g.GetFile(tctx(t), "/x", io.Discard, nil); return err },
+			func(f *fake) { flood(f, wire.FileData, f.expect(wire.Get).ID) }},
+		{"TCP flood", "EFLOW", func(g *Guest) error {
+			c, err := g.DialTCP(tctx(t), "127.0.0.1", 80)
+			if err != nil {
+				return err
+			}
+			<-c.Closed()
+			return c.Err()
+		}, func(f *fake) {
+			id := f.expect(wire.TCPOpen).ID
+			f.json(wire.TCPOpened, id, map[string]any{"address": "127.0.0.1", "port": 80})
+			flood(f, wire.TCPData, id)
+		}},
+		{"TCP_DATA after TCP_EOF", "EPROTO", func(g *Guest) error {
+			c, err := g.DialTCP(tctx(t), "127.0.0.1", 80)
+			if err != nil {
+				return err
+			}
+			<-c.Closed()
+			return c.Err()
+		}, func(f *fake) {
+			id := f.expect(wire.TCPOpen).ID
+			f.json(wire.TCPOpened, id, map[string]any{})
+			f.frame(wire.TCPEOF, id, nil)
+			f.frame(wire.TCPData, id, []byte("late"))
+		}},
+		{"LISTING without end", "EPROTO", func(g *Guest) error { _, err := g.List(tctx(t)); return err }, func(f *fake) {
+			id := f.expect(wire.List).ID
+			jobs := make([]map[string]any, 1000)
+			for i := range jobs {
+				jobs[i] = job
+			}
+			for i := 0; i < 10; i++ {
+				if f.json(wire.Listing, id, map[string]any{"jobs": jobs, "more": true}) != nil {
+					return
+				}
+			}
+		}},
+		{"LISTING argv too long", "EPROTO", func(g *Guest) error { _, err := g.List(tctx(t)); return err }, func(f *fake) {
+			bad := map[string]any{}
+			for k, v := range job {
+				bad[k] = v
+			}
+			bad["argv"] = []string{strings.Repeat("a", 5000)}
+			f.json(wire.Listing, f.expect(wire.List).ID, map[string]any{"jobs": []any{bad}, "more": false})
+		}},
+		{"ATTACHED negative offset", "EPROTO", func(g *Guest) error { _, err := g.Attach(tctx(t), ByTag("t"), nil); return err }, func(f *fake) {
+			f.json(wire.Attached, f.expect(wire.Attach).ID, map[string]any{"job": 1, "tag": "t", "pid": 1, "state": "running",
+				"stdout": map[string]any{"from": -1, "dropped": 0}, "stderr": map[string]any{"from": 0, "dropped": 0}})
+		}},
+		{"DETACHED errno not a name", "EPROTO", func(g *Guest) error { return g.KillJob(tctx(t), ByJob(1), "TERM") }, func(f *fake) {
+			f.json(wire.Detached, f.expect(wire.Kill).ID, map[string]any{"errno": "\x1b[2J", "message": "x"})
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g, err := withFake(t, nil, func(f *fake) { c.fake(f); f.expect(wire.Ping) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.call(g)
+			wantCode(t, err, c.want)
+			if !errors.Is(g.Err(), &Error{Code: c.want}) {
+				t.Fatalf("connection: %v", g.Err())
+			}
+		})
+	}
+}
