@@ -9,6 +9,7 @@
 #   apt packages   qemu-system-x86 busybox-static socat cpio kmod dracut shellcheck zstd e2fsprogs strace
 #                  (strace: test/package checks that vge on Node makes no socket for a vsock: address)
 #                  (+ qemu-system-arm for the arm64 guest)
+#   go             Go >= 1.22 for go/ (present in /usr/local/go, or golang-1.2x-go from apt when offered)
 #   backend        vhost-device-vsock 0.3.0 (cargo install --locked), in $CARGO_HOME/bin
 #   kernel         $VGE_GUEST_CACHE/kernel/KVER/{boot/vmlinuz-KVER,lib/modules/KVER}, depmod'ed;
 #                  $VGE_GUEST_CACHE/kernel/current holds KVER (x86_64), kernel/current-arm64 the arm64 one
@@ -72,6 +73,27 @@ if command -v bun >/dev/null 2>&1; then
 else
   say "npm install -g bun@$BUN_VERSION"
   npm install -g "bun@$BUN_VERSION" >/dev/null
+fi
+
+STEP="go"
+# The Go host module (go/, go.mod: go 1.22) is tested by test/go/go.test.ts. CI machines carry Go in
+# /usr/local/go; Debian 12's own golang-go is 1.19, too old, so only a golang-1.2x-go package (bookworm-
+# backports, when enabled) is installed here. Without one the Go tests fail with a line saying so.
+debian_go=$(find /usr/lib -maxdepth 2 -path "/usr/lib/go-1.2*/bin" 2>/dev/null | sort -V | tail -n 1)
+go_bin=$(PATH="$PATH:/usr/local/go/bin:$debian_go" command -v go || true)
+if [ -n "$go_bin" ]; then
+  say "go present: $("$go_bin" version)"
+elif [ "$(id -u)" = 0 ]; then
+  apt_update_once
+  go_pkg=$(apt-cache pkgnames golang-1.2 2>/dev/null | grep -E '^golang-1\.2[2-9]-go$' | sort -V | tail -n 1 || true)
+  if [ -n "$go_pkg" ]; then
+    say "apt-get install $go_pkg"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --no-remove "$go_pkg" >/dev/null
+  else
+    say "warning: no Go >= 1.22 here and none in apt (Debian 12 ships 1.19): install Go into /usr/local/go (go.dev/dl) or enable bookworm-backports; the Go module's tests will fail until then"
+  fi
+else
+  say "warning: go not found (needed by test/go; run as root to install it, or put Go in /usr/local/go)"
 fi
 
 STEP="vhost-device-vsock"

@@ -10,6 +10,9 @@ if ! command -v bun >/dev/null 2>&1; then
   npm install -g bun@1.4.5 >/dev/null
 fi
 bash scripts/guest-deps.sh
+# Go for test/go (go/): /usr/local/go on CI machines, or the newest golang-1.2x-go from apt.
+debian_go=$(find /usr/lib -maxdepth 2 -path "/usr/lib/go-1.2*/bin" 2>/dev/null | sort -V | tail -n 1)
+export PATH="$PATH:/usr/local/go/bin:$debian_go"
 bash bench/deps.sh
 bun install --frozen-lockfile
 bun run build

@@ -1,0 +1,3 @@
+module github.com/vsock-guest-exec/vge-go
+
+go 1.22
