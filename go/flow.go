@@ -24,6 +24,14 @@ func newSendWindow(max uint32) *sendWindow {
 	return &sendWindow{avail: int64(max), max: int64(max), wake: make(chan struct{})}
 }
 
+// reset sets the credit held now (at most the window), e.g. from ATTACHED's stdin.
+func (w *sendWindow) reset(avail int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.avail = min(avail, w.max)
+	w.signal()
+}
+
 func (w *sendWindow) signal() { close(w.wake); w.wake = make(chan struct{}) }
 
 // take waits until at least min(want, window) bytes of credit are there and takes up to want of them.

@@ -70,6 +70,10 @@ func (p *Process) frame(f wire.Frame) error {
 				return err
 			}
 			p.pid, p.job, p.tag, p.replay = a.PID, a.Job, a.Tag, &a
+			if a.Stdin != nil {
+				// stdin credit belongs to the job: a follower may send only what earlier ones left of it.
+				p.in.reset(*a.Stdin)
+			}
 			p.stdout.total, p.stderr.total = a.Stdout.From, a.Stderr.From
 		}
 		close(p.started)

@@ -19,6 +19,9 @@ type AttachedBody struct {
 	State  string `json:"state"`
 	Stdout Replay `json:"stdout"`
 	Stderr Replay `json:"stderr"`
+	// Stdin is what is left of the job's one stdin window (PROTOCOL.md §5.1); nil from an agent that
+	// predates the field, which gave every follower a whole window.
+	Stdin *int64 `json:"stdin,omitempty"`
 }
 
 // Counts is a LISTING stream's bytes written and still kept.
@@ -83,6 +86,7 @@ func ValidateAttached(f Frame) (AttachedBody, error) {
 		PID            *uint32
 		State          string
 		Stdout, Stderr *rawReplay
+		Stdin          *int64
 	}
 	if err := Object(f, &raw); err != nil {
 		return AttachedBody{}, err
@@ -116,6 +120,12 @@ func ValidateAttached(f Frame) (AttachedBody, error) {
 		if s.out.Dropped, err = offset("ATTACHED", s.name+".dropped", s.raw.Dropped); err != nil {
 			return a, err
 		}
+	}
+	if raw.Stdin != nil {
+		if *raw.Stdin < 0 || *raw.Stdin > MaxWindow {
+			return a, Protof("ATTACHED frame: stdin must be 0..%d", MaxWindow)
+		}
+		a.Stdin = raw.Stdin
 	}
 	return a, nil
 }
