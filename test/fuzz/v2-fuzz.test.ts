@@ -11,6 +11,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { agentBinary } from "../helpers/build.ts";
 import { fdTargets, footprint, settled, type Footprint } from "../helpers/proc.ts";
 import { save, signature } from "./_corpus.ts";
+import { grammarCase } from "./_grammar.ts";
 import { hazard, makeCase, type Case } from "./_mutate.ts";
 import { caseSeed, prng } from "./_rng.ts";
 import { seedSessions } from "./_seeds.ts";
@@ -20,6 +21,8 @@ const SECONDS = Number(process.env.VGE_FUZZ_SECONDS ?? 60);
 const SEED = Number(process.env.VGE_FUZZ_SEED ?? 0x5eedf022) >>> 0;
 const ONLY = process.env.VGE_FUZZ_CASE === undefined ? undefined : Number(process.env.VGE_FUZZ_CASE);
 const SAVE = process.env.VGE_FUZZ_SAVE !== "0";
+/** Cases drawn from the stateful grammar (_grammar.ts) rather than mutated from a seed session. */
+const GRAMMAR_SHARE = 0.4;
 /** Failures of one kind reported in full (all are counted); the run stops early after MAX_FAILURES in all. */
 const REPORT_PER_KIND = 3;
 const MAX_FAILURES = 1000;
@@ -73,7 +76,7 @@ afterAll(async () => {
 function caseFor(n: number, seeds: ReturnType<typeof seedSessions>): Case {
   const rng = prng(caseSeed(SEED, n));
   for (;;) {
-    const c = makeCase(rng, seeds, dir);
+    const c = rng.chance(GRAMMAR_SHARE) ? grammarCase(rng, dir, echo.port) : makeCase(rng, seeds, dir);
     if (hazard(c, dir, echo.port) === undefined) return c;
   }
 }
@@ -129,6 +132,8 @@ test(
         `children ${JSON.stringify(after.children)}`,
     );
     for (const [kind, count] of kinds) console.log(`v2 fuzz: ${count} x ${kind}`);
+    // One case alone: its whole agent log, for the lines around what the check picked out.
+    if (ONLY !== undefined && failures.length) console.log(`v2 fuzz: agent log:\n${target.agent.log()}`);
     if (after.fds !== baseline.fds) console.log(`v2 fuzz: agent fds before:\n${baselineFds.join("\n")}\nafter:\n${fdTargets(target.agent.pid).join("\n")}`);
 
     expect(alive(target)).toBe(true);
