@@ -152,5 +152,11 @@ export function escapedErrors(t: Target): string[] {
   const log = t.agent.log();
   const fresh = log.slice(t.logAt);
   t.logAt = log.length;
-  return escapedErrorLines(fresh);
+  const hits = escapedErrorLines(fresh);
+  if (hits.length === 0) return hits;
+  // A stack frame alone says little: the log line that opened the error (what was thrown) goes first.
+  const lines = fresh.split("\n");
+  const first = lines.findIndex((l) => /^\s+at .+:\d+:\d+\)?$/.test(l));
+  const opener = first > 0 ? lines.slice(0, first).reverse().find((l) => !/^\s+at /.test(l)) : undefined;
+  return opener && !hits.includes(opener) ? [opener.slice(0, 300), ...hits] : hits;
 }

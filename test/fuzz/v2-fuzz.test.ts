@@ -3,7 +3,7 @@
 // in full, and have logged no escaped exception; after the run its fds, children and RSS are held to the
 // baseline. A case that breaks it is saved in test/fuzz/corpus/, which corpus.test.ts replays on every run.
 //
-//   VGE_FUZZ_SECONDS  fuzzing time (default 60; CI keeps the default)
+//   VGE_FUZZ_SECONDS  fuzzing time (default 50; CI keeps the default, with guest-fuzz.test.ts's 25 s)
 //   VGE_FUZZ_SEED     the run's seed (default below); printed with every failure
 //   VGE_FUZZ_CASE     run only this case number of the seed (reproduce one failure)
 //   VGE_FUZZ_SAVE=0   do not write failures into the corpus
@@ -17,7 +17,7 @@ import { caseSeed, prng } from "./_rng.ts";
 import { seedSessions } from "./_seeds.ts";
 import { alive, escapedErrors, fuzzDir, health, removeDir, runCase, startTarget, stopTarget, type Target } from "./_target.ts";
 
-const SECONDS = Number(process.env.VGE_FUZZ_SECONDS ?? 60);
+const SECONDS = Number(process.env.VGE_FUZZ_SECONDS ?? 50);
 const SEED = Number(process.env.VGE_FUZZ_SEED ?? 0x5eedf022) >>> 0;
 const ONLY = process.env.VGE_FUZZ_CASE === undefined ? undefined : Number(process.env.VGE_FUZZ_CASE);
 const SAVE = process.env.VGE_FUZZ_SAVE !== "0";
