@@ -174,6 +174,8 @@ async function runCase(n: number): Promise<Record<string, unknown>> {
   await Promise.race([everything, Bun.sleep(CLOSE_MS)]);
   const hung = picked.filter((_, i) => state[i] === "pending");
   const escaped = readdirSync(outside);
+  // Open fds after the case, for a leak to be traced to the case that made it (judged over the run).
+  const fds = readdirSync("/proc/self/fd").length;
   rmSync(dir, { recursive: true, force: true });
   for (const e of escaped) rmSync(join(outside, e), { recursive: true, force: true });
   return {
@@ -183,6 +185,7 @@ async function runCase(n: number): Promise<Record<string, unknown>> {
     hung,
     closedByAgent: g.error !== undefined && (g.error as { code?: string }).code !== "ECLOSED" ? (g.error as { code?: string }).code : undefined,
     escaped,
+    fds,
     ms: Math.round(performance.now() - t0),
     uncaught: uncaught.slice(before),
   };

@@ -38,6 +38,7 @@ interface HostCase {
   escaped?: string[];
   closedByAgent?: string;
   ms?: number;
+  fds?: number;
   uncaught: string[];
   measure?: string;
 }
@@ -87,6 +88,9 @@ test(
     let end: Footprint | undefined;
     let endFds: string[] = [];
     let cases = 0;
+    /** Cases after which the host had more fds open than ever before: where to look when the count is off at the end. */
+    const fdRises: string[] = [];
+    let fdHigh = 0;
     const endings = new Map<string, number>();
     const t0 = performance.now();
     try {
@@ -113,6 +117,10 @@ test(
           }
           const a = h.case >= 0 ? await agentCase(h.case) : undefined;
           if (h.case >= 0) cases++;
+          if (h.fds !== undefined && h.fds > fdHigh) {
+            if (fdHigh && cases > 10) fdRises.push(`case ${h.case} (${fdHigh} -> ${h.fds}, ops ${JSON.stringify(h.ops)})`);
+            fdHigh = h.fds;
+          }
           if (a) endings.set(`${a.ending}${a.welcome === "ok" ? "" : ` (WELCOME ${a.welcome})`}`, (endings.get(`${a.ending}${a.welcome === "ok" ? "" : ` (WELCOME ${a.welcome})`}`) ?? 0) + 1);
           const problems = h.case >= 0 ? judge(h, a) : h.uncaught.map((u) => `host, after the last case: ${u.split("\n").slice(0, 4).join(" | ")}`);
           if (problems.length === 0) continue;
@@ -141,7 +149,7 @@ test(
         (baseline && end ? `guest fuzz: host process fds ${baseline.fds} -> ${end.fds}, RSS ${(baseline.rssKiB / 1024).toFixed(1)} -> ${(end.rssKiB / 1024).toFixed(1)} MiB, children ${JSON.stringify(end.children)}` : "guest fuzz: (one case: no footprint)"),
     );
     for (const [kind, count] of kinds) console.log(`guest fuzz: ${count} x ${kind}`);
-    if (baseline && end && end.fds !== baseline.fds) console.log(`guest fuzz: host fds at the end:\n${endFds.join("\n")}`);
+    if (baseline && end && end.fds !== baseline.fds) console.log(`guest fuzz: host fds at the end:\n${endFds.join("\n")}\nguest fuzz: new highs after ${fdRises.slice(0, 10).join("; ")}`);
     if (err.trim()) console.log(`guest fuzz: host stderr:\n${err.slice(0, 4000)}`);
 
     expect(host.exitCode).toBe(0);
