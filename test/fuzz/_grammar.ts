@@ -5,7 +5,7 @@
 // size or a window, an id reused while open, a step before HELLO). Byte mutations of single sessions
 // rarely get three requests deep; these do, in every order. Same safety rules as _mutate.ts: only the
 // seeds' commands, only paths inside the fuzz directory, TCP only to the run's echo listener, and every
-// detached job bounded by timeoutMs so that none outlives the run.
+// detached job bounded by timeoutMs (at most 1.5 s) so that none outlives the run.
 import { DEFAULT_WINDOW, MAX_PAYLOAD, T } from "../../src/protocol/v2/frame.ts";
 import { encodeStep, mutateBytes, SENT_TYPES, type Case } from "./_mutate.ts";
 import type { Rng } from "./_rng.ts";
@@ -121,12 +121,23 @@ export function grammarSession(rng: Rng, dir: string, echoPort: number | undefin
         if (tag) tags.push(tag);
         open.push({ id, kind: "exec", stdin: true });
         const keep = rng.pick([0, 1, 64, 4096, 1 << 20]);
-        const argv = rng.chance(0.5) ? ["sleep", rng.pick(["0.05", "0.2"])] : ["echo", "detached"];
+        const argv = rng.chance(0.6) ? ["sleep", rng.pick(["0.05", "0.2", "0.4"])] : ["echo", "detached"];
         push(js(T.EXEC, id, { argv, timeoutMs: 500, detach: { ...(tag ? { tag } : {}), keep } }), `EXEC detached ${argv.join(" ")} tag ${tag} keep ${keep} on ${id}`);
       } else {
         open.push({ id, kind: "exec" });
         push(js(T.EXEC, id, rng.chance(0.5) ? { argv: ["echo", "x".repeat(rng.int(0, 2000))] } : { shell: "echo out; echo err >&2", stdin: "closed" }), `EXEC echo ${id}`);
       }
+    });
+    add(0.3, () => {
+      // Several detached jobs at once: more than the agent's --max-detached (3 in the fuzz run), which it
+      // must refuse (EXIT error EAGAIN) whatever their keep.
+      const count = rng.int(2, 6);
+      for (let i = 0; i < count; i++) {
+        const id = fresh();
+        open.push({ id, kind: "exec", stdin: true });
+        steps.push(js(T.EXEC, id, { argv: ["sleep", "1"], timeoutMs: 1500, detach: { keep: rng.pick([0, 0, 64]) } }));
+      }
+      notes.push(`${count} x EXEC detached sleep 1`);
     });
     add(1, () => {
       const id = fresh();

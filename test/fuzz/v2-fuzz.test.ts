@@ -15,7 +15,7 @@ import { grammarCase } from "./_grammar.ts";
 import { hazard, makeCase, type Case } from "./_mutate.ts";
 import { caseSeed, prng } from "./_rng.ts";
 import { seedSessions } from "./_seeds.ts";
-import { alive, escapedErrors, fuzzDir, health, removeDir, runCase, startTarget, stopTarget, type Target } from "./_target.ts";
+import { alive, escapedErrors, fuzzDir, health, overLimit, removeDir, runCase, startTarget, stopTarget, type Target } from "./_target.ts";
 
 const SECONDS = Number(process.env.VGE_FUZZ_SECONDS ?? 45);
 const SEED = Number(process.env.VGE_FUZZ_SEED ?? 0x5eedf022) >>> 0;
@@ -100,6 +100,8 @@ test(
       const problems: string[] = [...r.violations];
       const sick = await health(target);
       if (sick) problems.push(sick);
+      const over = sick ? undefined : await overLimit(target);
+      if (over) problems.push(over);
       const escaped = escapedErrors(target);
       if (escaped.length) problems.push(`agent log: ${escaped.join(" | ")}`);
       if (problems.length === 0) continue;
@@ -107,8 +109,9 @@ test(
       const reason = problems.join("; ");
       const f: Failure = { seed: `0x${SEED.toString(16)}`, case: n, reason, seedSession: c.seedName, mutations: c.notes };
       // The corpus replays without this run's echo listener, so a case that reaches it (a well-formed
-      // TCP_OPEN, which hazard() refuses without the port) stays out; its seed and case reproduce it.
-      if (SAVE && hazard(c, dir) === undefined) f.saved = save(SEED, n, c, reason, dir);
+      // TCP_OPEN, which hazard() refuses without the port) stays out; its seed and case reproduce it. So
+      // does one over --max-detached: the corpus replays against an agent without that limit.
+      if (SAVE && !over && hazard(c, dir) === undefined) f.saved = save(SEED, n, c, reason, dir);
       failures.push(f);
       const kind = signature(reason);
       kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
@@ -135,7 +138,7 @@ test(
     );
     for (const [kind, count] of kinds) console.log(`v2 fuzz: ${count} x ${kind}`);
     // One case alone: its whole agent log, for the lines around what the check picked out.
-    if (ONLY !== undefined && failures.length) console.log(`v2 fuzz: agent log:\n${target.agent.log()}`);
+    if (ONLY !== undefined) console.log(`v2 fuzz: agent log:\n${target.agent.log()}`);
     if (after.fds !== baseline.fds) console.log(`v2 fuzz: agent fds before:\n${baselineFds.join("\n")}\nafter:\n${fdTargets(target.agent.pid).join("\n")}`);
 
     expect(alive(target)).toBe(true);
