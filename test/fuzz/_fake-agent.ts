@@ -22,6 +22,8 @@ export interface AgentCase {
   requests: Map<number, string>;
   /** Requests whose script sent its last frame (EXIT, RESULT, DETACHED, LISTING more:false, PONG, TCP_CLOSED), well-formed or not. */
   terminated: Set<number>;
+  /** Milliseconds from the HELLO to the last of those frames: the judge expects settling only well before the host's deadline. */
+  lastEndMs: number;
   /** Requests whose script broke the protocol on purpose (the host may fail the whole connection). */
   broken: boolean;
   notes: string[];
@@ -94,6 +96,7 @@ class Connection {
   private reported = false;
   private pending = 0;
   private endTimer: ReturnType<typeof setTimeout> | undefined;
+  private helloAt = 0;
 
   constructor(
     private readonly sock: Socket,
@@ -132,11 +135,13 @@ class Connection {
     this.onCase(this.c);
   }
 
+  /** Violations before the HELLO named the case: they go into it once it does. */
+  private pre: string[] = [];
+
   private violation(msg: string): void {
     if (this.c) this.c.hostViolations.push(msg);
     else this.pre.push(msg);
   }
-  private pre: string[] = [];
 
   private write(b: Uint8Array): void {
     if (!this.gone && !this.sock.destroyed) this.sock.write(b);
@@ -257,7 +262,8 @@ class Connection {
       ending = e;
       break;
     }
-    this.c = { n, ending, welcome: "ok", requests: new Map(), terminated: new Set(), broken: false, notes: [], hostViolations: [...this.pre] };
+    this.helloAt = performance.now();
+    this.c = { n, ending, welcome: "ok", requests: new Map(), terminated: new Set(), lastEndMs: 0, broken: false, notes: [], hostViolations: [...this.pre] };
     if (!m) this.violation(`HELLO client ${JSON.stringify(client)} names no case`);
     this.window = rng.pick([DEFAULT_WINDOW, DEFAULT_WINDOW, 65536, 16384]);
     if (rng.chance(0.08)) {
@@ -360,7 +366,9 @@ class Connection {
 
   /** Marks `r` done, unless the host has gone (then nothing reached it). */
   private terminate(r: Req): void {
-    if (!this.gone) this.c!.terminated.add(r.id);
+    if (this.gone) return;
+    this.c!.terminated.add(r.id);
+    this.c!.lastEndMs = performance.now() - this.helloAt;
   }
 
   /** With chance `p`, do `bad` instead of `good`: the step breaks the protocol (the host must fail the connection cleanly). */

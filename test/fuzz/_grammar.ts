@@ -6,11 +6,10 @@
 // rarely get three requests deep; these do, in every order. Same safety rules as _mutate.ts: only the
 // seeds' commands, only paths inside the fuzz directory, TCP only to the run's echo listener, and every
 // detached job bounded by timeoutMs (at most 1.5 s) so that none outlives the run.
-import { DEFAULT_WINDOW, MAX_PAYLOAD, T } from "../../src/protocol/v2/frame.ts";
+import { DEFAULT_WINDOW, MAGIC, MAX_PAYLOAD, T } from "../../src/protocol/v2/frame.ts";
 import { encodeStep, mutateBytes, SENT_TYPES, type Case } from "./_mutate.ts";
 import type { Rng } from "./_rng.ts";
 import type { Step } from "./_seeds.ts";
-import { MAGIC } from "../../src/protocol/v2/frame.ts";
 
 type Kind = "exec" | "attach" | "put" | "putdir" | "get" | "getdir" | "tcp" | "list" | "kill" | "ping";
 

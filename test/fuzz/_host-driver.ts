@@ -18,9 +18,9 @@ const FIRST = Number(firstArg);
 const ONCE = secondsArg === "once";
 const SECONDS = ONCE ? 0 : Number(secondsArg);
 /** Everything a case does should have settled this long after it started, if the agent ended every request. */
-export const SETTLE_MS = 2500;
+const SETTLE_MS = 2500;
 /** After guest.close(), everything must have settled within this. */
-export const CLOSE_MS = 2000;
+const CLOSE_MS = 3000;
 /** Operations measured per case: the judge reads these names. */
 const OPS = ["exec", "execPty", "run", "attach", "list", "kill", "putFile", "getFile", "readFile", "putDir", "getDir", "connectTcp", "ping"] as const;
 
@@ -56,7 +56,7 @@ async function measure(what: string): Promise<void> {
 async function drain(s: ReadableStream<Uint8Array>, rng: Rng): Promise<void> {
   const reader = s.getReader();
   try {
-    for (let n = 0; ; n++) {
+    for (;;) {
       if (rng.chance(0.03)) return void (await reader.cancel().catch(() => {}));
       const { done } = await reader.read();
       if (done) return;

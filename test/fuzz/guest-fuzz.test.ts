@@ -47,13 +47,14 @@ interface HostCase {
 function judge(h: HostCase, a: AgentCase | undefined): string[] {
   const problems: string[] = [];
   for (const u of h.uncaught) problems.push(`host: ${u.split("\n").slice(0, 4).join(" | ")}`);
-  if (h.hung?.length) problems.push(`host: ${h.hung.join(", ")} still pending 2 s after guest.close()`);
+  if (h.hung?.length) problems.push(`host: ${h.hung.join(", ")} still pending 3 s after guest.close()`);
   if (h.escaped?.length) problems.push(`host wrote outside its target: ${h.escaped.join(", ")}`);
   if (!a) return h.hello ? problems : [...problems, "the fake agent saw no HELLO for this case"];
   for (const v of a.hostViolations) problems.push(`host broke the protocol: ${v}`);
-  // Every request the host made got its last frame from the agent, on a connection left open: every
-  // operation must then settle by itself, without the host having to close.
-  const answered = h.ops && a.ending === "complete" && a.welcome === "ok" && a.requests.size === h.ops.length && [...a.requests.keys()].every((id) => a.terminated.has(id));
+  // Every request the host made got its last frame from the agent, on a connection left open, a second
+  // or more before the host's deadline (2.5 s): every operation must then settle by itself, without the
+  // host having to close.
+  const answered = h.ops && a.ending === "complete" && a.welcome === "ok" && a.requests.size === h.ops.length && [...a.requests.keys()].every((id) => a.terminated.has(id)) && a.lastEndMs < 1500;
   if (answered && h.settled && !h.settled.every(Boolean)) {
     const late = h.ops!.filter((_, i) => !h.settled![i]);
     problems.push(`host: ${late.join(", ")} did not settle though the agent ended every request (${[...a.requests.values()].join(", ")})`);
