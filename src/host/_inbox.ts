@@ -2,10 +2,9 @@
 // back to the agent only as the consumer reads: a chunk counts as consumed when it is handed to a read(),
 // so a slow reader holds back only its own process (PROTOCOL.md §7). Cancelling the stream discards what
 // follows and returns its credit at once, so an ignored stream never stalls the process.
-// Credit goes back in batches (batchedCredit): with a WINDOW frame per 64 KiB chunk read, those small
-// writes took about 30% of the host's time reading a 1 GiB stdout (CPU profile).
-// The queue holds at most what the owner granted: the owner (process.ts, files.ts) spends each chunk against
-// its window before push() and fails the connection with EFLOW on an overrun, so a guest cannot grow it.
+// The queue holds at most what the owner granted: the owner counts each chunk into its ReceiveWindow
+// (protocol/v2/receive-window.ts) before push(), which fails the connection with EFLOW on an overrun and
+// batches the credit that `consumed` gives back, so a guest cannot grow the queue.
 
 export class Inbox {
   readonly stream: ReadableStream<Uint8Array>;
@@ -73,6 +72,8 @@ export class Inbox {
 }
 
 /**
+ * Superseded by ReceiveWindow (the same batching, with the overrun rule beside it); tcp.ts still uses
+ * this until it adopts the class.
  * `give(n)` called once at least `batch` consumed bytes are owed, with all of them. Never stalls a stream:
  * the agent waits only when all of its window is unreturned (queued here, or owed); with `batch` at most
  * half the window, more than half of it is then queued, so the reader has bytes to read and will pay the

@@ -111,7 +111,9 @@ export class Mux {
       const cut = r.available > 0 || this.decoder.pending > 0 ? ` in the middle of a frame` : "";
       this.fail(new GuestError("ECLOSED", `${this.name}: the agent closed the connection${cut}`));
     } catch (e) {
-      if (e instanceof ProtocolError) this.fail(new GuestError("EPROTO", `${this.name}: malformed frame from the agent: ${e.message}`, { cause: e }));
+      // A ProtocolError's own code (EFLOW for a credit overrun) is the GuestError's: the same code whichever
+      // receiver noticed it. Only a malformed frame is called one.
+      if (e instanceof ProtocolError) this.fail(new GuestError(e.code, `${this.name}: ${e.code === "EPROTO" ? "malformed frame from the agent: " : ""}${e.message}`, { cause: e }));
       else this.fail(e instanceof GuestError ? e : new GuestError("EPROTO", `${this.name}: ${(e as Error).message}`, { cause: e }));
     }
   }

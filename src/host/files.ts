@@ -3,7 +3,8 @@
 import { DEFAULT_WINDOW, ProtocolError, T, decodeJson, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
 import { DEFAULT_MAX_GET, validateFileResult, type GetRequest, type PutRequest } from "../protocol/v2/messages.ts";
 import { Credit, sendWithin } from "../protocol/v2/credit.ts";
-import { Inbox, collect, batchedCredit } from "./_inbox.ts";
+import { ReceiveWindow } from "../protocol/v2/receive-window.ts";
+import { Inbox, collect } from "./_inbox.ts";
 import { windowFrom } from "./_window.ts";
 import type { Mux } from "./_mux.ts";
 import { prepareSource, type PutSource } from "./_source.ts";
@@ -100,31 +101,28 @@ export function getFile(mux: Mux, path: string, opts: GetOptions = {}): RemoteFi
   let settle!: { ok: (i: FileInfo) => void; fail: (e: Error) => void };
   const done = new Promise<FileInfo>((ok, fail) => (settle = { ok, fail }));
   done.catch(() => {});
-  // The data credit we have granted and not yet seen used (PROTOCOL.md §7).
-  const granted = new Credit(DEFAULT_WINDOW);
   // The agent must stay within the size we asked for and report the size it sent: a guest cannot make a
   // download (and the disk of whoever writes it out) grow past the limit.
   const maxSize = opts.maxSize ?? DEFAULT_MAX_GET;
-  let received = 0;
-  const inbox = new Inbox(
-    batchedCredit(DEFAULT_WINDOW / 2, (n) => {
-      granted.add(n);
-      if (!finished && !mux.error) mux.post(encodeWindow(id, n));
-    }),
-  );
+  /** Bytes that arrived in all. */
+  let size = 0;
+  const inbox = new Inbox((n) => {
+    const back = received.consume(n);
+    if (back > 0 && !finished && !mux.error) mux.post(encodeWindow(id, back));
+  });
   const id = mux.register({
     frame(f) {
       if (f.type === T.FILE_DATA) {
         // Nothing is queued beyond the grant, however much a hostile guest sends.
-        if (!granted.spend(f.payload.byteLength)) throw new GuestError("EFLOW", `${mux.name}: the agent sent more file data than the ${granted.available}-byte credit left for GET ${id}`);
-        received += f.payload.byteLength;
-        if (received > maxSize) throw new ProtocolError(`FILE_DATA frame: more than the ${maxSize} bytes asked for at most`);
+        received.receive(f.type, f.payload.byteLength);
+        size += f.payload.byteLength;
+        if (size > maxSize) throw new ProtocolError(`FILE_DATA frame: more than the ${maxSize} bytes asked for at most`);
         return inbox.push(f.payload);
       }
       if (f.type !== T.RESULT) throw new ProtocolError(`unexpected ${typeName(f.type)} frame for a GET`);
       // Checked while the id is still ours: a malformed RESULT fails the connection and reaches this GET.
       const r = checkedResult(f, path);
-      if (!(r instanceof FileError) && r.size !== received) throw new ProtocolError(`RESULT frame: size ${r.size}, but ${received} bytes arrived`);
+      if (!(r instanceof FileError) && r.size !== size) throw new ProtocolError(`RESULT frame: size ${r.size}, but ${size} bytes arrived`);
       finished = true;
       mux.release(id);
       if (r instanceof FileError) {
@@ -141,6 +139,8 @@ export function getFile(mux: Mux, path: string, opts: GetOptions = {}): RemoteFi
       settle.fail(e);
     },
   });
+  // The data credit (PROTOCOL.md §7): registered above, so the id is known here, before any frame arrives.
+  const received = new ReceiveWindow(DEFAULT_WINDOW, `GET ${id}`, DEFAULT_WINDOW / 2);
   const req: GetRequest = { path };
   if (opts.maxSize !== undefined) req.maxSize = opts.maxSize;
   mux.post(encodeJson(T.GET, id, req));

@@ -9,7 +9,8 @@ import { DEFAULT_WINDOW, ProtocolError, T, decodeJson, encodeFrame, encodeJson, 
 import { TAG, validateExit, type ExecRequest, type ExitResult } from "../protocol/v2/messages.ts";
 import { validateAttached, validateDetached, type Attached } from "../protocol/v2/jobs.ts";
 import { Credit, sendWithin } from "../protocol/v2/credit.ts";
-import { Inbox, batchedCredit } from "./_inbox.ts";
+import { ReceiveWindow } from "../protocol/v2/receive-window.ts";
+import { Inbox } from "./_inbox.ts";
 import { windowFrom } from "./_window.ts";
 import type { Mux } from "./_mux.ts";
 import { signalName } from "./_signals.ts";
@@ -51,8 +52,8 @@ export class RemoteProcess {
   private readonly out: Inbox;
   private readonly err: Inbox;
   private readonly credit: Credit;
-  /** Output credit we have granted and not yet seen used: STDOUT and STDERR together (PROTOCOL.md §7). */
-  private readonly granted = new Credit(DEFAULT_WINDOW);
+  /** Output credit: STDOUT and STDERR share one window (PROTOCOL.md §7), given back in batches as they are read. */
+  private readonly received: ReceiveWindow;
   /** Waiting for ATTACHED (guest.attach) rather than STARTED. */
   private attaching: boolean;
   private settle!: { started: (pid: number | null) => void; exited: (r: ExitResult) => void; failed: (e: Error) => void };
@@ -64,7 +65,7 @@ export class RemoteProcess {
     window: number,
   ) {
     // One debt for both streams: they share the window.
-    const consumed = batchedCredit(DEFAULT_WINDOW / 2, (n) => this.giveCredit(n));
+    const consumed = (n: number) => this.giveCredit(this.received.consume(n));
     this.out = new Inbox(consumed);
     this.err = new Inbox(consumed);
     // A follower's stdin credit is what is left of the job's window: ATTACHED says how much (PROTOCOL.md §5.1).
@@ -79,6 +80,7 @@ export class RemoteProcess {
     this.result.catch(() => {});
     this.exited.catch(() => {});
     this.id = mux.register({ frame: (f) => this.onFrame(f), fail: (e) => this.onFail(e) });
+    this.received = new ReceiveWindow(DEFAULT_WINDOW, `execution ${this.id}`, DEFAULT_WINDOW / 2);
     const attach = "attach" in open ? open.attach : undefined;
     this.attaching = attach !== undefined;
     if (attach?.from) {
@@ -116,8 +118,7 @@ export class RemoteProcess {
   }
 
   private giveCredit(n: number): void {
-    this.granted.add(n);
-    if (!this.exitResult && !this.mux.error) this.mux.post(encodeWindow(this.id, n));
+    if (n > 0 && !this.exitResult && !this.mux.error) this.mux.post(encodeWindow(this.id, n));
   }
 
   private makeStdin(): WritableStream<Uint8Array | string> {
@@ -153,9 +154,7 @@ export class RemoteProcess {
       case T.STDERR:
         // Nothing is queued beyond what we granted: a guest that overruns its window could otherwise
         // fill this process's memory while the consumer is not reading.
-        if (!this.granted.spend(f.payload.byteLength)) {
-          throw new GuestError("EFLOW", `${this.mux.name}: the agent sent more output than the ${this.granted.available}-byte credit left for execution ${this.id}`);
-        }
+        this.received.receive(f.type, f.payload.byteLength);
         if (f.type === T.STDOUT) this.offsets.stdout += f.payload.byteLength;
         else this.offsets.stderr += f.payload.byteLength;
         return (f.type === T.STDOUT ? this.out : this.err).push(f.payload);

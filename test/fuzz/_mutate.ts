@@ -183,7 +183,7 @@ function payloadOf(step: Step): Uint8Array {
 }
 
 /** Header and payload; past MAX_PAYLOAD (or with an id that is no u32) the header is written by hand, as a hostile host would. */
-function encodeStep(step: Step): Uint8Array {
+export function encodeStep(step: Step): Uint8Array {
   if (step.raw) return step.raw;
   const payload = payloadOf(step);
   const type = step.type & 0xff;
@@ -198,7 +198,11 @@ function encodeStep(step: Step): Uint8Array {
 }
 
 const KNOWN_TYPES = Object.values(T);
-const SENT_TYPES = [T.HELLO, T.EXEC, T.STDIN, T.STDIN_EOF, T.SIGNAL, T.RESIZE, T.WINDOW, T.PUT, T.GET, T.FILE_DATA, T.FILE_END, T.PING];
+/** Every frame type a host sends (PROTOCOL.md): a type mutation mostly turns one host frame into another. */
+export const SENT_TYPES = [
+  T.HELLO, T.AUTH, T.EXEC, T.STDIN, T.STDIN_EOF, T.SIGNAL, T.RESIZE, T.WINDOW, T.LIST, T.ATTACH, T.KILL, T.PUT, T.GET, T.FILE_DATA, T.FILE_END,
+  T.PUTDIR, T.GETDIR, T.DIR_ENTRY, T.DIR_END, T.PING, T.TCP_OPEN, T.TCP_DATA, T.TCP_EOF, T.TCP_RESET,
+];
 const SPECIAL_IDS = [0, 1, 0xffffffff, 0x80000000, 0x7fffffff, 2];
 const SPECIAL_LENGTHS = [0, 1, 4, 5, 6, 5 + MAX_PAYLOAD, 6 + MAX_PAYLOAD, 0x7fffffff, 0xffffffff];
 
@@ -277,7 +281,7 @@ function mutateSteps(rng: Rng, steps: Step[], seeds: Session[], dir: string, not
 }
 
 /** Byte-level mutations of encoded frames: length, type and id fields, flips, garbage, truncation, odd splits. */
-function mutateBytes(rng: Rng, frames: { bytes: Uint8Array; protect: boolean; gapMs: number }[], notes: string[]): { chunks: Uint8Array[]; gapsMs: number[] } {
+export function mutateBytes(rng: Rng, frames: { bytes: Uint8Array; protect: boolean; gapMs: number }[], notes: string[]): { chunks: Uint8Array[]; gapsMs: number[] } {
   const fs: { bytes: Uint8Array; protect: boolean; gapMs: number }[] = frames.map((f) => ({ ...f, bytes: new Uint8Array(f.bytes) }));
   const n = rng.chance(0.65) ? 0 : rng.int(1, 3);
   for (let k = 0; k < n && fs.length > 0; k++) {
@@ -344,7 +348,7 @@ function concat(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
 }
 
 /** Programs the seeds run; any other word a mutated command holds must not be a program at all. */
-const SAFE_WORDS = new Set(["true", "echo", "cat", "sleep", "out", "err", "a", "b", "0.3", "2"]);
+const SAFE_WORDS = new Set(["true", "echo", "cat", "sleep", "out", "err", "a", "b", "0.3", "1", "2"]);
 
 /** A seed's word, a file in the fuzz directory (we wrote it: no shell words in it), or no program at all. */
 function harmlessWord(word: string, dir: string): boolean {

@@ -1,4 +1,5 @@
-// Valid v2 sessions the mutator starts from: every frame a host sends, every EXEC option, PUT and GET.
+// Valid v2 sessions the mutator starts from: every frame a host sends (EXEC with every option and detach,
+// STDIN, WINDOW, SIGNAL, RESIZE, PUT/GET, PUTDIR/GETDIR/DIR_ENTRY/DIR_END, LIST/ATTACH/KILL, TCP_*, AUTH).
 // Only harmless commands (true, echo, cat, short sleeps) and only paths inside the fuzz directory.
 import { MAGIC, T } from "../../src/protocol/v2/frame.ts";
 
@@ -96,6 +97,41 @@ export function seedSessions(dir: string, echoPort?: number): Session[] {
             frame(T.TCP_EOF, 51),
           ),
         ]),
+    s(
+      "tcp reset while connecting",
+      { type: T.TCP_OPEN, id: 53, json: { host: "127.0.0.1", port: echoPort ?? 9 } },
+      frame(T.TCP_RESET, 53),
+      { ...frame(T.TCP_DATA, 53, "late"), gapMs: 10 },
+    ),
+    s(
+      "tcp data window reset",
+      { type: T.TCP_OPEN, id: 55, json: { host: "127.0.0.1", port: echoPort ?? 9 } },
+      { ...frame(T.TCP_DATA, 55, "abc"), gapMs: 10 },
+      window(55, 3),
+      { ...frame(T.TCP_RESET, 55), gapMs: 5 },
+    ),
+    // A detached execution's stdin, fed over an ATTACH's id (its credit is per attach), then signalled.
+    s(
+      "detach attach stdin kill by job",
+      exec(61, { argv: ["sleep", "0.3"], stdin: "pipe", timeoutMs: 600, detach: { tag: "fz-in", keep: 0 } }),
+      { type: T.ATTACH, id: 62, json: { tag: "fz-in", from: { stdout: 1, stderr: 0 } }, gapMs: 10 },
+      frame(T.STDIN, 62, "to the job\n"),
+      window(62, 4096),
+      frame(T.STDIN_EOF, 62),
+      { type: T.LIST, id: 63, json: {} },
+      { type: T.KILL, id: 64, json: { job: 1, signal: "SIGKILL" } },
+    ),
+    s("list only", { type: T.LIST, id: 65, json: {} }),
+    s("getdir small window", { type: T.GETDIR, id: 67, json: { path: dir } }, window(67, 1), { ...window(67, 100), gapMs: 5 }),
+    s(
+      "putdir many dirs and a short file",
+      { type: T.PUTDIR, id: 69, json: { path: `${dir}/tree-b` } },
+      ...Array.from({ length: 20 }, (_, i): Step => ({ type: T.DIR_ENTRY, id: 69, json: { type: "dir", path: `d${i}`, mode: 0o700, mtime: 1.7e12 } })),
+      { type: T.DIR_ENTRY, id: 69, json: { type: "file", path: "d0/f", mode: 0o600, mtime: 1.7e12, size: 10 } },
+      frame(T.FILE_DATA, 69, "short"),
+      frame(T.DIR_END, 69),
+    ),
+    s("auth unasked", { type: T.AUTH, id: 0, json: { proof: "00" } }, frame(T.PING, 71, "x")),
     s("detach echo attach by job", exec(45, { argv: ["echo", "hi"], detach: { keep: 64 } }), { type: T.ATTACH, id: 46, json: { job: 1 }, gapMs: 20 }, window(46, 64)),
   ];
 }

@@ -39,10 +39,16 @@ export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/**
+ * The agent's --max-detached for the run: small, so that the cases (the grammar starts several detached
+ * jobs per session) can reach it, and `overLimit` can hold the agent to it.
+ */
+export const MAX_DETACHED = 3;
+
 let sockN = 0;
 export async function startTarget(dir: string, lifetimeMs: number): Promise<Target> {
   const sock = join(dir, `agent-${++sockN}.sock`);
-  const agent = await listeningAgent(sock, lifetimeMs, [], dir);
+  const agent = await listeningAgent(sock, lifetimeMs, ["--max-detached", String(MAX_DETACHED)], dir);
   // One execution first: it starts the agent's poll thread (src/sys/fdwatch.ts), whose fds then belong to
   // the baseline the cases are measured against.
   const warm = await V2Host.connect(sock);
@@ -147,10 +153,36 @@ export async function health(t: Target): Promise<string | undefined> {
   }
 }
 
+/**
+ * Once a case's connection has closed, only detached jobs may still run (the agent kills the rest), and at
+ * most MAX_DETACHED of them: undefined, or what is over. Polled for 200 ms, as the kills land (the jobs that
+ * could be over the limit live 1 s: see the grammar's bursts).
+ */
+export async function overLimit(t: Target): Promise<string | undefined> {
+  const end = performance.now() + 200;
+  for (;;) {
+    const live = childrenOf(t.agent.pid).filter((c) => c.state !== "Z");
+    if (live.length <= MAX_DETACHED) return undefined;
+    if (performance.now() > end) {
+      const over = `${live.length} processes still run after the case's connection closed, more than --max-detached ${MAX_DETACHED}: ${live.map((c) => `${c.pid} ${c.comm}`).join(", ")}`;
+      // Their timeoutMs ends them within 1.5 s: the next case starts under the limit, and is not blamed.
+      for (const stop = performance.now() + 2000; performance.now() < stop && childrenOf(t.agent.pid).filter((c) => c.state !== "Z").length > MAX_DETACHED; ) await Bun.sleep(50);
+      return over;
+    }
+    await Bun.sleep(50);
+  }
+}
+
 /** Lines since the last call that show an escaped exception (see escapedErrorLines). */
 export function escapedErrors(t: Target): string[] {
   const log = t.agent.log();
   const fresh = log.slice(t.logAt);
   t.logAt = log.length;
-  return escapedErrorLines(fresh);
+  const hits = escapedErrorLines(fresh);
+  if (hits.length === 0) return hits;
+  // A stack frame alone says little: the log line that opened the error (what was thrown) goes first.
+  const lines = fresh.split("\n");
+  const first = lines.findIndex((l) => /^\s+at .+:\d+:\d+\)?$/.test(l));
+  const opener = first > 0 ? lines.slice(0, first).reverse().find((l) => !/^\s+at /.test(l)) : undefined;
+  return opener && !hits.includes(opener) ? [opener.slice(0, 300), ...hits] : hits;
 }

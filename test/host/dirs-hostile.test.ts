@@ -194,6 +194,8 @@ test("a guest that ignores the window: EFLOW, the connection fails, no temporary
   const addr = await fakeAgent(steps);
   const e = await refused(addr, target);
   expect(e).toBeInstanceOf(GuestError);
+  // EFLOW, as for an execution's output or a GET's data: the code does not depend on which receiver noticed.
+  expect((e as GuestError).code).toBe("EFLOW");
   expect(e.message).toMatch(/FILE_DATA: \d+ bytes exceed the \d+ bytes of credit/);
   expect(listAll(target).filter((n) => n.includes(".vge-"))).toEqual([]);
 });

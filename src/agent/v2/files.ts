@@ -3,9 +3,10 @@
 import { open, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { CHUNK, DEFAULT_WINDOW, ProtocolError, T, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
+import { CHUNK, DEFAULT_WINDOW, T, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
 import { DEFAULT_MAX_GET, type FileResult, type GetRequest, type PutRequest } from "../../protocol/v2/messages.ts";
 import { sendWithin, type Send } from "../../protocol/v2/credit.ts";
+import { ReceiveWindow } from "../../protocol/v2/receive-window.ts";
 import { OutgoingOp } from "./outgoing.ts";
 import type { Log } from "../log.ts";
 
@@ -41,7 +42,8 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 export class PutOp {
-  private credit = DEFAULT_WINDOW;
+  /** The host's data credit: each chunk's goes back once it is written (or dropped). */
+  private readonly window: ReceiveWindow;
   private received = 0;
   private chain: Promise<unknown>;
   private fh: FileHandle | undefined;
@@ -57,6 +59,7 @@ export class PutOp {
     private readonly finished: () => void,
     private readonly log?: Log,
   ) {
+    this.window = new ReceiveWindow(DEFAULT_WINDOW, `PUT ${id}`);
     this.tmp = join(dirname(req.path), `.${basename(req.path)}.vge-${randomBytes(4).toString("hex")}`);
     this.chain = open(this.tmp, "wx", req.mode ?? 0o644).then(
       (fh) => (this.fh = fh),
@@ -66,14 +69,13 @@ export class PutOp {
 
   onData(data: Uint8Array): void {
     if (this.ended) return;
-    if (data.byteLength > this.credit) throw new ProtocolError(`FILE_DATA: ${data.byteLength} bytes exceed the ${this.credit} bytes of credit`, "EFLOW");
-    this.credit -= data.byteLength;
+    this.window.receive(T.FILE_DATA, data.byteLength);
     this.received += data.byteLength;
     if (this.received > this.req.size && !this.failed) this.failed = { ok: false, errno: "EFBIG", message: `more than the announced ${this.req.size} bytes` };
     this.chain = this.chain.then(async () => {
       if (!this.failed && this.fh) await this.fh.write(data).catch((e) => (this.failed = failure(e)));
-      this.credit += data.byteLength;
-      await this.send(encodeWindow(this.id, data.byteLength)).catch(() => {});
+      const back = this.window.consume(data.byteLength);
+      if (back > 0) await this.send(encodeWindow(this.id, back)).catch(() => {});
     });
   }
 
