@@ -240,7 +240,10 @@ export class Execution {
           if (this.pty) return this.pty.write(bytes);
           const sink = this.proc?.stdin as import("bun").FileSink | undefined;
           if (sink && typeof sink !== "number") {
-            sink.write(bytes);
+            // write() returns a promise when the pipe did not take everything at once; a process that has
+            // gone rejects it (EPIPE) later, so it is awaited here, inside the queue's catch, not left to
+            // surface as an unhandled rejection.
+            await sink.write(bytes);
             await sink.flush();
           }
         },
