@@ -2,6 +2,7 @@
 // local reader (`vge run ... | less`) slows the remote process through the credit it holds back.
 import type { Writable } from "node:stream";
 import type { RemoteProcess } from "../../host/index.ts";
+import { stdinStream } from "./_stdin.ts";
 
 /** Resolves once `data` is handed to the OS, so that process.exit() right after loses nothing. */
 export function writeAll(dst: Writable, data: Uint8Array | string): Promise<void> {
@@ -14,39 +15,29 @@ export async function pumpOut(src: ReadableStream<Uint8Array>, dst: Writable): P
 }
 
 /**
- * Local stdin → the process's stdin, then STDIN_EOF. Ends quietly when the process exits first (its stdin
- * is gone, as with `yes | head -1`); returns a function that stops reading.
+ * Local stdin → the process's stdin, then STDIN_EOF. One chunk in flight: the next read waits until the
+ * last was granted credit. Ends quietly when the process exits first (its stdin is gone, as with
+ * `yes | head -1`); returns a function that stops reading.
  */
 export function pumpIn(proc: RemoteProcess): () => void {
   const stdin = proc.stdin;
   if (!stdin) return () => {};
-  const local = process.stdin;
-  const writer = stdin.getWriter();
-  let stopped = false;
-  const onData = (chunk: Buffer) => {
-    local.pause();
-    writer.write(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)).then(
-      () => !stopped && local.resume(),
-      () => stop(),
-    );
-  };
-  const onEnd = () => {
-    writer.close().catch(() => {});
-    stop();
-  };
-  const stop = () => {
-    if (stopped) return;
-    stopped = true;
-    local.off("data", onData);
-    local.off("end", onEnd);
-    local.pause();
-    // Nothing more to read for: let the event loop end without waiting for the terminal or pipe.
-    (local as { unref?: () => void }).unref?.();
-  };
-  local.on("data", onData);
-  local.once("end", onEnd);
-  local.resume();
-  return stop;
+  const reader = stdinStream().getReader();
+  void (async () => {
+    const writer = stdin.getWriter();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        await writer.write(value);
+      }
+      await writer.close();
+    } catch {
+      // The process exited (EPIPE), the connection ended, or stdin failed: the result says what matters.
+      writer.abort().catch(() => {});
+    }
+  })();
+  return () => void reader.cancel().catch(() => {});
 }
 
 /** Forwards Ctrl-C and termination to the remote process group; a second one gives up on it. */

@@ -10,6 +10,7 @@ import { EXIT } from "./_exit.ts";
 import { vgeLog, type Log } from "./_log.ts";
 import { forwardSignals, pumpIn, pumpOut, writeAll } from "./_stdio.ts";
 import { attachTerminal, localPty } from "./_tty.ts";
+import { stdinIsTTY } from "./_stdin.ts";
 
 export const runArgs = {
   ...addressArg,
@@ -113,7 +114,7 @@ export default defineCommand({
     if (tag !== undefined && (tty || args.json)) throw new UsageError("--detach returns at once; it cannot be combined with --tty or --json (use vge attach)");
     if (tag === undefined && args.keep !== undefined) throw new UsageError("--keep only applies with --detach");
     const keep = keepBytes(args.keep);
-    const stdin = !args.stdin || (!tty && process.stdin.isTTY) || args.json ? "closed" : "pipe";
+    const stdin = !args.stdin || (!tty && stdinIsTTY()) || args.json ? "closed" : "pipe";
     const o: ExecOptions = {
       env: envVars(repeatedValues(rawArgs, ["env", "e"])),
       clearEnv: args["clear-env"] || undefined,
