@@ -4,6 +4,7 @@
 // in ten: the remote `wc -c` never saw STDIN_EOF and vge hung.
 import { read } from "node:fs";
 import { isatty } from "node:tty";
+import { pullStream } from "./_pump.ts";
 
 /** One read(2) at most this big: a pipe holds 64 KiB, and the agent's window is a few of these. */
 const CHUNK = 64 * 1024;
@@ -43,29 +44,10 @@ function fdStream(fd: number): ReadableStream<Uint8Array> {
   );
 }
 
-/**
- * Under Node: Node's own process.stdin (epoll for pipes and terminals, so nothing blocks a thread), read
- * through its async iterator, which ends at `end` whenever it comes. fs.read on fd 0 would not do there:
- * Node's process.exit() joins its thread pool, and waits for a read that may never return.
- */
-function nodeStream(): ReadableStream<Uint8Array> {
-  const it = process.stdin[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  return new ReadableStream<Uint8Array>(
-    {
-      async pull(controller) {
-        const { value, done } = await it.next();
-        if (done) return controller.close();
-        controller.enqueue(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
-      },
-      async cancel() {
-        await it.return?.();
-      },
-    },
-    { highWaterMark: 0 },
-  );
-}
-
 /** fd 0 as a stream of chunks, each read on demand; cancel() stops reading (a pending read is left to finish). */
 export function stdinStream(): ReadableStream<Uint8Array> {
-  return process.versions.bun ? fdStream(0) : nodeStream();
+  // Under Node: Node's own process.stdin (epoll for pipes and terminals, nothing blocks a thread). An
+  // fs.read on fd 0 would not do there: Node's process.exit() joins its thread pool, and so waits for a
+  // read that a silent writer never lets return.
+  return process.versions.bun ? fdStream(0) : pullStream(process.stdin);
 }

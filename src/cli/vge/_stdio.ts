@@ -2,6 +2,7 @@
 // local reader (`vge run ... | less`) slows the remote process through the credit it holds back.
 import type { Writable } from "node:stream";
 import type { RemoteProcess } from "../../host/index.ts";
+import { pumpChunks } from "./_pump.ts";
 import { stdinStream } from "./_stdin.ts";
 
 /** Resolves once `data` is handed to the OS, so that process.exit() right after loses nothing. */
@@ -22,22 +23,12 @@ export async function pumpOut(src: ReadableStream<Uint8Array>, dst: Writable): P
 export function pumpIn(proc: RemoteProcess): () => void {
   const stdin = proc.stdin;
   if (!stdin) return () => {};
-  const reader = stdinStream().getReader();
-  void (async () => {
-    const writer = stdin.getWriter();
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        await writer.write(value);
-      }
-      await writer.close();
-    } catch {
-      // The process exited (EPIPE), the connection ended, or stdin failed: the result says what matters.
-      writer.abort().catch(() => {});
-    }
-  })();
-  return () => void reader.cancel().catch(() => {});
+  const writer = stdin.getWriter();
+  const stop = new AbortController();
+  // A failure here is the process gone (EPIPE), the connection lost, or stdin unreadable: the result
+  // says what matters; the process's stdin is closed either way.
+  pumpChunks(stdinStream(), writer, stop.signal).catch(() => writer.abort().catch(() => {}));
+  return () => stop.abort();
 }
 
 /** Forwards Ctrl-C and termination to the remote process group; a second one gives up on it. */
