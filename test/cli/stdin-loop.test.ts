@@ -4,8 +4,9 @@
 // and in slow uneven chunks, through the compiled vge, `bun src/cli/vge.ts` and the Node bundle: every run
 // must end, promptly, with the right count.
 import { beforeAll, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
-import { distBinary } from "../helpers/build.ts";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, distBinary } from "../helpers/build.ts";
 import { VGE, vgeAgent } from "./_vge.ts";
 
 const { dir, addr: ADDR } = vgeAgent("vge-stdin-");
@@ -32,9 +33,10 @@ beforeAll(async () => {
   }
   if (!node) return;
   // The CLI as the npm package ships it (scripts/build-pkg.ts): ESM for Node, bun:ffi only in a lazy chunk.
-  const built = await Bun.build({ entrypoints: [VGE], target: "node", format: "esm", splitting: true, outdir: dir.file("node") });
+  const entrypoints = ["src/host/index.ts", "src/protocol/index.ts", "src/cli/vge.ts"].map((p) => join(ROOT, p));
+  const built = await Bun.build({ entrypoints, root: join(ROOT, "src"), target: "node", format: "esm", splitting: true, outdir: dir.file("node"), naming: { entry: "[dir]/[name].js", chunk: "_chunks/[name]-[hash].js" } });
   if (!built.success) throw new Error(`bundling vge for Node failed: ${built.logs.join("\n")}`);
-  nodeBundle = dir.file("node/vge.js");
+  nodeBundle = dir.file("node/cli/vge.js");
 }, 180_000);
 
 function argv(runner: Runner): string[] {
@@ -173,3 +175,17 @@ test.each(RUNNERS)("%s: the command ends before its stdin does (yes | head, a si
     expect(silent.ms).toBeLessThan(5000);
   }
 }, 120_000);
+
+test.each(RUNNERS)("%s: a directory on stdin is refused before anything runs: exit 2, one line", async (runner) => {
+  const proc = Bun.spawn(["sh", "-c", 'exec "$@" < /', "sh", ...argv(runner), "run", ADDR, "--", "sh", "-c", `echo ran > ${dir.file("ran")}`], { stdout: "pipe", stderr: "pipe", timeout: 20_000, killSignal: "SIGKILL" });
+  const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  expect({ code: await proc.exited, stdout, stderr }).toEqual({ code: 2, stdout: "", stderr: "vge: error: stdin is a directory; give a file or a pipe, or --no-stdin (see vge --help)\n" });
+  expect(existsSync(dir.file("ran"))).toBe(false);
+});
+
+test.each(RUNNERS)("%s: a stdin that fails to read (open for writing only): one error line, the command sees EOF, exit 255", async (runner) => {
+  const proc = Bun.spawn(["sh", "-c", `exec "$@" 0>>${dir.file("write-only")}`, "sh", ...argv(runner), "run", ADDR, "--", "wc", "-c"], { stdout: "pipe", stderr: "pipe", timeout: 20_000, killSignal: "SIGKILL" });
+  const [stdout, stderr] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  expect({ code: await proc.exited, stdout }).toEqual({ code: 255, stdout: "0\n" });
+  expect(stderr).toMatch(/^vge: error: stdin: EBADF: .*; the command's stdin was closed there\n$/);
+});

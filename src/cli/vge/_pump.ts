@@ -27,9 +27,18 @@ export function pullStream(src: Readable): ReadableStream<Uint8Array> {
   );
 }
 
+/** The local side could not be read (EISDIR for `vge run < /`, EIO): not the remote end going away. */
+export class LocalReadError extends Error {
+  override name = "LocalReadError";
+  constructor(override readonly cause: unknown) {
+    super((cause as Error)?.message ?? String(cause));
+  }
+}
+
 /**
  * Every chunk of `src` into `dst`, each written (within the remote credit) before the next is read; then
- * closes `dst` (STDIN_EOF, TCP_EOF). Rejects when either side fails; `src` is cancelled then. `stop`
+ * closes `dst` (STDIN_EOF, TCP_EOF). Rejects when either side fails (a LocalReadError for `src`); `src` is
+ * cancelled then. `stop`
  * cancels `src` (a read under way is left to finish) and ends the pump without closing `dst`.
  */
 export async function pumpChunks(src: ReadableStream<Uint8Array>, dst: WritableStreamDefaultWriter<Uint8Array | string>, stop?: AbortSignal): Promise<void> {
@@ -38,7 +47,9 @@ export async function pumpChunks(src: ReadableStream<Uint8Array>, dst: WritableS
   stop?.addEventListener("abort", cancel, { once: true });
   try {
     for (;;) {
-      const { value, done } = await reader.read();
+      const { value, done } = await reader.read().catch((e: unknown) => {
+        throw new LocalReadError(e);
+      });
       if (stop?.aborted) return;
       if (done) break;
       await dst.write(value);

@@ -2,8 +2,9 @@
 // process's credit), and the end is a read that returns nothing, so it cannot be missed. Bun's
 // process.stdin, driven by pause()/resume() and `data`/`end` events, lost the end of a pipe about one run
 // in ten: the remote `wc -c` never saw STDIN_EOF and vge hung.
-import { read } from "node:fs";
+import { fstatSync, read } from "node:fs";
 import { isatty } from "node:tty";
+import { UsageError } from "../../common/argv.ts";
 import { pullStream } from "./_pump.ts";
 
 /** One read(2) at most this big: a pipe holds 64 KiB, and the agent's window is a few of these. */
@@ -13,6 +14,20 @@ const AGAIN_MS = 10;
 
 /** True when fd 0 is a terminal. Asked of the fd, so that nothing starts reading it. */
 export const stdinIsTTY = (): boolean => isatty(0);
+
+/**
+ * Refuses a directory on stdin (`vge run ADDR -- tar x < src/`) before anything runs in the guest: Node
+ * would read it as empty and Bun fail at the first read, after the command had started.
+ */
+export function checkStdin(): void {
+  let dir = false;
+  try {
+    dir = fstatSync(0).isDirectory();
+  } catch {
+    // No fd 0 at all: the first read says so.
+  }
+  if (dir) throw new UsageError("stdin is a directory; give a file or a pipe, or --no-stdin");
+}
 
 const readFd = (fd: number, buf: Uint8Array) =>
   new Promise<number>((resolve, reject) => read(fd, buf, 0, buf.byteLength, null, (err, n) => (err ? reject(err) : resolve(n))));

@@ -2,7 +2,8 @@
 // local reader (`vge run ... | less`) slows the remote process through the credit it holds back.
 import type { Writable } from "node:stream";
 import type { RemoteProcess } from "../../host/index.ts";
-import { pumpChunks } from "./_pump.ts";
+import { describeError, type Log } from "./_log.ts";
+import { LocalReadError, pumpChunks } from "./_pump.ts";
 import { stdinStream } from "./_stdin.ts";
 
 /** Resolves once `data` is handed to the OS, so that process.exit() right after loses nothing. */
@@ -15,20 +16,33 @@ export async function pumpOut(src: ReadableStream<Uint8Array>, dst: Writable): P
   for await (const chunk of src as unknown as AsyncIterable<Uint8Array>) await writeAll(dst, chunk);
 }
 
+export interface StdinPump {
+  /** Stops reading (a read under way is left to finish). */
+  stop(): void;
+  /** True once local stdin failed to read: the command got a short input, and vge says so and exits 255. */
+  readonly failed: boolean;
+}
+
 /**
  * Local stdin → the process's stdin, then STDIN_EOF. One chunk in flight: the next read waits until the
  * last was granted credit. Ends quietly when the process exits first (its stdin is gone, as with
- * `yes | head -1`); returns a function that stops reading.
+ * `yes | head -1`); a stdin that cannot be read is one error line, and the process's stdin is closed.
  */
-export function pumpIn(proc: RemoteProcess): () => void {
+export function pumpIn(proc: RemoteProcess, log: Log): StdinPump {
+  const pump = { failed: false, stop: () => {} };
   const stdin = proc.stdin;
-  if (!stdin) return () => {};
+  if (!stdin) return pump;
   const writer = stdin.getWriter();
   const stop = new AbortController();
-  // A failure here is the process gone (EPIPE), the connection lost, or stdin unreadable: the result
-  // says what matters; the process's stdin is closed either way.
-  pumpChunks(stdinStream(), writer, stop.signal).catch(() => writer.abort().catch(() => {}));
-  return () => stop.abort();
+  pump.stop = () => stop.abort();
+  pumpChunks(stdinStream(), writer, stop.signal).catch((e: unknown) => {
+    writer.abort().catch(() => {});
+    // Anything else is the process gone (EPIPE) or the connection lost: the result says what matters.
+    if (!(e instanceof LocalReadError)) return;
+    pump.failed = true;
+    log.error(`stdin: ${describeError(e.cause, log.verbose)}; the command's stdin was closed there`);
+  });
+  return pump;
 }
 
 /** Forwards Ctrl-C and termination to the remote process group; a second one gives up on it. */

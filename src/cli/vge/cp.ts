@@ -11,7 +11,7 @@ import { address, addressArg, commonArgs, tokenArg, seconds, waitArg } from "./_
 import { openGuest } from "./_guest.ts";
 import { vgeLog } from "./_log.ts";
 import { pumpOut } from "./_stdio.ts";
-import { stdinStream } from "./_stdin.ts";
+import { checkStdin, stdinStream } from "./_stdin.ts";
 import { describeTree, getTree, putTree } from "./_cpdir.ts";
 
 export const CP_NOTES = `
@@ -38,6 +38,7 @@ async function isDir(path: string): Promise<boolean> {
 async function put(guest: Guest, local: string, remote: string, mode: number | undefined): Promise<void> {
   if (local === "-") {
     if (remote.endsWith("/")) throw new UsageError("with - as the source, give the guest path a file name");
+    checkStdin();
     // PUT announces its size first, so stdin is read whole before the upload starts.
     await guest.putFile(remote, stdinStream(), { mode });
     return;

@@ -30,13 +30,13 @@ export default defineCommand({
         pty: localPty(),
       });
       const restore = attachTerminal(proc);
-      const stopIn = pumpIn(proc);
+      const input = pumpIn(proc, log);
       try {
         const [result] = await Promise.all([proc.result, pumpOut(proc.stdout, process.stdout), pumpOut(proc.stderr, process.stderr)]);
         if (result.status === "error") log.error(`${result.message} (${result.errno})`);
         return shellStatus(result);
       } finally {
-        stopIn();
+        input.stop();
         restore();
       }
     } finally {
