@@ -4,7 +4,7 @@
 // `writable.close()` is a half-close (TCP_EOF): the guest's server sees EOF and can still answer.
 import { ProtocolError, T, decodeJson, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
 import { Credit, sendWithin } from "../protocol/v2/credit.ts";
-import { tcpHostProblem, tcpPortProblem, decodeTcpClosed, type TcpOpened } from "../protocol/v2/tcp.ts";
+import { tcpHostProblem, tcpPortProblem, decodeTcpClosed, decodeTcpOpened, type TcpOpened } from "../protocol/v2/tcp.ts";
 import { Inbox, batchedCredit } from "./_inbox.ts";
 import { windowFrom } from "./_window.ts";
 import type { Mux } from "./_mux.ts";
@@ -94,8 +94,7 @@ export function connectTcp(mux: Mux, window: number, capabilities: string[], hos
       case T.TCP_OPENED: {
         if (opened) throw new ProtocolError("TCP_OPENED twice for one stream");
         opened = true;
-        const body = decodeJson<TcpOpened>(f);
-        return settleOpen.ok({ readable: inbox.stream, writable, remote: { address: body.address, port: body.port }, closed, reset });
+        return settleOpen.ok({ readable: inbox.stream, writable, remote: decodeTcpOpened(decodeJson(f)), closed, reset });
       }
       case T.TCP_DATA:
         if (!opened) throw new ProtocolError("TCP_DATA before TCP_OPENED");
@@ -103,11 +102,15 @@ export function connectTcp(mux: Mux, window: number, capabilities: string[], hos
         granted -= f.payload.byteLength;
         return inbox.push(f.payload);
       case T.TCP_EOF:
+        if (!opened) throw new ProtocolError("TCP_EOF before TCP_OPENED");
         return inbox.end();
       case T.WINDOW:
         return windowFrom(credit, f, mux.name, `TCP stream ${id}`);
       case T.TCP_CLOSED: {
         const r = decodeTcpClosed(decodeJson(f));
+        // A connect that failed is TCP_CLOSED{ok:false}; a clean end of a stream never opened would leave
+        // the caller's connectTcp() pending for ever (and vge forward holding the accepted socket).
+        if (r.ok && !opened) throw new ProtocolError("TCP_CLOSED ok:true before TCP_OPENED");
         mux.release(id);
         if (r.ok) return end(undefined);
         // The guest's words, escaped: they end up on a terminal (vge prints them) and in logs.

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "../helpers/build.ts";
-import { dialingAgent, stop, tempDir } from "../host/_fixtures.ts";
+import { dialingAgent, listeningAgent, stop, tempDir } from "../host/_fixtures.ts";
 
 const dir = tempDir("vge-npm-");
 const project = dir.file("project");
@@ -199,3 +199,27 @@ test.skipIf(!!skip)("a strict NodeNext TypeScript consumer type-checks against t
   expect(errors).toEqual([expect.stringMatching(/^bad\.ts\(3,14\): error TS2322: Type 'number' is not assignable to type 'string'\.$/)]);
   expect(r.code).toBe(2);
 }, 180_000);
+
+test.skipIf(!!skip)("the installed vge on Node: stdin of every size, from a pipe, a file and a socket, ends whole every time", async () => {
+  // test/cli/stdin-loop.test.ts runs hundreds of these; here the CLI is the one npm installed.
+  const sock = join(project, "stdin.sock");
+  const agent = await listeningAgent(sock);
+  try {
+    const vge = [join(project, "node_modules/.bin/vge"), "run", "-q", `unix:${sock}`, "--", "wc", "-c"];
+    for (let round = 0; round < 3; round++) {
+      for (const size of [0, 1, 4095, 65536, 1 << 20, 4 << 20]) {
+        const file = join(project, "stdin.bin");
+        writeFileSync(file, new Uint8Array(size));
+        for (const feed of ["pipe", "file", "socket"]) {
+          const cmd = feed === "pipe" ? ["sh", "-c", `/usr/bin/head -c ${size} /dev/zero | exec "$@"`, "sh", ...vge] : vge;
+          const stdin = feed === "file" ? Bun.file(file) : feed === "socket" ? new Uint8Array(size) : "ignore";
+          const proc = Bun.spawn(cmd, { cwd: project, env: env(), stdin, stdout: "pipe", stderr: "pipe", timeout: 20_000, killSignal: "SIGKILL" });
+          const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+          expect({ feed, size, out: out.trim(), err, code: await proc.exited }).toEqual({ feed, size, out: String(size), err: "", code: 0 });
+        }
+      }
+    }
+  } finally {
+    stop(agent);
+  }
+}, 120_000);

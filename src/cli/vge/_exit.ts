@@ -16,7 +16,8 @@ export const EXIT = {
 export const EXIT_NOTES = `
 EXIT STATUS
   run, shell, attach: the command's status; 128+n when killed by signal n; 124 after --timeout; 127 when the
-  program is not found, 126 when it cannot start; 255 when vge fails (no guest, connection lost).
+  program is not found, 126 when it cannot start; 255 when vge fails (no guest, connection lost, stdin
+  unreadable).
   other commands: 0 done, 1 failed in the guest, 124 timed out (wait), 255 vge failed.
   2 for a bad command line, address or --token-file (missing, unreadable, empty, too short), always.
 `;

@@ -2,6 +2,9 @@
 // local reader (`vge run ... | less`) slows the remote process through the credit it holds back.
 import type { Writable } from "node:stream";
 import type { RemoteProcess } from "../../host/index.ts";
+import { describeError, type Log } from "./_log.ts";
+import { LocalReadError, pumpChunks } from "./_pump.ts";
+import { stdinStream } from "./_stdin.ts";
 
 /** Resolves once `data` is handed to the OS, so that process.exit() right after loses nothing. */
 export function writeAll(dst: Writable, data: Uint8Array | string): Promise<void> {
@@ -13,40 +16,33 @@ export async function pumpOut(src: ReadableStream<Uint8Array>, dst: Writable): P
   for await (const chunk of src as unknown as AsyncIterable<Uint8Array>) await writeAll(dst, chunk);
 }
 
+export interface StdinPump {
+  /** Stops reading (a read under way is left to finish). */
+  stop(): void;
+  /** True once local stdin failed to read: the command got a short input, and vge says so and exits 255. */
+  readonly failed: boolean;
+}
+
 /**
- * Local stdin → the process's stdin, then STDIN_EOF. Ends quietly when the process exits first (its stdin
- * is gone, as with `yes | head -1`); returns a function that stops reading.
+ * Local stdin → the process's stdin, then STDIN_EOF. One chunk in flight: the next read waits until the
+ * last was granted credit. Ends quietly when the process exits first (its stdin is gone, as with
+ * `yes | head -1`); a stdin that cannot be read is one error line, and the process's stdin is closed.
  */
-export function pumpIn(proc: RemoteProcess): () => void {
+export function pumpIn(proc: RemoteProcess, log: Log): StdinPump {
+  const pump = { failed: false, stop: () => {} };
   const stdin = proc.stdin;
-  if (!stdin) return () => {};
-  const local = process.stdin;
+  if (!stdin) return pump;
   const writer = stdin.getWriter();
-  let stopped = false;
-  const onData = (chunk: Buffer) => {
-    local.pause();
-    writer.write(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)).then(
-      () => !stopped && local.resume(),
-      () => stop(),
-    );
-  };
-  const onEnd = () => {
-    writer.close().catch(() => {});
-    stop();
-  };
-  const stop = () => {
-    if (stopped) return;
-    stopped = true;
-    local.off("data", onData);
-    local.off("end", onEnd);
-    local.pause();
-    // Nothing more to read for: let the event loop end without waiting for the terminal or pipe.
-    (local as { unref?: () => void }).unref?.();
-  };
-  local.on("data", onData);
-  local.once("end", onEnd);
-  local.resume();
-  return stop;
+  const stop = new AbortController();
+  pump.stop = () => stop.abort();
+  pumpChunks(stdinStream(), writer, stop.signal).catch((e: unknown) => {
+    writer.abort().catch(() => {});
+    // Anything else is the process gone (EPIPE) or the connection lost: the result says what matters.
+    if (!(e instanceof LocalReadError)) return;
+    pump.failed = true;
+    log.error(`stdin: ${describeError(e.cause, log.verbose)}; the command's stdin was closed there`);
+  });
+  return pump;
 }
 
 /** Forwards Ctrl-C and termination to the remote process group; a second one gives up on it. */

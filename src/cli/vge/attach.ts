@@ -3,7 +3,9 @@
 import { defineCommand } from "citty";
 import { shellStatus } from "../../host/index.ts";
 import { jobArgs, jobTarget } from "./_job.ts";
+import { EXIT } from "./_exit.ts";
 import { pumpIn, pumpOut } from "./_stdio.ts";
+import { checkStdin } from "./_stdin.ts";
 
 export const ATTACH_NOTES = `
 EXAMPLES
@@ -19,6 +21,7 @@ export default defineCommand({
   }),
   async run({ args }) {
     const { job, log, open } = jobTarget(args);
+    if (args.stdin) checkStdin();
     const guest = await open();
     try {
       const proc = guest.attach(job);
@@ -26,13 +29,13 @@ export default defineCommand({
       for (const [name, r] of Object.entries(proc.replay ?? {})) {
         if (r.dropped > 0) log.warn(`${r.dropped} bytes of ${name} were dropped before this attach (the agent keeps the last --keep bytes)`);
       }
-      const stopIn = args.stdin ? pumpIn(proc) : () => {};
+      const input = args.stdin ? pumpIn(proc, log) : undefined;
       try {
         const [result] = await Promise.all([proc.result, pumpOut(proc.stdout, process.stdout), pumpOut(proc.stderr, process.stderr)]);
         if (result.status === "error") log.error(`the job failed to start: ${result.message} (${result.errno})`);
-        return shellStatus(result);
+        return input?.failed ? EXIT.vge : shellStatus(result);
       } finally {
-        stopIn();
+        input?.stop();
       }
     } finally {
       guest.close();

@@ -5,13 +5,13 @@ import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
 import { open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { Readable } from "node:stream";
 import { UsageError } from "../../common/argv.ts";
 import type { FileInfo, Guest } from "../../host/index.ts";
 import { address, addressArg, commonArgs, tokenArg, seconds, waitArg } from "./_args.ts";
 import { openGuest } from "./_guest.ts";
 import { vgeLog } from "./_log.ts";
 import { pumpOut } from "./_stdio.ts";
+import { checkStdin, stdinStream } from "./_stdin.ts";
 import { describeTree, getTree, putTree } from "./_cpdir.ts";
 
 export const CP_NOTES = `
@@ -38,9 +38,9 @@ async function isDir(path: string): Promise<boolean> {
 async function put(guest: Guest, local: string, remote: string, mode: number | undefined): Promise<void> {
   if (local === "-") {
     if (remote.endsWith("/")) throw new UsageError("with - as the source, give the guest path a file name");
+    checkStdin();
     // PUT announces its size first, so stdin is read whole before the upload starts.
-    // Readable.toWeb, not Bun.stdin: vge also runs on Node.
-    await guest.putFile(remote, Readable.toWeb(process.stdin) as ReadableStream<Uint8Array>, { mode });
+    await guest.putFile(remote, stdinStream(), { mode });
     return;
   }
   const target = remote.endsWith("/") ? remote + basename(local) : remote;

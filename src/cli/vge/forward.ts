@@ -10,6 +10,7 @@ import { address, addressArg, commonArgs, seconds, tokenArg, waitArg } from "./_
 import { openGuest } from "./_guest.ts";
 import { describeError, vgeLog, type Log } from "./_log.ts";
 import { EXIT } from "./_exit.ts";
+import { pullStream, pumpChunks, pumpToSocket } from "./_pump.ts";
 
 export const FORWARD_NOTES = `
 SPEC
@@ -96,28 +97,12 @@ async function serve(sock: Socket, guest: Guest, spec: ForwardSpec, log: Log, li
     if (!sock.readableEnded || !sock.writableFinished) fail();
   });
 
-  // Local → guest: one chunk in flight; the socket stays paused while the stream waits for credit.
-  const writer = stream.writable.getWriter();
-  sock.on("data", (chunk: Buffer) => {
-    sock.pause();
-    writer.write(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)).then(() => sock.resume(), fail);
-  });
-  sock.on("end", () => void writer.close().catch(fail));
-  sock.resume();
-
-  // Guest → local: read (which returns credit) only as fast as the local socket takes the bytes.
-  const pumpDown = (async (stream: TcpStream) => {
-    const reader = stream.readable.getReader();
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      if (!sock.write(value)) await new Promise<void>((r) => sock.once("drain", r).once("close", r));
-      if (sock.destroyed) return;
-    }
-    sock.end();
-  })(stream);
+  // Local → guest: one chunk in flight, the socket read only once the stream has taken the last one; its
+  // end is our half-close. Guest → local: read (which returns credit) only as fast as the socket takes it.
+  const pumpUp = pumpChunks(pullStream(sock), stream.writable.getWriter()).catch(fail);
+  const pumpDown = pumpToSocket(stream.readable, sock);
   try {
-    await Promise.all([pumpDown, stream.closed]);
+    await Promise.all([pumpUp, pumpDown, stream.closed]);
   } catch (e) {
     if (!failed) log.warn(`${peer}: guest ${target}: ${e instanceof TcpError ? e.code : describeError(e, log.verbose)}`);
     fail();

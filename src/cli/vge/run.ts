@@ -10,6 +10,7 @@ import { EXIT } from "./_exit.ts";
 import { vgeLog, type Log } from "./_log.ts";
 import { forwardSignals, pumpIn, pumpOut, writeAll } from "./_stdio.ts";
 import { attachTerminal, localPty } from "./_tty.ts";
+import { checkStdin, stdinIsTTY } from "./_stdin.ts";
 
 export const runArgs = {
   ...addressArg,
@@ -81,17 +82,17 @@ function guarded<T>(p: Promise<T>, timeoutMs: number | undefined): Promise<T> {
   return Promise.race([p, limit]).finally(() => clearTimeout(timer));
 }
 
-/** Output streamed to our stdout/stderr, stdin passed through; resolves with the exit result. */
-async function streamed(guest: Guest, cmd: Command, o: ExecOptions): Promise<ExitResult> {
+/** Output streamed to our stdout/stderr, stdin passed through; resolves with the exit result and whether stdin failed. */
+async function streamed(guest: Guest, cmd: Command, o: ExecOptions, log: Log): Promise<{ result: ExitResult; stdinFailed: boolean }> {
   const proc = guest.exec(cmd, o);
   const restore = o.pty ? attachTerminal(proc) : () => {};
   const unforward = o.pty ? () => {} : forwardSignals(proc, (sig) => process.exit(sig === "SIGINT" ? 130 : 143));
-  const stopIn = pumpIn(proc);
+  const input = pumpIn(proc, log);
   try {
     const [result] = await guarded(Promise.all([proc.result, pumpOut(proc.stdout, process.stdout), pumpOut(proc.stderr, process.stderr)]), o.timeoutMs);
-    return result;
+    return { result, stdinFailed: input.failed };
   } finally {
-    stopIn();
+    input.stop();
     unforward();
     restore();
   }
@@ -113,7 +114,8 @@ export default defineCommand({
     if (tag !== undefined && (tty || args.json)) throw new UsageError("--detach returns at once; it cannot be combined with --tty or --json (use vge attach)");
     if (tag === undefined && args.keep !== undefined) throw new UsageError("--keep only applies with --detach");
     const keep = keepBytes(args.keep);
-    const stdin = !args.stdin || (!tty && process.stdin.isTTY) || args.json ? "closed" : "pipe";
+    const stdin = !args.stdin || (!tty && stdinIsTTY()) || args.json || tag !== undefined ? "closed" : "pipe";
+    if (stdin === "pipe") checkStdin();
     const o: ExecOptions = {
       env: envVars(repeatedValues(rawArgs, ["env", "e"])),
       clearEnv: args["clear-env"] || undefined,
@@ -136,10 +138,11 @@ export default defineCommand({
         await writeAll(process.stdout, `${printableJson(out)}\n`);
         return r.exitStatus;
       }
-      const result = await streamed(guest, cmd, o);
+      const { result, stdinFailed } = await streamed(guest, cmd, o, log);
       if (result.status === "error") log.error(`${Array.isArray(cmd) ? cmd[0] : "/bin/sh"}: ${result.message} (${result.errno})`);
       else if (result.status === "timeout") log.info(`timed out after ${timeoutMs! / 1000} s; the process group got ${result.signal}`);
-      return shellStatus(result);
+      // The command ran on a short input: its status cannot be trusted to mean what the caller thinks.
+      return stdinFailed ? EXIT.vge : shellStatus(result);
     } finally {
       guest.close();
     }

@@ -7,6 +7,7 @@ import { openGuest } from "./_guest.ts";
 import { vgeLog } from "./_log.ts";
 import { pumpIn, pumpOut } from "./_stdio.ts";
 import { attachTerminal, localPty } from "./_tty.ts";
+import { stdinIsTTY } from "./_stdin.ts";
 
 /** The guest's login shell when it has one in $SHELL, else /bin/sh (an initramfs has no login setup). */
 const LOGIN_SHELL: Command = { shell: 'exec "${SHELL:-/bin/sh}" -l' };
@@ -17,7 +18,7 @@ export default defineCommand({
   async run({ args, rawArgs }) {
     const [addrText, ...argv] = args._;
     const a = address(addrText);
-    if (!process.stdin.isTTY) throw new UsageError("vge shell needs a terminal on stdin; use vge run for scripts and pipes");
+    if (!stdinIsTTY()) throw new UsageError("vge shell needs a terminal on stdin; use vge run for scripts and pipes");
     const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
     const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     try {
@@ -29,13 +30,13 @@ export default defineCommand({
         pty: localPty(),
       });
       const restore = attachTerminal(proc);
-      const stopIn = pumpIn(proc);
+      const input = pumpIn(proc, log);
       try {
         const [result] = await Promise.all([proc.result, pumpOut(proc.stdout, process.stdout), pumpOut(proc.stderr, process.stderr)]);
         if (result.status === "error") log.error(`${result.message} (${result.errno})`);
         return shellStatus(result);
       } finally {
-        stopIn();
+        input.stop();
         restore();
       }
     } finally {

@@ -61,6 +61,28 @@ export function decodeTcpOpen(b: Record<string, unknown>): TcpOpen {
   return { host: b.host as string, port: b.port as number };
 }
 
+/** An IPv6 scope after `%` (fe80::1%eth0): an interface name or number. */
+const ZONE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** Why `address` is not an IP address as a connected socket reports it, or undefined when it is one. */
+function peerAddressProblem(address: unknown): string | undefined {
+  if (typeof address !== "string") return `address must be a string, got ${typeof address}`;
+  const [ip, zone, ...more] = address.split("%");
+  const ok = more.length === 0 && (zone === undefined ? /^[\d.]+$/.test(ip!) || ip!.includes(":") : ip!.includes(":") && ZONE.test(zone));
+  if (!ok || tcpHostProblem(ip) !== undefined) return `address ${JSON.stringify(address.slice(0, 80))} is not an IP address`;
+  return undefined;
+}
+
+/**
+ * Checks a TCP_OPENED body: the peer the agent reached, an IP address and a port, each optional (a socket
+ * may not know its peer). What a guest puts here reaches callers and terminals: anything else is EPROTO.
+ */
+export function decodeTcpOpened(b: Record<string, unknown>): TcpOpened {
+  const problem = (b.address === undefined ? undefined : peerAddressProblem(b.address)) ?? (b.port === undefined ? undefined : tcpPortProblem(b.port));
+  if (problem) throw new ProtocolError(`TCP_OPENED: ${problem}`);
+  return { ...(b.address !== undefined ? { address: b.address as string } : {}), ...(b.port !== undefined ? { port: b.port as number } : {}) };
+}
+
 /** Checks a TCP_CLOSED body (the host's side of the same rules). */
 export function decodeTcpClosed(b: Record<string, unknown>): TcpClosed {
   if (b.ok === true) return { ok: true };
