@@ -23,6 +23,14 @@ async function* once(b: Uint8Array): AsyncIterable<Uint8Array> {
   if (b.byteLength > 0) yield b;
 }
 
+/**
+ * The file opened only when its first chunk is asked for, and closed however the reading ends: a putFile
+ * that fails before it sends (a connection already gone) leaves no fd open.
+ */
+async function* fileChunks(path: string): AsyncIterable<Uint8Array> {
+  yield* createReadStream(path, { highWaterMark: 64 * 1024 }) as AsyncIterable<Uint8Array>;
+}
+
 export async function prepareSource(src: PutSource, size?: number): Promise<Prepared> {
   if (typeof src === "string") {
     const b = new TextEncoder().encode(src);
@@ -39,8 +47,7 @@ export async function prepareSource(src: PutSource, size?: number): Promise<Prep
   if (typeof src === "object" && src !== null && typeof src.localPath === "string") {
     const st = await stat(src.localPath);
     if (!st.isFile()) throw new GuestError("EINVAL", `${src.localPath}: not a regular file`);
-    const chunks = createReadStream(src.localPath, { highWaterMark: 64 * 1024 }) as AsyncIterable<Uint8Array>;
-    return { size: st.size, mode: st.mode & 0o7777, chunks };
+    return { size: st.size, mode: st.mode & 0o7777, chunks: fileChunks(src.localPath) };
   }
   throw new GuestError("EINVAL", "putFile: data must be bytes, a string, a Blob, a ReadableStream or { localPath }");
 }

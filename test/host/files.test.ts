@@ -1,6 +1,6 @@
 // putFile / getFile against the real agent (listening; the host connects): bytes, hashes and modes.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { chmodSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { connect, FileError, type Guest } from "../../src/host/index.ts";
 import type { RunningAgent } from "../helpers/agent.ts";
 import { listeningAgent, sha256, stop, tempDir } from "./_fixtures.ts";
@@ -94,4 +94,20 @@ test("transfers at once on one connection", async () => {
   await Promise.all(files.map((f, i) => guest.putFile(dir.file(`c${i}`), f)));
   const back = await Promise.all(files.map((_, i) => guest.readFile(dir.file(`c${i}`))));
   back.forEach((b, i) => expect(sha256(b)).toBe(sha256(files[i]!)));
+});
+
+test("putFile from a local file on a closed connection fails without leaving the file open", async () => {
+  const big = dir.file("leak-src.bin");
+  writeFileSync(big, new Uint8Array(1 << 20));
+  const g = await connect(`unix:${dir.file("agent.sock")}`);
+  g.close();
+  const fds = () => readdirSync("/proc/self/fd").length;
+  const before = fds();
+  for (let i = 0; i < 20; i++) {
+    const err = await g.putFile("/tmp/never", { localPath: big }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+  }
+  await Bun.sleep(100);
+  // Before: one fd per call (the read stream was opened before the request failed), 20 here.
+  expect(fds() - before).toBeLessThanOrEqual(2);
 });
