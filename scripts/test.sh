@@ -11,6 +11,7 @@ if ! command -v bun >/dev/null 2>&1; then
 fi
 bash scripts/guest-deps.sh
 bash bench/deps.sh
+bash scripts/python-deps.sh
 bun install --frozen-lockfile
 bun run build
 bunx tsc --noEmit -p .
