@@ -21,7 +21,7 @@ export const agentArgs = {
   pause: { type: "string", valueHint: "MS", description: `Disposable: a command is complete after this long without new bytes (default ${DEFAULT_PAUSE_MS})` },
   "max-execs": { type: "string", valueHint: "N", description: `v2: executions running at once in the agent; more get EXIT error EAGAIN (default ${DEFAULT_LIMITS.execs})` },
   "max-execs-per-conn": { type: "string", valueHint: "N", description: `v2: executions running at once per connection (default ${DEFAULT_LIMITS.execsPerConn})` },
-  "max-detached": { type: "string", valueHint: "N", description: `v2: detached executions keeping output at once (default ${DEFAULT_LIMITS.detached}); finished ones give way first, then EXIT error EAGAIN` },
+  "max-detached": { type: "string", valueHint: "N", description: `v2: detached executions at once, running (keep 0 too) or finished with output kept (default ${DEFAULT_LIMITS.detached}); finished ones give way first, then EXIT error EAGAIN` },
   "detach-memory": { type: "string", valueHint: "MIB", description: `v2: output all detached executions may keep for replay, in MiB (default ${DEFAULT_LIMITS.detachMemory / 1048576})` },
   "max-ptys": { type: "string", valueHint: "N", description: `v2: executions on a pseudo-terminal at once in the agent (default ${DEFAULT_LIMITS.ptys})` },
   "max-files-per-conn": { type: "string", valueHint: "N", description: `v2: PUT/GET requests open at once per connection; more get RESULT EAGAIN (default ${DEFAULT_LIMITS.filesPerConn})` },

@@ -53,7 +53,7 @@ export interface Limits {
   tcpPerConn: number;
   /** Listen mode: connections served at once; more are answered ERROR EBUSY and closed (--max-conns). */
   conns: number;
-  /** Detached executions holding output at once: running, or finished with output kept (--max-detached). */
+  /** Detached executions at once: every running one (keep 0 too), and finished ones with output kept (--max-detached). */
   detached: number;
   /** Bytes all detached executions together may keep for replay (--detach-memory, given in MiB). */
   detachMemory: number;

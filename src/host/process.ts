@@ -67,7 +67,8 @@ export class RemoteProcess {
     const consumed = batchedCredit(DEFAULT_WINDOW / 2, (n) => this.giveCredit(n));
     this.out = new Inbox(consumed);
     this.err = new Inbox(consumed);
-    this.credit = new Credit(window, window);
+    // A follower's stdin credit is what is left of the job's window: ATTACHED says how much (PROTOCOL.md §5.1).
+    this.credit = new Credit("attach" in open ? 0 : window, window);
     this.stdout = this.out.stream;
     this.stderr = this.err.stream;
     let started!: (pid: number | null) => void;
@@ -167,6 +168,8 @@ export class RemoteProcess {
         this.replay = { stdout: a.stdout, stderr: a.stderr };
         this.offsets.stdout = a.stdout.from;
         this.offsets.stderr = a.stderr.from;
+        // An agent from before the field: a whole window, as for an EXEC.
+        this.credit.add(Math.min(a.stdin ?? this.credit.limit, this.credit.limit));
         this.settle.started(this.pid ?? null);
         return;
       }

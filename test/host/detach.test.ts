@@ -85,3 +85,22 @@ test("kill() signals a running job; a second attacher takes over and the first i
   expect(await q.result).toMatchObject({ status: "signaled", signal: "SIGTERM" });
   await expect(g1.kill("sleeper")).rejects.toMatchObject({ code: "ESRCH" });
 });
+
+test("a follower's stdin credit is what the job has left: a second attacher writes after the first one's queued stdin, no EFLOW, every byte in order", async () => {
+  const g1 = await open();
+  // Reads nothing for a second: the first connection's window of stdin is still queued when g2 attaches.
+  const p = g1.exec({ shell: "sleep 1; exec cat" }, { detach: { tag: "lib-stdin" } });
+  await p.started;
+  const w1 = p.stdin!.getWriter();
+  await w1.write(new Uint8Array(256 * 1024).fill(0x61));
+  const g2 = await open();
+  const q = g2.attach("lib-stdin");
+  await q.started;
+  await expect(p.exited).rejects.toMatchObject({ code: "EBUSY" });
+  const w2 = q.stdin!.getWriter();
+  await w2.write(new Uint8Array(100_000).fill(0x62));
+  await w2.close();
+  const [out, status] = await Promise.all([collect(q.stdout), q.exited]);
+  expect(status).toBe(0);
+  expect(text(out)).toBe("a".repeat(256 * 1024) + "b".repeat(100_000));
+}, 30_000);

@@ -2,7 +2,7 @@
 // DETACHED are validated field by field, a LIST answered without end is cut off at MAX_LIST_ENTRIES, and
 // `vge ps` prints a guest's command line with its control characters escaped.
 import { afterAll, expect, test } from "bun:test";
-import { T, encodeJson } from "../../src/protocol/index.ts";
+import { T, encodeJson, encodeWindow } from "../../src/protocol/index.ts";
 import { MAX_LIST_ENTRIES } from "../../src/protocol/v2/jobs.ts";
 import { GuestError, connect } from "../../src/host/index.ts";
 import { vge, vgeLines } from "../cli/_vge.ts";
@@ -77,4 +77,37 @@ test("vge ps escapes a guest's command line: no control character reaches the te
   expect(r.stdout).not.toContain("\u001b");
   expect(r.stdout).toContain("\\e[2J");
   expect(vgeLines(r.stderr)).toEqual([]);
+});
+
+test("attach(): stdin waits for ATTACHED and sends no more than its `stdin` credit until a WINDOW; a bad `stdin` is EPROTO", async () => {
+  let stdinBytes = 0;
+  let attachId = 0;
+  let sock: import("node:net").Socket | undefined;
+  const a = await agent((f, s) => {
+    sock = s;
+    if (f.type === T.STDIN) stdinBytes += f.payload.byteLength;
+    if (f.type !== T.ATTACH) return;
+    const body = JSON.parse(new TextDecoder().decode(f.payload));
+    const attached = { job: 1, tag: body.tag, pid: 2, state: "running", stdout: { from: 0, dropped: 0 }, stderr: { from: 0, dropped: 0 } };
+    if (body.tag === "bad") return void s.write(encodeJson(T.ATTACHED, f.id, { ...attached, stdin: -1 }));
+    attachId = f.id;
+    // ATTACHED only after a while: stdin written meanwhile must wait for it.
+    setTimeout(() => s.write(encodeJson(T.ATTACHED, f.id, { ...attached, stdin: 1000 })), 200);
+  });
+  const g = await connect(a.addr);
+  const q = g.attach("small");
+  const w = q.stdin!.getWriter();
+  const written = w.write(new Uint8Array(5000));
+  await Bun.sleep(100);
+  expect(stdinBytes).toBe(0);
+  await q.started;
+  await Bun.sleep(200);
+  expect(stdinBytes).toBe(1000);
+  sock!.write(encodeWindow(attachId, 4000));
+  await written;
+  await Bun.sleep(100);
+  expect(stdinBytes).toBe(5000);
+  const e = await g.attach("bad").exited.catch((e) => e);
+  expect(e.code).toBe("EPROTO");
+  g.close();
 });

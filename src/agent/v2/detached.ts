@@ -2,12 +2,15 @@
 // one connection can be listed, attached to and signalled from any later one, also after the agent dialed
 // the host again (--reconnect). Bounded three ways: jobs holding output (--max-detached), the output they
 // may keep (--detach-memory, each job reserving keep × its streams), and finished jobs remembered for LIST
-// (EXITED_KEPT, for EXITED_TTL_MS). A finished job keeps its output, and its slot, until a new job needs
-// the slot or the memory, until its tag is reused, or until it is forgotten.
+// (EXITED_KEPT, for EXITED_TTL_MS, on the monotonic clock). A finished job keeps its output, and its slot,
+// until a new job needs the slot or the memory, until its tag is reused, or until it is forgotten; never
+// while a connection is attached to it: a job forgotten meanwhile (its tag reused) is no longer listed but
+// keeps its output, and its slot, until its follower is done.
 import { T, encodeJson } from "../../protocol/v2/frame.ts";
 import { MAX_LIST_ARGV, type AttachRequest, type JobInfo, type JobRef, type KillRequest } from "../../protocol/v2/jobs.ts";
 import { DEFAULT_KEEP, type ExecSpec, type ExitResult } from "../../protocol/v2/messages.ts";
 import { MAX_PAYLOAD } from "../../protocol/v2/frame.ts";
+import { monotonicMs } from "../../common/clock.ts";
 import { DEFAULT_LIMITS, type Limits } from "../limits.ts";
 import type { Log } from "../log.ts";
 import { Execution } from "./exec.ts";
@@ -16,17 +19,24 @@ import { sharedQuotas } from "./quota.ts";
 
 /** A finished job is listed for this long after its end. */
 export const EXITED_TTL_MS = 10 * 60 * 1000;
-/** At most this many finished jobs are remembered; the oldest is forgotten first. */
+/** At most this many finished jobs are remembered; the one that ended first is forgotten first. */
 export const EXITED_KEPT = 256;
 
 interface Job {
   job: number;
   tag: string | null;
   argv: string[];
+  /** Wall-clock times, for LIST only: every deadline is on the monotonic clock (a guest's clock steps). */
   startedAt: number;
   endedAt?: number;
+  /** monotonicMs() at the end, for the expiry. */
+  endedMono?: number;
+  /** Order of the ends: finished jobs are forgotten first-ended first. */
+  endOrder?: number;
   output: JobOutput;
   exec: Execution;
+  /** Holds one of --max-detached's slots: from its start until its output is freed (keep 0 too). */
+  holds: boolean;
   /** Bytes of output this job may keep (keep × streams); 0 once its rings are freed. */
   reserved: number;
 }
@@ -45,7 +55,10 @@ function cutArgv(argv: string[]): string[] {
 
 export class DetachedJobs {
   private readonly jobs = new Map<number, Job>();
+  /** Forgotten (tag reused) while attached: not listed, output and slot kept until the follower is done. */
+  private readonly retired = new Set<Job>();
   private next = 1;
+  private ends = 0;
   private reservedBytes = 0;
 
   constructor(private readonly limits: Limits) {}
@@ -64,13 +77,9 @@ export class DetachedJobs {
     const keep = req.detach?.keep ?? DEFAULT_KEEP;
     const reserve = keep * (req.pty || req.merge ? 1 : 2);
     if (reserve > this.limits.detachMemory) return refuse("EAGAIN", `keep of ${keep} bytes per stream is over the agent's ${this.limits.detachMemory}-byte budget for detached output (see --detach-memory)`);
-    // Finished jobs give up their output to a new one, oldest first; one that is being sent its replay does not.
-    const holders = () => [...this.jobs.values()].filter((j) => j.reserved > 0);
-    while (holders().length >= this.limits.detached || this.reservedBytes + reserve > this.limits.detachMemory) {
-      const old = holders().find((j) => j.output.result && !j.output.attached && j !== same);
-      if (!old) return refuse("EAGAIN", `too many detached executions keep output (limit ${this.limits.detached} jobs, ${this.limits.detachMemory} bytes; see --max-detached, --detach-memory)`);
-      this.freeOutput(old);
-    }
+    // Nothing is freed before every check has passed: a refused EXEC leaves other jobs' output alone.
+    const victims = this.makeRoom(reserve, same);
+    if (!victims) return refuse("EAGAIN", `too many detached executions keep output (limit ${this.limits.detached} jobs, ${this.limits.detachMemory} bytes; see --max-detached, --detach-memory)`);
     const shared = sharedQuotas(this.limits);
     if (!shared.execs.take()) return refuse("EAGAIN", `too many executions running in the agent (limit ${shared.execs.max}, see --max-execs)`);
     if (req.pty && !shared.ptys.take()) {
@@ -78,9 +87,10 @@ export class DetachedJobs {
       return refuse("EAGAIN", `too many pseudo-terminals open in the agent (limit ${shared.ptys.max}, see --max-ptys)`);
     }
     if (same) this.forget(same);
+    for (const v of victims) this.freeOutput(v);
     const number = this.nextNumber();
     const output = new JobOutput(number, tag, keep, a);
-    const job: Job = { job: number, tag, argv: cutArgv(req.argv ?? ["/bin/sh", "-c", req.shell!]), startedAt: Date.now(), output, reserved: reserve, exec: undefined as never };
+    const job: Job = { job: number, tag, argv: cutArgv(req.argv ?? ["/bin/sh", "-c", req.shell!]), startedAt: Date.now(), output, holds: true, reserved: reserve, exec: undefined as never };
     this.reservedBytes += reserve;
     job.exec = new Execution(a.id, req, output, (r) => {
       shared.execs.give();
@@ -163,11 +173,42 @@ export class DetachedJobs {
     };
   }
 
+  /**
+   * The finished jobs that give up their output so that a job reserving `reserve` bytes fits (first-ended
+   * first; never one a connection is attached to), or undefined when it cannot fit. Frees nothing. The
+   * finished job whose tag the new one reuses (`same`) is forgotten anyway: its place counts as free.
+   */
+  private makeRoom(reserve: number, same: Job | undefined): Job[] | undefined {
+    const holders = [...this.jobs.values(), ...this.retired].filter((j) => j.holds);
+    let slots = holders.length;
+    let bytes = this.reservedBytes;
+    if (same?.holds && !same.output.attached) {
+      slots--;
+      bytes -= same.reserved;
+    }
+    const fits = () => slots < this.limits.detached && bytes + reserve <= this.limits.detachMemory;
+    const victims: Job[] = [];
+    for (const j of this.endedOldestFirst(holders)) {
+      if (fits()) break;
+      if (j === same || j.output.attached) continue;
+      victims.push(j);
+      slots--;
+      bytes -= j.reserved;
+    }
+    return fits() ? victims : undefined;
+  }
+
   private exited(job: Job, r: ExitResult, log: Log): void {
     job.endedAt = Date.now();
+    job.endedMono = monotonicMs();
+    job.endOrder = ++this.ends;
     log.info(`job ${job.job}${job.tag ? ` (${job.tag})` : ""}: ${r.status === "exited" ? `exited ${r.code}` : r.status === "error" ? `failed to start: ${r.errno}` : `${r.status} ${r.signal}`}`);
-    const ended = [...this.jobs.values()].filter((j) => j.output.result);
-    for (const old of ended.slice(0, Math.max(0, ended.length - EXITED_KEPT))) this.forget(old);
+    this.expire();
+  }
+
+  /** The finished ones among `jobs`, in the order they ended. */
+  private endedOldestFirst(jobs: Iterable<Job>): Job[] {
+    return [...jobs].filter((j) => j.endOrder !== undefined).sort((a, b) => a.endOrder! - b.endOrder!);
   }
 
   private find(ref: JobRef): Job | undefined {
@@ -176,20 +217,40 @@ export class DetachedJobs {
     return [...this.jobs.values()].reverse().find((j) => j.tag === ref.tag);
   }
 
+  /**
+   * Forgets finished jobs past EXITED_TTL_MS or beyond the EXITED_KEPT that ended last, and frees what
+   * retired jobs held once their follower is done. A job a connection is attached to is kept: it is
+   * forgotten at a later call, after its follower is done.
+   */
   private expire(): void {
-    const now = Date.now();
-    for (const j of this.jobs.values()) if (j.endedAt !== undefined && now - j.endedAt > EXITED_TTL_MS && !j.output.attached) this.forget(j);
+    for (const j of this.retired) if (!j.output.attached) this.forget(j);
+    const now = monotonicMs();
+    const ended = this.endedOldestFirst(this.jobs.values());
+    let over = ended.length - EXITED_KEPT;
+    for (const j of ended) {
+      if (j.output.attached) continue;
+      if (over > 0 || now - j.endedMono! > EXITED_TTL_MS) {
+        this.forget(j);
+        over--;
+      }
+    }
   }
 
   private freeOutput(j: Job): void {
     for (const r of j.output.rings.values()) r.clear();
     this.reservedBytes -= j.reserved;
     j.reserved = 0;
+    j.holds = false;
   }
 
+  /** No longer listed; its output is freed now, or once the connection attached to it is done. */
   private forget(j: Job): void {
-    this.freeOutput(j);
     this.jobs.delete(j.job);
+    if (j.output.attached) this.retired.add(j);
+    else {
+      this.retired.delete(j);
+      this.freeOutput(j);
+    }
   }
 
   private nextNumber(): number {

@@ -10,6 +10,7 @@ import { pumpFd, type Gate } from "./fd-pump.ts";
 import type { Output, Send } from "./output.ts";
 import { PtyTerminal } from "./pty.ts";
 import { planSpawn, startError } from "./spawn.ts";
+import { StdinQueue } from "./stdin-queue.ts";
 import { UserError } from "./users.ts";
 
 /** After the process exits, output still in its pipes is sent; a descendant that holds them open longer is cut off after this quiet period. */
@@ -32,7 +33,7 @@ function longTimeout(ms: number, fn: () => void): () => void {
 }
 
 export class Execution {
-  private stdinChain: Promise<void> = Promise.resolve();
+  private stdin: StdinQueue | undefined;
   private proc: Subprocess<any, any, any> | undefined;
   /** Our read ends of the process's output pipes, with the stream each one is; closed once read to the end. */
   private pipes: { fd: number; type: number }[] = [];
@@ -221,38 +222,38 @@ export class Execution {
   }
 
   onStdin(data: Uint8Array): void {
-    const giveBack = this.output.spendStdin(data.byteLength);
-    this.stdinChain = this.stdinChain.then(async () => {
-      try {
-        // On a terminal, the credit goes back once the bytes are in it, not when they are queued.
-        if (this.pty) await this.pty.write(data);
-        else {
-          const sink = this.proc?.stdin as import("bun").FileSink | undefined;
-          if (sink && typeof sink !== "number") {
-            sink.write(data);
-            await sink.flush();
-          }
-        }
-      } catch {
-        // The process closed its stdin or is gone: the bytes are dropped, as a pipe would.
-      }
-      giveBack();
-    });
+    // An empty frame carries nothing and takes no credit.
+    if (data.byteLength === 0) return;
+    this.output.spendStdin(data.byteLength);
+    this.stdinQueue().push(data);
   }
 
   onStdinEof(): void {
-    this.stdinChain = this.stdinChain.then(async () => {
-      try {
-        // On a terminal, end of input is the EOF character, as when a user types Ctrl-D.
-        if (this.pty) await this.pty.write(new Uint8Array([4]));
-        else {
+    this.stdinQueue().end();
+  }
+
+  private stdinQueue(): StdinQueue {
+    this.stdin ??= new StdinQueue(
+      {
+        write: async (bytes) => {
+          // On a terminal, the credit goes back once the bytes are in it, not when they are queued.
+          if (this.pty) return this.pty.write(bytes);
+          const sink = this.proc?.stdin as import("bun").FileSink | undefined;
+          if (sink && typeof sink !== "number") {
+            sink.write(bytes);
+            await sink.flush();
+          }
+        },
+        end: async () => {
           const sink = this.proc?.stdin as import("bun").FileSink | undefined;
           if (sink && typeof sink !== "number") await sink.end();
-        }
-      } catch {
-        // Already closed.
-      }
-    });
+        },
+      },
+      // On a terminal, end of input is the EOF character, as when a user types Ctrl-D.
+      !!this.req.pty,
+      (n) => this.output.stdinTaken(n),
+    );
+    return this.stdin;
   }
 
   /**

@@ -4,6 +4,8 @@
 // ordinary execution); while none is, the pipes are read at once into the rings, so the process never
 // blocks and the oldest bytes beyond `keep` are dropped and counted. The EXIT goes to whoever is attached
 // once they have been sent all output; one attacher at a time, a new ATTACH takes the job over.
+// STDIN credit belongs to the job, not to a follower: one window for all of them together, so what is queued
+// for a process that does not read its stdin stays within one window however many hosts attach in turn.
 import { CHUNK, DEFAULT_WINDOW, T, encodeHeader, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
 import { Credit, creditBack } from "../../protocol/v2/credit.ts";
 import type { Attached, ReplayStart } from "../../protocol/v2/jobs.ts";
@@ -21,7 +23,6 @@ export interface Attachment {
 
 interface Follower extends Attachment {
   credit: Credit;
-  stdinCredit: number;
   /** Next offset to send, per stream type. */
   cursor: Map<number, number>;
 }
@@ -33,6 +34,12 @@ export class JobOutput implements Output {
   pid: number | null = null;
   result: ExitResult | undefined;
   private att: Follower | undefined;
+  /**
+   * STDIN bytes the job may still accept: the window less what followers sent and the process has not taken
+   * yet. The follower attached is told this much in ATTACHED and is given back every byte taken, whoever
+   * sent it, so its credit and this count stay equal.
+   */
+  private stdinFree = DEFAULT_WINDOW;
   private closed = false;
   private waiters: (() => void)[] = [];
   // write() copies into the ring at once.
@@ -91,17 +98,16 @@ export class JobOutput implements Output {
     this.notify();
   }
 
-  spendStdin(n: number): () => void {
+  spendStdin(n: number): void {
+    if (n > this.stdinFree) throw stdinOverrun(n, this.stdinFree);
+    this.stdinFree -= n;
+  }
+
+  stdinTaken(n: number): void {
+    this.stdinFree += n;
+    // To whoever follows the job now: the bytes may have come from a connection that has gone since.
     const a = this.att;
-    // STDIN reaches the execution only through the session of the attached connection.
-    if (!a) return () => {};
-    if (n > a.stdinCredit) throw stdinOverrun(n, a.stdinCredit);
-    a.stdinCredit -= n;
-    return () => {
-      a.stdinCredit += n;
-      // Credit goes back to the connection that spent it, and only while it still follows the job.
-      if (this.att === a) void a.send(encodeWindow(a.id, n)).catch(() => {});
-    };
+    if (a) void a.send(encodeWindow(a.id, n)).catch(() => {});
   }
 
   leave(send: Send): boolean {
@@ -137,30 +143,33 @@ export class JobOutput implements Output {
     if (typeof start === "string") return start;
     const old = this.att;
     if (old) {
-      this.unfollow();
+      // Not trimmed yet: bytes held back for the old follower may be what the new one asked to be replayed.
+      this.unfollow(false);
       void old.send(encodeJson(T.DETACHED, old.id, { errno: "EBUSY", message: `job ${this.job} was attached by another connection` })).catch(() => {});
       old.release();
     }
-    const body: Attached = { job: this.job, tag: this.tag, pid: this.pid, state: this.result ? "exited" : "running", ...start };
+    const body: Attached = { job: this.job, tag: this.tag, pid: this.pid, state: this.result ? "exited" : "running", ...start, stdin: this.stdinFree };
     void a.send(encodeJson(T.ATTACHED, a.id, body)).catch(() => {});
     this.follow(a, { stdout: start.stdout.from, stderr: start.stderr.from });
     return body;
   }
 
   private follow(a: Attachment, from: { stdout: number; stderr: number }): void {
-    const f: Follower = { ...a, credit: new Credit(DEFAULT_WINDOW, DEFAULT_WINDOW), stdinCredit: DEFAULT_WINDOW, cursor: new Map([[T.STDOUT, from.stdout], [T.STDERR, from.stderr]]) };
+    const f: Follower = { ...a, credit: new Credit(DEFAULT_WINDOW, DEFAULT_WINDOW), cursor: new Map([[T.STDOUT, from.stdout], [T.STDERR, from.stderr]]) };
     this.att = f;
+    // Back to `keep`, except what this follower is still to be sent.
+    for (const [type, ring] of this.rings) ring.trim(f.cursor.get(type));
     this.notify();
     void this.sendLoop(f);
   }
 
-  private unfollow(): void {
+  private unfollow(trim = true): void {
     const a = this.att;
     if (!a) return;
     this.att = undefined;
     a.credit.fail(new Error("detached"));
     // Nobody to hold bytes back for: the rings go back to their bound.
-    for (const r of this.rings.values()) r.trim();
+    if (trim) for (const r of this.rings.values()) r.trim();
     this.notify();
   }
 
@@ -182,14 +191,17 @@ export class JobOutput implements Output {
           if (bytes.byteLength < n) a.credit.add(n - bytes.byteLength);
           a.send(encodeHeader(type, a.id, bytes.byteLength)).catch(() => {});
           await a.send(bytes);
+          // Taken over (or gone) while the bytes were on their way: the ring is the next follower's to trim.
+          if (this.att !== a) return;
           a.cursor.set(type, Math.max(at, ring.start) + bytes.byteLength);
           ring.trim(a.cursor.get(type));
           this.notify();
         }
         if (pending) continue;
         if (this.result) {
+          // `a` is done before its EXIT is on its way: a takeover meanwhile must not send it a DETACHED too.
+          this.unfollow();
           await a.send(encodeJson(T.EXIT, a.id, this.result));
-          if (this.att === a) this.unfollow();
           a.release();
           return;
         }

@@ -24,8 +24,10 @@ export interface Output {
   end(result: ExitResult): void;
   /** WINDOW from the host for this execution's output. */
   onWindow(n: number): void;
-  /** STDIN of `n` bytes arrived from the host (EFLOW beyond its credit); the result gives the credit back. */
-  spendStdin(n: number): () => void;
+  /** STDIN of `n` bytes arrived from the host: EFLOW beyond its credit. */
+  spendStdin(n: number): void;
+  /** `n` bytes of STDIN were taken by the process (or dropped): their credit goes back to the host. */
+  stdinTaken(n: number): void;
   /** The connection `send` belongs to is gone: true if the execution goes on without it (detached). */
   leave(send: Send): boolean;
   /** The execution is being killed: send nothing more. */
@@ -78,13 +80,14 @@ export class DirectOutput implements Output {
     creditBack(this.credit, n, `execution ${this.id}`);
   }
 
-  spendStdin(n: number): () => void {
+  spendStdin(n: number): void {
     if (n > this.stdinCredit) throw stdinOverrun(n, this.stdinCredit);
     this.stdinCredit -= n;
-    return () => {
-      this.stdinCredit += n;
-      void this.send(encodeWindow(this.id, n)).catch(() => {});
-    };
+  }
+
+  stdinTaken(n: number): void {
+    this.stdinCredit += n;
+    void this.send(encodeWindow(this.id, n)).catch(() => {});
   }
 
   leave(): boolean {

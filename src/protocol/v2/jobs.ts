@@ -33,6 +33,11 @@ export interface Attached {
   state: "running" | "exited";
   stdout: ReplayStart;
   stderr: ReplayStart;
+  /**
+   * STDIN bytes this follower may send before a WINDOW: what is left of the job's one window (earlier
+   * followers' stdin may still be queued). Absent from older agents: a whole window.
+   */
+  stdin?: number;
 }
 
 /** One LISTING entry. */
@@ -119,7 +124,9 @@ function replay(what: string, v: unknown, field: string): ReplayStart {
 
 export function validateAttached(b: Body): Attached {
   const w = "ATTACHED";
-  return { job: uint(w, b.job, "job", MAX_U32), tag: tagOf(w, b.tag), pid: pidOf(w, b.pid), state: stateOf(w, b.state), stdout: replay(w, b.stdout, "stdout"), stderr: replay(w, b.stderr, "stderr") };
+  const a: Attached = { job: uint(w, b.job, "job", MAX_U32), tag: tagOf(w, b.tag), pid: pidOf(w, b.pid), state: stateOf(w, b.state), stdout: replay(w, b.stdout, "stdout"), stderr: replay(w, b.stderr, "stderr") };
+  if (b.stdin !== undefined) a.stdin = uint(w, b.stdin, "stdin", MAX_U32);
+  return a;
 }
 
 /** DETACHED: the id follows no job (any more). errno absent: a KILL was delivered. */
