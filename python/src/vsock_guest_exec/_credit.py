@@ -37,9 +37,9 @@ class SendCredit:
     """Credit the guest gave us for a stream we send: writers wait for it; a WINDOW that would raise it past
     the window we started with is the guest's EFLOW."""
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, initial: Optional[int] = None) -> None:
         self.window = window
-        self._credit = window
+        self._credit = window if initial is None else initial
         self._cond = threading.Condition()
         self._error: Optional[GuestError] = None
 

@@ -222,6 +222,7 @@ class Attached:
     state: str
     stdout: Replay
     stderr: Replay
+    stdin: Optional[int] = None  # what is left of the job's one stdin window (None: an agent before the field)
 
 
 def _state(what: str, v: Any) -> str:
@@ -241,7 +242,8 @@ def attached(b: Body) -> Attached:
     pid = b.get("pid")
     return Attached(_uint(w, b.get("job"), "job", U32_MAX), _tag(w, b.get("tag")),
                     None if pid is None else _uint(w, pid, "pid", U32_MAX), _state(w, b.get("state")),
-                    _replay(w, b.get("stdout"), "stdout"), _replay(w, b.get("stderr"), "stderr"))
+                    _replay(w, b.get("stdout"), "stdout"), _replay(w, b.get("stderr"), "stderr"),
+                    None if b.get("stdin") is None else _uint(w, b.get("stdin"), "stdin", MAX_WINDOW))
 
 
 def detached(b: Body) -> Tuple[Optional[str], str]:

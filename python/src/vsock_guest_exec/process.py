@@ -22,7 +22,8 @@ class _Channel(Channel):
         self.conn, self.id = conn, fid
         self.cond = threading.Condition()
         self.window = ReceiveWindow(window)
-        self.stdin_credit = SendCredit(window)
+        # A follower sends no stdin before ATTACHED, and then only what is left of the job's one window.
+        self.stdin_credit = SendCredit(window, 0 if attach else None)
         self.stdout = Inbox(self.cond, self._give_back)
         self.stderr = Inbox(self.cond, self._give_back)
         self.attach = attach
@@ -62,6 +63,9 @@ class _Channel(Channel):
             if self.started:
                 raise ProtocolError("EPROTO", f"{what}: a second ATTACHED")
             a = attached(decode_json(payload))
+            if a.stdin is not None and a.stdin > self.stdin_credit.window:
+                raise ProtocolError("EPROTO", f"{what}: ATTACHED stdin {a.stdin} is over the window")
+            self.stdin_credit.grant(self.stdin_credit.window if a.stdin is None else a.stdin, what)
             with self.cond:
                 self.started, self.replay, self.pid, self.job, self.tag = True, a, a.pid, a.job, a.tag
                 self.cond.notify_all()
