@@ -14,6 +14,7 @@ bash scripts/guest-deps.sh
 debian_go=$(find /usr/lib -maxdepth 2 -path "/usr/lib/go-1.2*/bin" 2>/dev/null | sort -V | tail -n 1)
 export PATH="$PATH:/usr/local/go/bin:$debian_go"
 bash bench/deps.sh
+bash scripts/python-deps.sh
 bun install --frozen-lockfile
 bun run build
 bunx tsc --noEmit -p .
