@@ -71,25 +71,6 @@ export class Inbox {
   }
 }
 
-/**
- * Superseded by ReceiveWindow (the same batching, with the overrun rule beside it); tcp.ts still uses
- * this until it adopts the class.
- * `give(n)` called once at least `batch` consumed bytes are owed, with all of them. Never stalls a stream:
- * the agent waits only when all of its window is unreturned (queued here, or owed); with `batch` at most
- * half the window, more than half of it is then queued, so the reader has bytes to read and will pay the
- * debt (a cancelled stream is consumed whole at once).
- */
-export function batchedCredit(batch: number, give: (n: number) => void): (n: number) => void {
-  let owed = 0;
-  return (n) => {
-    owed += n;
-    if (owed < batch) return;
-    const all = owed;
-    owed = 0;
-    give(all);
-  };
-}
-
 /** Reads a whole stream into one array. */
 export async function collect(stream: ReadableStream<Uint8Array>, limit = Infinity): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];

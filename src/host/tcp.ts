@@ -5,7 +5,8 @@
 import { ProtocolError, T, decodeJson, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../protocol/v2/frame.ts";
 import { Credit, sendWithin } from "../protocol/v2/credit.ts";
 import { tcpHostProblem, tcpPortProblem, decodeTcpClosed, decodeTcpOpened, type TcpOpened } from "../protocol/v2/tcp.ts";
-import { Inbox, batchedCredit } from "./_inbox.ts";
+import { Inbox } from "./_inbox.ts";
+import { ReceiveWindow } from "../protocol/v2/receive-window.ts";
 import { windowFrom } from "./_window.ts";
 import type { Mux } from "./_mux.ts";
 import { GuestError } from "./errors.ts";
@@ -46,14 +47,12 @@ export function connectTcp(mux: Mux, window: number, capabilities: string[], hos
 
   const credit = new Credit(window, window);
   let over = false;
-  /** What the agent may still send us: a hostile agent past it would make us buffer without bound. */
-  let granted = window;
-  const inbox = new Inbox(
-    batchedCredit(window / 2, (n) => {
-      granted += n;
-      if (!over && !mux.error) mux.post(encodeWindow(id, n));
-    }),
-  );
+  // What the agent may still send us: a hostile agent past it would make us buffer without bound.
+  const received = new ReceiveWindow(window, `TCP stream to ${target}`, window / 2);
+  const inbox = new Inbox((n) => {
+    const back = received.consume(n);
+    if (back > 0 && !over && !mux.error) mux.post(encodeWindow(id, back));
+  });
   let opened = false;
   let settleOpen!: { ok: (s: TcpStream) => void; fail: (e: Error) => void };
   const open = new Promise<TcpStream>((ok, fail) => (settleOpen = { ok, fail }));
@@ -98,8 +97,7 @@ export function connectTcp(mux: Mux, window: number, capabilities: string[], hos
       }
       case T.TCP_DATA:
         if (!opened) throw new ProtocolError("TCP_DATA before TCP_OPENED");
-        if (f.payload.byteLength > granted) throw new ProtocolError(`TCP_DATA: ${f.payload.byteLength} bytes exceed the ${granted} bytes of credit given`);
-        granted -= f.payload.byteLength;
+        received.receive(f.type, f.payload.byteLength);
         return inbox.push(f.payload);
       case T.TCP_EOF:
         if (!opened) throw new ProtocolError("TCP_EOF before TCP_OPENED");
