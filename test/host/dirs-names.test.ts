@@ -1,9 +1,9 @@
 // Names are bytes on Linux, the protocol's paths are JSON strings: a name that is not UTF-8 is skipped and
-// counted by the sender (it used to be decoded to U+FFFD, then not found: the whole copy failed ENOENT).
+// counted by the sender (so is a symlink whose target is not UTF-8) (it used to be decoded to U+FFFD, then not found: the whole copy failed ENOENT).
 // An entry that vanishes while the tree is walked is skipped and counted too, not fatal. Both directions
 // against the compiled agent, and the walk itself with a file and a directory deleted mid-walk.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect, type Guest } from "../../src/host/index.ts";
 import { sendTree } from "../../src/archive/send.ts";
@@ -31,7 +31,7 @@ afterAll(() => {
 const LATIN1_FILE = Buffer.from([0x63, 0x61, 0x66, 0xe9]);
 const LATIN1_DIR = Buffer.from([0x6e, 0x61, 0xef, 0x76, 0x65]);
 
-/** ok.txt, sub/inner, and a file and a directory (with a file in it) whose names are not UTF-8. */
+/** ok.txt, sub/inner, a file and a directory (with a file in it) whose names are not UTF-8, a symlink whose target is not. */
 function makeTree(root: string): void {
   mkdirSync(join(root, "sub"), { recursive: true });
   writeFileSync(join(root, "ok.txt"), "ok\n");
@@ -40,6 +40,7 @@ function makeTree(root: string): void {
   const d = Buffer.concat([Buffer.from(`${root}/sub/`), LATIN1_DIR]);
   mkdirSync(d);
   writeFileSync(Buffer.concat([d, Buffer.from("/hidden")]), "in a latin-1 directory\n");
+  symlinkSync(LATIN1_FILE, join(root, "link"));
 }
 
 test.each([
@@ -50,7 +51,7 @@ test.each([
   const dst = dir.file(`dst-${way}`);
   makeTree(src);
   const info = way === "get" ? await guest.getDir(src, dst) : await guest.putDir(src, dst);
-  expect(info).toEqual({ files: 2, dirs: 1, symlinks: 0, bytes: 9, skipped: 2 });
+  expect(info).toEqual({ files: 2, dirs: 1, symlinks: 0, bytes: 9, skipped: 3 });
   expect(readdirSync(dst).sort()).toEqual(["ok.txt", "sub"]);
   expect(readdirSync(join(dst, "sub"))).toEqual(["inner"]);
   expect(readFileSync(join(dst, "sub", "inner"), "utf8")).toBe("inner\n");

@@ -203,3 +203,27 @@ test("GETDIR of a missing directory: RESULT ENOENT, no DIR_END", async () => {
   host.close();
 });
 
+
+test("a tree 40 directories deep: every level's mode and mtime set (the deep ones reopened by name), no fd left open", async () => {
+  const { host, target } = await setup();
+  const fds = () => readdirSync(`/proc/${fx.agent.pid}/fd`).length;
+  const before = fds();
+  const levels = Array.from({ length: 40 }, (_, i) => `l${i}`);
+  const steps: Step[] = [];
+  for (let i = 0; i < levels.length; i++) {
+    const path = levels.slice(0, i + 1).join("/");
+    steps.push({ entry: { type: "dir", path, mode: i % 2 ? 0o750 : 0o705, mtime: 1.6e12 + i * 1000 } });
+    steps.push(...file(`${path}/f`, `${i}\n`));
+  }
+  // Back up to the top and into a sibling: every level is left at once, deepest first.
+  steps.push({ entry: { type: "dir", path: "z", mode: 0o700, mtime: 1.5e12 } }, { end: true });
+  await putDir(host, 1, target, steps);
+  expect(await result(host, 1)).toEqual({ ok: true, files: 40, dirs: 41, symlinks: 0, bytes: 110, skipped: 0 });
+  for (let i = 0; i < levels.length; i++) {
+    const st = lstatSync(join(target, ...levels.slice(0, i + 1)));
+    expect([i, st.mode & 0o7777, st.mtimeMs]).toEqual([i, i % 2 ? 0o750 : 0o705, 1.6e12 + i * 1000]);
+  }
+  expect(lstatSync(join(target, "z")).mode & 0o7777).toBe(0o700);
+  expect(fds()).toBe(before);
+  host.close();
+});
