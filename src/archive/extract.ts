@@ -238,17 +238,18 @@ export class Extractor {
   private async leave(k: number): Promise<void> {
     while (this.chain.length > k) {
       const l = this.chain[this.chain.length - 1]!;
-      const rel = this.chain.map((x) => x.name).join("/");
+      // Only for an error: joining the chain for every level left would be quadratic in the depth.
+      const rel = () => this.chain.map((x) => x.name).join("/");
       try {
         if (l.fix) {
           const fh = l.fh ?? (l.fh = await this.reopen());
           const st = await fh.stat();
-          if (st.dev !== l.fix.dev || st.ino !== l.fix.ino) throw new EntryError("ESTALE", rel, "was replaced by another directory during the copy");
+          if (st.dev !== l.fix.dev || st.ino !== l.fix.ino) throw new EntryError("ESTALE", rel(), "was replaced by another directory during the copy");
           await fh.chmod(l.fix.mode);
           await fh.utimes(seconds(l.fix.mtime), seconds(l.fix.mtime));
         }
       } catch (err) {
-        throw this.wrap(err, rel);
+        throw this.wrap(err, rel());
       } finally {
         this.chain.pop();
         await l.fh?.close().catch(() => {});
