@@ -10,7 +10,9 @@
 // Memory is bounded by depth, not by the stream: the directories on the way to the current entry are a
 // chain (at most 2,048 deep: paths are at most 4,096 bytes), and a directory entry's mode and mtime are set
 // when the stream leaves that directory (a sender walks in pre-order) or at DIR_END. However often an
-// entry repeats, nothing accumulates.
+// entry repeats, nothing accumulates. Fds are bounded too: only the top levels and the last keep theirs,
+// and leaving a level reaches its parent, if let go, through `..` of the level's own fd, checked to be
+// the same directory (device and inode) as when it was opened: O(1) a level, however deep the tree.
 import { constants } from "node:fs";
 import { lutimes, mkdir, open, rename, symlink, unlink, type FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
@@ -19,7 +21,7 @@ import { at, checkProcFd, notDirKind, openDirAt } from "./dirfd.ts";
 
 const { O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY } = constants;
 
-/** Levels of the chain below this keep their fd open; deeper ones (except the last) are reopened by name if needed. */
+/** Levels of the chain below this keep their fd open; deeper ones (except the last) are reached again through `..`. */
 const HELD = 32;
 
 /** A refused or failed entry: errno plus the entry's relative path, for one clear line. */
@@ -52,8 +54,11 @@ interface OpenFile {
 interface Level {
   name: string;
   fh: FileHandle | undefined;
-  /** A directory entry's mode and mtime, set when the stream leaves it; dev/ino tell if it is still the same. */
-  fix?: { mode: number; mtime: number; dev: number; ino: number };
+  /** Which directory it is: one reached again through `..` must be this one. */
+  dev: number;
+  ino: number;
+  /** A directory entry's mode and mtime, set when the stream leaves it. */
+  fix?: { mode: number; mtime: number };
 }
 
 const seconds = (ms: number) => ms / 1000;
@@ -178,11 +183,7 @@ export class Extractor {
       if (kind === "other") throw new EntryError("ENOTDIR", e.path, "exists and is not a directory");
       throw this.wrap(err, e.path);
     });
-    const st = await fh.stat().catch(async (err) => {
-      await fh.close();
-      throw this.wrap(err, e.path);
-    });
-    await this.push({ name, fh, fix: { mode: e.mode & this.opts.modeMask, mtime: e.mtime, dev: st.dev, ino: st.ino } });
+    await this.push(name, fh, e.path, { mode: e.mode & this.opts.modeMask, mtime: e.mtime });
     this.counts.dirs++;
   }
 
@@ -212,7 +213,7 @@ export class Extractor {
         if (kind === "other") throw new EntryError("ENOTDIR", path, `${rel} is not a directory`);
         throw this.wrap(fh, path);
       }
-      await this.push({ name, fh });
+      await this.push(name, fh, path);
     }
     return this.lastFd();
   }
@@ -224,51 +225,55 @@ export class Extractor {
   }
 
   /** A new deepest level; the one above lets its fd go if it is beyond the held ones. */
-  private async push(l: Level): Promise<void> {
+  private async push(name: string, fh: FileHandle, path: string, fix?: Level["fix"]): Promise<void> {
+    const st = await fh.stat().catch(async (err) => {
+      await fh.close();
+      throw this.wrap(err, path);
+    });
     const above = this.chain[this.chain.length - 1];
-    this.chain.push(l);
+    this.chain.push({ name, fh, dev: st.dev, ino: st.ino, fix });
     if (above && this.chain.length - 2 >= HELD) {
-      const fh = above.fh;
+      const let_go = above.fh;
       above.fh = undefined;
-      await fh?.close();
+      await let_go?.close();
     }
   }
 
-  /** Pops the chain down to `k` levels, deepest first, setting each directory entry's mode and mtime by fd. */
+  /**
+   * Pops the chain down to `k` levels, deepest first, setting each directory entry's mode and mtime by
+   * fd. The deepest level always holds its fd; a level above that let its fd go gets it back as `..` of
+   * the one below, if that is still the same directory (else ESTALE: it was moved or replaced).
+   */
   private async leave(k: number): Promise<void> {
     while (this.chain.length > k) {
       const l = this.chain[this.chain.length - 1]!;
+      const up = this.chain[this.chain.length - 2];
       // Only for an error: joining the chain for every level left would be quadratic in the depth.
-      const rel = () => this.chain.map((x) => x.name).join("/");
+      const rel = (n: number) => this.chain.slice(0, n).map((x) => x.name).join("/");
       try {
         if (l.fix) {
-          const fh = l.fh ?? (l.fh = await this.reopen());
-          const st = await fh.stat();
-          if (st.dev !== l.fix.dev || st.ino !== l.fix.ino) throw new EntryError("ESTALE", rel(), "was replaced by another directory during the copy");
-          await fh.chmod(l.fix.mode);
-          await fh.utimes(seconds(l.fix.mtime), seconds(l.fix.mtime));
+          await l.fh!.chmod(l.fix.mode);
+          await l.fh!.utimes(seconds(l.fix.mtime), seconds(l.fix.mtime));
+        }
+        if (up && !up.fh) {
+          const fh = await openDirAt(l.fh!.fd, "..");
+          const st = await fh.stat().catch(async (err) => {
+            await fh.close();
+            throw err;
+          });
+          if (st.dev !== up.dev || st.ino !== up.ino) {
+            await fh.close();
+            throw new EntryError("ESTALE", rel(this.chain.length - 1), "was moved or replaced during the copy");
+          }
+          up.fh = fh;
         }
       } catch (err) {
-        throw this.wrap(err, rel());
+        throw this.wrap(err, rel(this.chain.length));
       } finally {
         this.chain.pop();
         await l.fh?.close().catch(() => {});
       }
     }
-  }
-
-  /** The deepest level, whose fd was let go: opened again by name from the deepest level still held. */
-  private async reopen(): Promise<FileHandle> {
-    const last = this.chain.length - 1;
-    let j = last - 1;
-    while (j >= 0 && !this.chain[j]!.fh) j--;
-    let fh: FileHandle | undefined;
-    for (let i = j + 1; i <= last; i++) {
-      const parentFd = fh?.fd ?? (j >= 0 ? this.chain[j]!.fh!.fd : this.root!.fd);
-      const next = await openDirAt(parentFd, this.chain[i]!.name).finally(() => fh?.close());
-      fh = next;
-    }
-    return fh!;
   }
 
   private wrap(err: unknown, path: string): EntryError {
