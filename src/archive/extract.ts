@@ -199,7 +199,7 @@ export class Extractor {
     for (let i = k; i < parts.length; i++) {
       const parentFd = this.lastFd();
       const name = parts[i]!;
-      const rel = parts.slice(0, i + 1).join("/");
+      const rel = () => parts.slice(0, i + 1).join("/");
       let fh = await openDirAt(parentFd, name).catch((err) => err as NodeJS.ErrnoException);
       if (fh instanceof Error && fh.code === "ENOENT") {
         await mkdir(at(parentFd, name), 0o755).catch((err) => {
@@ -209,8 +209,8 @@ export class Extractor {
       }
       if (fh instanceof Error) {
         const kind = fh.code === "ENOTDIR" ? await notDirKind(parentFd, name) : undefined;
-        if (kind === "symlink") throw new EntryError("ELOOP", path, `refusing to write through the symlink ${rel}`);
-        if (kind === "other") throw new EntryError("ENOTDIR", path, `${rel} is not a directory`);
+        if (kind === "symlink") throw new EntryError("ELOOP", path, `refusing to write through the symlink ${rel()}`);
+        if (kind === "other") throw new EntryError("ENOTDIR", path, `${rel()} is not a directory`);
         throw this.wrap(fh, path);
       }
       await this.push(name, fh, path);
