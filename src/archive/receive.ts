@@ -1,6 +1,7 @@
 // The receiving end of a directory stream, frame by frame: DIR_ENTRY headers and FILE_DATA count against
 // the window the receiver grants, each frame is written before its credit goes back, and the work runs
-// in order on one chain. So at most one window of a hostile or fast sender's bytes is held in memory.
+// in order on one chain. So at most one window of a hostile or fast sender's bytes is held in memory, and
+// the extractor keeps nothing per entry (only the directories on the way to the current one).
 // Used by the agent (PUTDIR) and the host library (GETDIR) alike.
 import { ProtocolError, T, typeName, type Frame } from "../protocol/v2/frame.ts";
 import { decodeEntry, type DirCounts } from "../protocol/v2/dirs.ts";

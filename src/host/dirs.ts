@@ -73,8 +73,9 @@ export async function putDir(mux: Mux, window: number, caps: string[], local: st
   const req: DirRequest = { path: remote };
   mux.post(encodeJson(T.PUTDIR, id, req));
   let localFailure: FileError | undefined;
+  let skipped = 0;
   try {
-    await sendTree(local, id, (frame) => mux.send(frame), credit);
+    skipped = (await sendTree(local, id, (frame) => mux.send(frame), credit)).skipped;
   } catch (e) {
     // An early RESULT (the agent refused an entry) or a dropped connection: `done` has the reason. A
     // local failure (an unreadable file) ends the stream with DIR_END, which fails a file cut short.
@@ -87,7 +88,8 @@ export async function putDir(mux: Mux, window: number, caps: string[], local: st
     throw localFailure ?? e;
   });
   if (localFailure) throw localFailure;
-  return info;
+  // What was left out is known here, at the sender: the agent only counts what it wrote.
+  return { ...info, skipped };
 }
 
 export interface GetDirOptions {

@@ -46,3 +46,28 @@ test.skipIf(major < 20)("on Node: putDir then getDir, content, mode, mtime and s
     proc.kill("SIGKILL");
   }
 }, 30_000);
+
+// Directory copies name what they write through /proc/self/fd (src/archive/dirfd.ts). Without /proc they
+// must refuse with one clear line, not write by path. Node runs without /proc (Bun does not start at all),
+// so the host library on Node is the case: a private mount namespace hides /proc under an empty tmpfs.
+const unshare = Bun.which("unshare");
+const isRoot = process.getuid?.() === 0;
+test.skipIf(major < 20 || !unshare || !isRoot)("on Node without /proc: the copy refuses with ENOTSUP and says why", async () => {
+  await Bun.write(
+    dir.file("noproc.ts"),
+    `import { Extractor } from ${JSON.stringify(join(ROOT, "src/archive/extract.ts"))};
+const x = new Extractor(process.argv[2], { modeMask: 0o777 });
+try { await x.start(); console.log("started"); } catch (e) { console.log(e.code + " " + e.message); }
+await x.abort();
+`,
+  );
+  const built = Bun.spawnSync(["bun", "build", dir.file("noproc.ts"), "--target=node", "--format=esm", "--outfile", dir.file("noproc.mjs")], { stderr: "pipe" });
+  expect(built.exitCode).toBe(0);
+  // --propagation private: the tmpfs over /proc exists in this namespace only.
+  const run = Bun.spawnSync([unshare!, "--mount", "--propagation", "private", "sh", "-c", 'mount -t tmpfs none /proc && exec "$0" "$1" "$2"', node!, dir.file("noproc.mjs"), dir.file("noproc-target")], { stdout: "pipe", stderr: "pipe", timeout: 20_000 });
+  expect(run.stderr.toString()).toBe("");
+  expect(run.stdout.toString().trim()).toBe("ENOTSUP /proc is not mounted: directory copies name what they write through /proc/self/fd (mount -t proc proc /proc)");
+  // With /proc, the same script starts.
+  const normal = Bun.spawnSync([node!, dir.file("noproc.mjs"), dir.file("noproc-target2")], { stdout: "pipe", timeout: 20_000 });
+  expect(normal.stdout.toString().trim()).toBe("started");
+}, 30_000);

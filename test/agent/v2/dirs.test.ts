@@ -2,11 +2,12 @@
 // `..`, name absolute paths, or write through a symlink (one made earlier in the same stream, or one
 // already in the target) are refused, and nothing is written outside the target.
 import { describe, expect, test } from "bun:test";
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { v2Fixture } from "./_fixture.ts";
 import { T, V2Host, json, type Json } from "./_host.ts";
+import { encodeJson } from "../../../src/protocol/index.ts";
 
 const fx = v2Fixture("vge-v2dirs-");
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -203,3 +204,55 @@ test("GETDIR of a missing directory: RESULT ENOENT, no DIR_END", async () => {
   host.close();
 });
 
+
+test("a tree 40 directories deep: every level's mode and mtime set (the deep ones reached again through ..), no fd left open", async () => {
+  const { host, target } = await setup();
+  const fds = () => readdirSync(`/proc/${fx.agent.pid}/fd`).length;
+  // Earlier tests' connections close asynchronously: the count is taken once it holds still for 300 ms.
+  let before = fds();
+  for (let still = 0; still < 300; still += 50) {
+    await Bun.sleep(50);
+    if (fds() !== before) [before, still] = [fds(), 0];
+  }
+  const levels = Array.from({ length: 40 }, (_, i) => `l${i}`);
+  const steps: Step[] = [];
+  for (let i = 0; i < levels.length; i++) {
+    const path = levels.slice(0, i + 1).join("/");
+    steps.push({ entry: { type: "dir", path, mode: i % 2 ? 0o750 : 0o705, mtime: 1.6e12 + i * 1000 } });
+    steps.push(...file(`${path}/f`, `${i}\n`));
+  }
+  // Back up to the top and into a sibling: every level is left at once, deepest first.
+  steps.push({ entry: { type: "dir", path: "z", mode: 0o700, mtime: 1.5e12 } }, { end: true });
+  await putDir(host, 1, target, steps);
+  expect(await result(host, 1)).toEqual({ ok: true, files: 40, dirs: 41, symlinks: 0, bytes: 110, skipped: 0 });
+  for (let i = 0; i < levels.length; i++) {
+    const st = lstatSync(join(target, ...levels.slice(0, i + 1)));
+    expect([i, st.mode & 0o7777, st.mtimeMs]).toEqual([i, i % 2 ? 0o750 : 0o705, 1.6e12 + i * 1000]);
+  }
+  expect(lstatSync(join(target, "z")).mode & 0o7777).toBe(0o700);
+  expect(fds()).toBe(before);
+  host.close();
+});
+
+test("a deep directory moved elsewhere while the copy is inside it: ESTALE when leaving, no mode set on a directory it did not open", async () => {
+  const { host, target } = await setup();
+  const levels = Array.from({ length: 40 }, (_, i) => `l${i}`);
+  await host.sendJson(T.PUTDIR, 1, { path: target });
+  for (let i = 0; i < levels.length; i++) {
+    const frame = encodeJson(T.DIR_ENTRY, 1, { type: "dir", path: levels.slice(0, i + 1).join("/"), mode: 0o750, mtime: 1.6e12 });
+    host.spend(1, frame.byteLength - 9);
+    await host.write(frame);
+  }
+  // All written (all credit back): the agent is 40 levels down, holding the top 32 levels' fds and the last's.
+  await host.waitFor(() => host.inputCredit(1) === (host.welcome?.window ?? 262144), 10_000, "credit back");
+  const l34 = join(target, ...levels.slice(0, 35));
+  renameSync(join(l34, "l35"), join(target, "moved"));
+  mkdirSync(join(l34, "l35"), 0o755);
+  await host.send(T.DIR_END, 1);
+  expect(await result(host, 1)).toMatchObject({ ok: false, errno: "ESTALE", path: levels.slice(0, 35).join("/") });
+  // The moved tree got its modes (its fds were the agent's own); the root it now sits in was never touched.
+  expect(lstatSync(join(target, "moved", ...levels.slice(36))).mode & 0o7777).toBe(0o750);
+  expect(lstatSync(target).mode & 0o7777).toBe(0o755);
+  expect(lstatSync(join(l34, "l35")).mode & 0o7777).toBe(0o755);
+  host.close();
+});
