@@ -4,13 +4,14 @@
 // the extractor keeps nothing per entry (only the directories on the way to the current one).
 // Used by the agent (PUTDIR) and the host library (GETDIR) alike.
 import { ProtocolError, T, typeName, type Frame } from "../protocol/v2/frame.ts";
+import { ReceiveWindow } from "../protocol/v2/receive-window.ts";
 import { decodeEntry, type DirCounts } from "../protocol/v2/dirs.ts";
 import { EntryError, Extractor, type ExtractOptions } from "./extract.ts";
 
 export type Outcome = { ok: true; counts: DirCounts } | { ok: false; error: EntryError };
 
 export class TreeReceiver {
-  private credit: number;
+  private readonly received: ReceiveWindow;
   private chain: Promise<void> = Promise.resolve();
   private failed: EntryError | undefined;
   private isEnded = false;
@@ -26,7 +27,9 @@ export class TreeReceiver {
     /** Gives `n` bytes of credit back to the sender (a WINDOW frame). */
     private readonly giveCredit: (n: number) => void,
   ) {
-    this.credit = window;
+    // Credit goes back as each frame is written (no batching): senders and tests count on the whole
+    // window being back once the receiver has caught up.
+    this.received = new ReceiveWindow(window, "directory stream");
     this.extractor = new Extractor(target, opts);
     this.outcome = new Promise((r) => (this.settle = r));
     this.run(() => this.extractor.start());
@@ -40,8 +43,7 @@ export class TreeReceiver {
     if (f.type !== T.DIR_ENTRY && f.type !== T.FILE_DATA && f.type !== T.DIR_END) throw new ProtocolError(`unexpected ${typeName(f.type)} frame in a directory stream`);
     if (this.isEnded) throw new ProtocolError(`${typeName(f.type)} after DIR_END`);
     const n = f.type === T.DIR_END ? 0 : f.payload.byteLength;
-    if (n > this.credit) throw new ProtocolError(`${typeName(f.type)}: ${n} bytes exceed the ${this.credit} bytes of credit`, "EFLOW");
-    this.credit -= n;
+    this.received.receive(f.type, n);
     if (f.type === T.DIR_END) {
       this.isEnded = true;
       this.run(async () => this.settle({ ok: true, counts: await this.extractor.end() }));
@@ -70,8 +72,8 @@ export class TreeReceiver {
       if (!this.failed) await work().catch((e) => this.fail(e));
       // Credit goes back after a failure too (the bytes are dropped): a sender that has not yet learnt of
       // the failure is never left waiting for credit.
-      this.credit += credit;
-      if (credit > 0) this.giveCredit(credit);
+      const back = this.received.consume(credit);
+      if (back > 0) this.giveCredit(back);
     });
   }
 
