@@ -138,7 +138,7 @@ export class Execution {
       pumps = Promise.all(
         this.pipes.map(({ fd, type }) => {
           const { gate, emit } = this.stream(type);
-          return pumpFd(fd, gate, emit, this.stopRead.signal).finally(() => close(fd));
+          return pumpFd(fd, gate, emit, this.stopRead.signal, proc.exited).finally(() => close(fd));
         }),
       );
     }

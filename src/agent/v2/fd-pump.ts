@@ -31,6 +31,25 @@ function takeChunk(n: number): Uint8Array {
   return chunk;
 }
 
+/**
+ * How long a pump whose pipe is still empty waits for the process to exit before it asks the poll thread.
+ * Most executions are short: once the process has exited its pipe holds the rest and EOF, read at once,
+ * and the two thread hand-offs of a poll-thread wait (the request, the answer) are saved.
+ */
+const EXIT_FIRST_MS = 5;
+
+/** Resolves once `p` settles or after `ms`, whichever is first; the timer does not outlive it. */
+function settledOrAfter(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    const done = () => {
+      clearTimeout(t);
+      resolve();
+    };
+    p.then(done, done);
+  });
+}
+
 /** Where the bytes may go: `ready` resolves false when reading should stop; `available` caps one read. */
 export interface Gate {
   ready(): Promise<boolean>;
@@ -41,10 +60,12 @@ export interface Gate {
 
 /**
  * Reads the non-blocking `fd` and hands each chunk to `emit` (false: stop) until end of file, a read error
- * (a terminal's EIO once nobody holds its slave), or `stop` aborts. Never closes `fd`.
+ * (a terminal's EIO once nobody holds its slave), or `stop` aborts. Never closes `fd`. `exited`: the
+ * writer's exit, if known; the first wait for data is for it (at most EXIT_FIRST_MS) instead of the poll thread.
  */
-export async function pumpFd(fd: number, gate: Gate, emit: (chunk: Uint8Array) => Promise<boolean>, stop: AbortSignal): Promise<void> {
+export async function pumpFd(fd: number, gate: Gate, emit: (chunk: Uint8Array) => Promise<boolean>, stop: AbortSignal, exited?: Promise<unknown>): Promise<void> {
   let sinceYield = 0;
+  let exitFirst = exited;
   try {
     for (;;) {
       if (sinceYield >= YIELD_EVERY) {
@@ -60,7 +81,11 @@ export async function pumpFd(fd: number, gate: Gate, emit: (chunk: Uint8Array) =
       let n = read(fd, scratch.subarray(0, want));
       while (n === null) {
         sinceYield = 0;
-        await fdReady(fd, POLLIN, stop);
+        if (exitFirst) {
+          await settledOrAfter(exitFirst, EXIT_FIRST_MS);
+          exitFirst = undefined;
+          if (stop.aborted) return;
+        } else await fdReady(fd, POLLIN, stop);
         n = read(fd, scratch.subarray(0, want));
       }
       if (n === 0) return;

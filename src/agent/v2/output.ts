@@ -36,6 +36,13 @@ export function stdinOverrun(n: number, credit: number): ProtocolError {
   return new ProtocolError(`STDIN: ${n} bytes exceed the ${credit} bytes of credit`, "EFLOW");
 }
 
+/**
+ * How long STARTED may wait for company. A short execution's STARTED and EXIT then leave in one write, and
+ * the host wakes once for both instead of twice (each wake-up of the host and each write were a measured
+ * share of an exec's round trip: bench/README.md). STARTED still comes before any output and the EXIT.
+ */
+const STARTED_HOLD_MS = 5;
+
 /** An execution that lives and dies with its connection (PROTOCOL.md §5, §7). */
 export class DirectOutput implements Output {
   // Chunks are queued on the connection as they are until the kernel takes them.
@@ -43,6 +50,9 @@ export class DirectOutput implements Output {
   private readonly credit = new Credit(DEFAULT_WINDOW, DEFAULT_WINDOW);
   private stdinCredit = DEFAULT_WINDOW;
   private closed = false;
+  /** STARTED, held back for at most STARTED_HOLD_MS, and its timer. */
+  private heldStarted: Uint8Array | undefined;
+  private holdTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly id: number,
@@ -58,6 +68,7 @@ export class DirectOutput implements Output {
   }
 
   write(type: number, chunk: Uint8Array): Promise<boolean> {
+    this.releaseStarted();
     // False once the window was closed: the connection is gone.
     return sendWithin(this.credit, this.send, type, this.id, chunk).then(
       () => true,
@@ -66,12 +77,32 @@ export class DirectOutput implements Output {
   }
 
   started(pid: number): void {
-    void this.send(encodeJson(T.STARTED, this.id, { pid })).catch(() => {});
+    this.heldStarted = encodeJson(T.STARTED, this.id, { pid });
+    this.holdTimer = setTimeout(() => this.releaseStarted(), STARTED_HOLD_MS);
+  }
+
+  /** Sends a held STARTED now (before output), or returns it to go out with the EXIT. */
+  private releaseStarted(withExit = false): Uint8Array | undefined {
+    const f = this.heldStarted;
+    if (!f) return undefined;
+    this.heldStarted = undefined;
+    clearTimeout(this.holdTimer);
+    if (withExit) return f;
+    if (!this.closed) void this.send(f).catch(() => {});
+    return undefined;
   }
 
   end(result: ExitResult): void {
     this.credit.fail(new Error("execution over"));
-    if (!this.closed) void this.send(encodeJson(T.EXIT, this.id, result)).catch(() => {});
+    const started = this.releaseStarted(true);
+    if (this.closed) return;
+    const exit = encodeJson(T.EXIT, this.id, result);
+    const out = started ? new Uint8Array(started.byteLength + exit.byteLength) : exit;
+    if (started) {
+      out.set(started);
+      out.set(exit, started.byteLength);
+    }
+    void this.send(out).catch(() => {});
   }
 
   onWindow(n: number): void {
@@ -93,6 +124,8 @@ export class DirectOutput implements Output {
 
   close(): void {
     this.closed = true;
+    this.heldStarted = undefined;
+    clearTimeout(this.holdTimer);
     this.credit.fail(new Error("connection closed"));
   }
 }

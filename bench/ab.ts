@@ -1,0 +1,53 @@
+#!/usr/bin/env bun
+// `bun bench/ab.ts AGENT_A AGENT_B [--n N]`: two agent binaries side by side, interleaved exec by exec
+// (/bin/true through the host library, one connection each), with a local Bun.spawn in the same rotation:
+// the before/after rows of bench/README.md on a shared machine, where only interleaved ratios mean much.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { connect } from "../src/host/index.ts";
+import { start, stop, waitUnix } from "./_procs.ts";
+import { summarize } from "./_stats.ts";
+
+const { values: opt, positionals } = parseArgs({ allowPositionals: true, options: { n: { type: "string", default: "1000" }, argv: { type: "string", default: "/bin/true" } } });
+if (positionals.length !== 2) throw new Error("usage: bun bench/ab.ts AGENT_A AGENT_B [--n N] [--argv 'CMD ARGS']");
+const n = Number(opt.n);
+const argv = opt.argv!.split(" ");
+const dir = mkdtempSync(join(tmpdir(), "vge-ab-"));
+const agents = await Promise.all(
+  positionals.map(async (bin, i) => {
+    const sock = join(dir, `a${i}.sock`);
+    const proc = start([bin, "--listen", "--unix", sock], { timeoutMs: 600_000 });
+    await waitUnix(sock, 10_000, 5);
+    return { proc, guest: await connect(`unix:${sock}`) };
+  }),
+);
+async function local(): Promise<void> {
+  const p = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
+  await Promise.all([new Response(p.stdout).text(), p.exited]);
+}
+const ops = [local, () => agents[0]!.guest.run(argv), () => agents[1]!.guest.run(argv)];
+const times: number[][] = [[], [], []];
+for (const op of ops) await op();
+for (let i = 0; i < n; i++) {
+  // Rotate the order, so that none of the three always follows the same one.
+  for (let k = 0; k < 3; k++) {
+    const j = (i + k) % 3;
+    const t0 = performance.now();
+    await ops[j]!();
+    times[j]!.push(performance.now() - t0);
+  }
+}
+const [l, a, b] = times.map(summarize);
+const f = (x: number) => x.toFixed(3);
+console.log(`local spawn: median ${f(l!.median)} p99 ${f(l!.p99)} ms`);
+console.log(`A ${positionals[0]}: median ${f(a!.median)} (${(a!.median / l!.median).toFixed(2)}× local) p99 ${f(a!.p99)} (${(a!.p99 / l!.p99).toFixed(2)}×)`);
+console.log(`B ${positionals[1]}: median ${f(b!.median)} (${(b!.median / l!.median).toFixed(2)}× local) p99 ${f(b!.p99)} (${(b!.p99 / l!.p99).toFixed(2)}×)`);
+console.log(`B / A: median ${(b!.median / a!.median).toFixed(3)}, p99 ${(b!.p99 / a!.p99).toFixed(3)}`);
+for (const x of agents) {
+  x.guest.close();
+  await stop(x.proc);
+}
+rmSync(dir, { recursive: true, force: true });
+process.exit(0);
