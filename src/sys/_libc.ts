@@ -41,39 +41,3 @@ export function libc(): Lib {
   lib ??= dlopen("libc.so.6", SYMBOLS).symbols;
   return lib;
 }
-
-/**
- * posix_spawn with what a clean child needs (addclosefrom_np: glibc 2.34, addchdir_np: 2.29) and pidfd_open
- * (2.36): opened apart from the table above, so that an older libc costs only this fast spawn path
- * (spawn.ts falls back), never the whole program. null when a symbol is missing.
- */
-const SPAWN_SYMBOLS = {
-  posix_spawn: { args: [ptr, ptr, ptr, ptr, ptr, ptr], returns: i32 },
-  posix_spawn_file_actions_init: { args: [ptr], returns: i32 },
-  posix_spawn_file_actions_destroy: { args: [ptr], returns: i32 },
-  posix_spawn_file_actions_adddup2: { args: [ptr, i32, i32], returns: i32 },
-  posix_spawn_file_actions_addopen: { args: [ptr, i32, ptr, i32, u32], returns: i32 },
-  posix_spawn_file_actions_addchdir_np: { args: [ptr, ptr], returns: i32 },
-  posix_spawn_file_actions_addclosefrom_np: { args: [ptr, i32], returns: i32 },
-  posix_spawnattr_init: { args: [ptr], returns: i32 },
-  posix_spawnattr_destroy: { args: [ptr], returns: i32 },
-  posix_spawnattr_setflags: { args: [ptr, i32], returns: i32 },
-  posix_spawnattr_setsigmask: { args: [ptr, ptr], returns: i32 },
-  posix_spawnattr_setsigdefault: { args: [ptr, ptr], returns: i32 },
-  pidfd_open: { args: [i32, u32], returns: i32 },
-  waitpid: { args: [i32, ptr, i32], returns: i32 },
-} as const;
-
-type SpawnLib = ReturnType<typeof dlopen<typeof SPAWN_SYMBOLS>>["symbols"];
-let spawnLib: SpawnLib | null | undefined;
-
-export function spawnLibc(): SpawnLib | null {
-  if (spawnLib === undefined) {
-    try {
-      spawnLib = dlopen("libc.so.6", SPAWN_SYMBOLS).symbols;
-    } catch {
-      spawnLib = null;
-    }
-  }
-  return spawnLib;
-}
