@@ -2,7 +2,7 @@
 // `bun bench/ab.ts AGENT_A AGENT_B [--n N]`: two agent binaries side by side, interleaved exec by exec
 // (/bin/true through the host library, one connection each), with a local Bun.spawn in the same rotation:
 // the before/after rows of bench/README.md on a shared machine, where only interleaved ratios mean much.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -27,9 +27,23 @@ async function local(): Promise<void> {
   const p = Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
   await Promise.all([new Response(p.stdout).text(), p.exited]);
 }
+/** CPU time (ms, all threads) and voluntary context switches (wake-ups) of a process so far. */
+function usage(pid: number): { cpuMs: number; wakes: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const cpuMs = ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  let wakes = 0;
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${t}/status`, "utf8"));
+    wakes += Number(m?.[1] ?? 0);
+  }
+  return { cpuMs, wakes };
+}
+
 const ops = [local, () => agents[0]!.guest.run(argv), () => agents[1]!.guest.run(argv)];
 const times: number[][] = [[], [], []];
 for (const op of ops) await op();
+const before = agents.map((a) => usage(a.proc.pid));
 for (let i = 0; i < n; i++) {
   // Rotate the order, so that none of the three always follows the same one.
   for (let k = 0; k < 3; k++) {
@@ -44,6 +58,12 @@ const f = (x: number) => x.toFixed(3);
 console.log(`local spawn: median ${f(l!.median)} p99 ${f(l!.p99)} ms`);
 console.log(`A ${positionals[0]}: median ${f(a!.median)} (${(a!.median / l!.median).toFixed(2)}× local) p99 ${f(a!.p99)} (${(a!.p99 / l!.p99).toFixed(2)}×)`);
 console.log(`B ${positionals[1]}: median ${f(b!.median)} (${(b!.median / l!.median).toFixed(2)}× local) p99 ${f(b!.p99)} (${(b!.p99 / l!.p99).toFixed(2)}×)`);
+const after = agents.map((a) => usage(a.proc.pid));
+agents.forEach((_, i) => {
+  const cpu = (after[i]!.cpuMs - before[i]!.cpuMs) / n;
+  const wakes = (after[i]!.wakes - before[i]!.wakes) / n;
+  console.log(`${"AB"[i]} agent per exec: CPU ${cpu.toFixed(3)} ms, ${wakes.toFixed(2)} wake-ups (voluntary context switches, all threads)`);
+});
 console.log(`B / A: median ${(b!.median / a!.median).toFixed(3)}, p99 ${(b!.p99 / a!.p99).toFixed(3)}`);
 for (const x of agents) {
   x.guest.close();

@@ -39,7 +39,7 @@ function takeChunk(n: number): Uint8Array {
 const EXIT_FIRST_MS = 5;
 
 /** Resolves once `p` settles or after `ms`, whichever is first; the timer does not outlive it. */
-function settledOrAfter(p: Promise<unknown>, ms: number): Promise<void> {
+export function settledOrAfter(p: Promise<unknown>, ms: number): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
     const done = () => {
