@@ -36,13 +36,6 @@ export function stdinOverrun(n: number, credit: number): ProtocolError {
   return new ProtocolError(`STDIN: ${n} bytes exceed the ${credit} bytes of credit`, "EFLOW");
 }
 
-/**
- * How long STARTED may wait for company. A short execution's STARTED and EXIT then leave in one write, and
- * the host wakes once for both instead of twice (each wake-up of the host and each write were a measured
- * share of an exec's round trip: bench/README.md). STARTED still comes before any output and the EXIT.
- */
-const STARTED_HOLD_MS = 5;
-
 /** An execution that lives and dies with its connection (PROTOCOL.md §5, §7). */
 export class DirectOutput implements Output {
   // Chunks are queued on the connection as they are until the kernel takes them.
@@ -50,13 +43,12 @@ export class DirectOutput implements Output {
   private readonly credit = new Credit(DEFAULT_WINDOW, DEFAULT_WINDOW);
   private stdinCredit = DEFAULT_WINDOW;
   private closed = false;
-  /** STARTED, held back for at most STARTED_HOLD_MS, and its timer. */
-  private heldStarted: Uint8Array | undefined;
-  private holdTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly id: number,
     private readonly send: Send,
+    /** Sends a frame with the connection's next one, soon (coalesce.ts): for STARTED. Default: at once. */
+    private readonly later: (f: Uint8Array) => void = (f) => void send(f).catch(() => {}),
   ) {}
 
   ready(): Promise<boolean> {
@@ -68,7 +60,6 @@ export class DirectOutput implements Output {
   }
 
   write(type: number, chunk: Uint8Array): Promise<boolean> {
-    this.releaseStarted();
     // False once the window was closed: the connection is gone.
     return sendWithin(this.credit, this.send, type, this.id, chunk).then(
       () => true,
@@ -77,32 +68,13 @@ export class DirectOutput implements Output {
   }
 
   started(pid: number): void {
-    this.heldStarted = encodeJson(T.STARTED, this.id, { pid });
-    this.holdTimer = setTimeout(() => this.releaseStarted(), STARTED_HOLD_MS);
-  }
-
-  /** Sends a held STARTED now (before output), or returns it to go out with the EXIT. */
-  private releaseStarted(withExit = false): Uint8Array | undefined {
-    const f = this.heldStarted;
-    if (!f) return undefined;
-    this.heldStarted = undefined;
-    clearTimeout(this.holdTimer);
-    if (withExit) return f;
-    if (!this.closed) void this.send(f).catch(() => {});
-    return undefined;
+    // Held briefly: a short execution's STARTED leaves in one write with its EXIT.
+    this.later(encodeJson(T.STARTED, this.id, { pid }));
   }
 
   end(result: ExitResult): void {
     this.credit.fail(new Error("execution over"));
-    const started = this.releaseStarted(true);
-    if (this.closed) return;
-    const exit = encodeJson(T.EXIT, this.id, result);
-    const out = started ? new Uint8Array(started.byteLength + exit.byteLength) : exit;
-    if (started) {
-      out.set(started);
-      out.set(exit, started.byteLength);
-    }
-    void this.send(out).catch(() => {});
+    if (!this.closed) void this.send(encodeJson(T.EXIT, this.id, result)).catch(() => {});
   }
 
   onWindow(n: number): void {
@@ -124,8 +96,6 @@ export class DirectOutput implements Output {
 
   close(): void {
     this.closed = true;
-    this.heldStarted = undefined;
-    clearTimeout(this.holdTimer);
     this.credit.fail(new Error("connection closed"));
   }
 }
