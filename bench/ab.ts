@@ -10,7 +10,7 @@ import { connect } from "../src/host/index.ts";
 import { start, stop, waitUnix } from "./_procs.ts";
 import { summarize } from "./_stats.ts";
 
-const { values: opt, positionals } = parseArgs({ allowPositionals: true, options: { n: { type: "string", default: "1000" }, argv: { type: "string", default: "/bin/true" } } });
+const { values: opt, positionals } = parseArgs({ allowPositionals: true, options: { n: { type: "string", default: "1000" }, argv: { type: "string", default: "/bin/true" }, stream: { type: "string" } } });
 if (positionals.length !== 2) throw new Error("usage: bun bench/ab.ts AGENT_A AGENT_B [--n N] [--argv 'CMD ARGS']");
 const n = Number(opt.n);
 const argv = opt.argv!.split(" ");
@@ -38,6 +38,40 @@ function usage(pid: number): { cpuMs: number; wakes: number } {
     wakes += Number(m?.[1] ?? 0);
   }
   return { cpuMs, wakes };
+}
+
+if (opt.stream) {
+  // --stream MIB: `head -c MIB /dev/zero` through each agent in turn, stdout read by the host library.
+  const bytes = Number(opt.stream) * 1024 * 1024;
+  const drain = async (s: ReadableStream<Uint8Array>) => {
+    let k = 0;
+    for await (const c of s) k += c.byteLength;
+    return k;
+  };
+  const rates: number[][] = [[], []];
+  const u0 = agents.map((a) => usage(a.proc.pid));
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < 2; k++) {
+      const j = (i + k) % 2;
+      const t0 = performance.now();
+      const p = agents[j]!.guest.exec(["head", "-c", String(bytes), "/dev/zero"], { stdin: "closed" });
+      const [got] = await Promise.all([drain(p.stdout), drain(p.stderr), p.exited]);
+      if (got !== bytes) throw new Error(`moved ${got} bytes, not ${bytes}`);
+      rates[j]!.push(bytes / 1024 / 1024 / ((performance.now() - t0) / 1000));
+    }
+  }
+  const u1 = agents.map((a) => usage(a.proc.pid));
+  agents.forEach((_, i) => {
+    const gib = (n * bytes) / 2 ** 30;
+    const s = summarize(rates[i]!);
+    console.log(`${"AB"[i]} ${positionals[i]}: stdout median ${s.median.toFixed(0)} MiB/s (max ${s.max.toFixed(0)}); agent CPU ${((u1[i]!.cpuMs - u0[i]!.cpuMs) / gib).toFixed(0)} ms/GiB, ${((u1[i]!.wakes - u0[i]!.wakes) / gib).toFixed(0)} wake-ups/GiB`);
+  });
+  for (const x of agents) {
+    x.guest.close();
+    await stop(x.proc);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
 }
 
 const ops = [local, () => agents[0]!.guest.run(argv), () => agents[1]!.guest.run(argv)];

@@ -2,7 +2,7 @@
 // takes at most the credit there is, so what the host has not granted stays in the kernel and the writer
 // blocks, whatever it is. Bun's own pipe streams read ahead of any consumer while the event loop is busy
 // (chunks of 6 to 20 MiB were measured under a host that never reads): that is why pipes come here too.
-import { CHUNK } from "../../protocol/v2/frame.ts";
+import { CHUNK, HEADER_SIZE } from "../../protocol/v2/frame.ts";
 import { POLLIN, read } from "../../sys/index.ts";
 import { fdReady } from "../../sys/fdwatch.ts";
 
@@ -18,16 +18,43 @@ const YIELD_EVERY = 1024 * 1024;
  * before the next await. Reads that find nothing, or end of file, then cost no allocation (two 64 KiB
  * buffers per execution of `true` were 1.3 GB of garbage over the soak's 10,000 runs).
  */
-let scratch = new Uint8Array(CHUNK);
+/**
+ * Every buffer a pump reads into: room for a frame header, then up to CHUNK bytes read. A chunk handed on
+ * starts right after that room (framable()), so that its receiver can send header and bytes as one frame
+ * in one write.
+ */
+const framed = new WeakSet<ArrayBufferLike>();
+let scratch = newScratch();
+
+function newScratch(): Uint8Array {
+  const b = new Uint8Array(HEADER_SIZE + CHUNK);
+  framed.add(b.buffer);
+  return b;
+}
+
+/**
+ * The frame around `chunk`, if `chunk` came from a pump: `chunk` preceded by HEADER_SIZE bytes of its own
+ * buffer that are free to overwrite with the frame's header (encodeHeaderInto). Else undefined.
+ */
+export function framable(chunk: Uint8Array): Uint8Array | undefined {
+  if (chunk.byteOffset !== HEADER_SIZE || !framed.has(chunk.buffer)) return undefined;
+  return new Uint8Array(chunk.buffer, 0, HEADER_SIZE + chunk.byteLength);
+}
 
 /**
  * The `n` bytes just read, as a buffer of their own (the receiver may keep it: a detached job's ring
- * does). A mostly full scratch is handed over whole and replaced; a small read is copied out.
+ * does). A mostly full scratch is handed over whole and replaced; a small read is copied out, after room
+ * for a header as well.
  */
 function takeChunk(n: number): Uint8Array {
-  if (n < CHUNK / 2) return scratch.slice(0, n);
-  const chunk = scratch.subarray(0, n);
-  scratch = new Uint8Array(CHUNK);
+  if (n < CHUNK / 2) {
+    const b = new Uint8Array(HEADER_SIZE + n);
+    b.set(scratch.subarray(HEADER_SIZE, HEADER_SIZE + n), HEADER_SIZE);
+    framed.add(b.buffer);
+    return b.subarray(HEADER_SIZE);
+  }
+  const chunk = scratch.subarray(HEADER_SIZE, HEADER_SIZE + n);
+  scratch = newScratch();
   return chunk;
 }
 
@@ -78,7 +105,9 @@ export async function pumpFd(fd: number, gate: Gate, emit: (chunk: Uint8Array) =
       if (stop.aborted) return;
       const want = Math.min(gate.available, CHUNK);
       if (want === 0) continue;
-      let n = read(fd, scratch.subarray(0, want));
+      // Always the current scratch: another pump may have handed the one before an await on (takeChunk).
+      const into = () => scratch.subarray(HEADER_SIZE, HEADER_SIZE + want);
+      let n = read(fd, into());
       while (n === null) {
         sinceYield = 0;
         if (exitFirst) {
@@ -86,11 +115,11 @@ export async function pumpFd(fd: number, gate: Gate, emit: (chunk: Uint8Array) =
           exitFirst = undefined;
           if (stop.aborted) return;
         } else await fdReady(fd, POLLIN, stop);
-        n = read(fd, scratch.subarray(0, want));
+        n = read(fd, into());
       }
       if (n === 0) return;
       sinceYield += n;
-      if (!(await emit(gate.copies ? scratch.subarray(0, n) : takeChunk(n)))) return;
+      if (!(await emit(gate.copies ? scratch.subarray(HEADER_SIZE, HEADER_SIZE + n) : takeChunk(n)))) return;
     }
   } catch {
     // Aborted, EIO from a hung-up terminal, or any other read error: this output is over either way, and

@@ -82,3 +82,26 @@ test("pumpFd: output written after the exit-first wait is still read, to EOF", a
   close(p.read);
   expect(got.join("")).toBe("late and later");
 });
+
+test("a pump's chunk leaves as one frame in one write (header in the room before it), any other chunk as header + payload", async () => {
+  const p = pipe();
+  setNonblocking(p.read, true);
+  const data = new Uint8Array(40_000).map((_, i) => i & 0xff);
+  write(p.write, data);
+  close(p.write);
+  const c = wired(9);
+  const gate = { ready: () => Promise.resolve(true), get available() { return c.output.room(); } };
+  await pumpFd(p.read, gate, (chunk) => c.output.write(T.STDOUT, chunk), new AbortController().signal);
+  close(p.read);
+  expect(c.writes.length).toBe(1);
+  const [f] = [...new FrameDecoder().frames(c.writes[0]!)];
+  expect({ type: f!.type, id: f!.id }).toEqual({ type: T.STDOUT, id: 9 });
+  expect(f!.payload).toEqual(data);
+  expect(c.output.room()).toBe(256 * 1024 - data.byteLength);
+
+  // A chunk from elsewhere: two writes, as before.
+  const d = wired(10);
+  await d.output.write(T.STDOUT, data);
+  expect(d.writes.length).toBe(2);
+  expect(d.frames().flat()).toEqual([[T.STDOUT, 10]]);
+});
