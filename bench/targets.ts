@@ -36,7 +36,7 @@ const TARGETS: Target[] = [
     value: ratio("agent v2: /bin/true"),
     bound: 1.2,
     unit: "×",
-    why: `The agent's own Bun.spawn is about 41% of its CPU time per execution, the kernel writes of STARTED and EXIT (one each, ~0.3 ms) about 20%, the protocol code under 5% (${PROFILE}). The local spawn we compare with is the same Bun.spawn without the socket hops, so the floor of this design is a spawn plus two round trips over a Unix socket. A direct posix_spawn through the FFI layer is the next step (not done: it needs the pipes and the process group handled by our own code).`,
+    why: `The agent's own Bun.spawn is about 41% of its CPU time per execution, the kernel writes of STARTED and EXIT (one each, ~0.3 ms) about 20%, the protocol code under 5% (${PROFILE}). The local spawn we compare with is the same Bun.spawn without the socket hops, so the floor of this design is a spawn plus two round trips over a Unix socket. The Bun.spawn share is wall time blocked in vfork until the child execs, which any spawn pays: a posix_spawn through bun:ffi with a pidfd was measured slower (bench/README.md, issue 15). STARTED now leaves with a short execution's EXIT in one write, and pipes wait for the exit before the poll thread: ~2 wake-ups and ~20% of the agent's CPU per exec less.`,
   },
   {
     what: "exec round trip /bin/true, p99, ≤ 1.5× a local spawn",
@@ -54,7 +54,7 @@ const TARGETS: Target[] = [
     },
     bound: 1,
     unit: "× qemu-ga",
-    why: "qemu-ga is a C program answering guest-exec with fork/exec; the cost above it is the Bun.spawn path named in the first row.",
+    why: "qemu-ga is a C program answering guest-exec with fork/exec; the cost above it is the Bun.spawn path named in the first row and the JavaScript of two Bun processes (agent and host library) per round trip.",
   },
   {
     what: "streaming stdout ≥ 0.9× the plain relay",
