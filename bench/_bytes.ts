@@ -18,8 +18,25 @@ export function zeros(total: number): ReadableStream<Uint8Array> {
   });
 }
 
-/** Connects to `path`, writes `total` zero bytes as fast as the socket takes them, then half-closes. */
-export function pushZeros(path: string, total: number): Promise<void> {
+/**
+ * Connects to `path`, writes `total` zero bytes as fast as the socket takes them, then half-closes. The
+ * socket file of a one-connection listener (socat UNIX-LISTEN) exists from its bind(), a moment before its
+ * listen(): a refused connect is tried again for up to 2 s (the wait cannot probe: the probe would be its
+ * one connection).
+ */
+export async function pushZeros(path: string, total: number): Promise<void> {
+  const deadline = performance.now() + 2000;
+  for (;;) {
+    try {
+      return await pushZerosOnce(path, total);
+    } catch (e) {
+      if (performance.now() > deadline || !/connect/i.test(String((e as Error).message))) throw e;
+      await Bun.sleep(2);
+    }
+  }
+}
+
+function pushZerosOnce(path: string, total: number): Promise<void> {
   return new Promise((resolve, reject) => {
     let left = total;
     let pending: Uint8Array | undefined;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bun
-// `bun run bench [--quick] [--out FILE] [--only SECTION,…] [--no-guest] [--note TEXT]`: this agent side by side with
+// `bun run bench [--quick] [--guard] [--out FILE] [--only SECTION,…] [--no-guest] [--note TEXT]`: this agent side by side with
 // the tools users choose between (qemu-ga, OpenSSH, socat EXEC), each row with the limit measured in the
 // same run, written as Markdown (default BENCHMARKS.md at the repo root). See bench/README.md.
+// --guard: exit 2 when a ratio leaves the regression guard's bounds (guard.ts).
 // Everything is bounded: every process has a timeout and the whole run a deadline (10 min; 4 min quick).
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,11 +20,13 @@ import { footprintSection } from "./sections/footprint.ts";
 import { streamSection } from "./sections/stream.ts";
 import { initrdSection, initrdSkipped } from "./sections/initrd.ts";
 import { targetsSection } from "./targets.ts";
+import { judgeGuard } from "./guard.ts";
 import { guestSection, guestSkip, skippedGuest } from "./sections/guest.ts";
 
 const { values: opt } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
+    guard: { type: "boolean", default: false },
     out: { type: "string" },
     only: { type: "string" },
     "no-guest": { type: "boolean", default: false },
@@ -57,7 +60,8 @@ const ctx: Ctx = {
   agent: agentBinary(),
   reps: quick ? 20 : 200,
   bytes: quick ? 32 * 1024 * 1024 : 1024 * 1024 * 1024,
-  runs: quick ? 1 : 3,
+  // Five short runs in --quick: the regression guard (guard.ts) takes the best of them.
+  runs: quick ? 5 : 3,
   left: () => DEADLINE_MS - (performance.now() - t0),
   log: (m) => console.error(`bench: ${((performance.now() - t0) / 1000).toFixed(1)} s: ${m}`),
 };
@@ -115,4 +119,12 @@ try {
   await cleanup();
 }
 console.error(`bench: wrote ${out}`);
+if (opt.guard && !failed) {
+  const verdict = judgeGuard(new Map(sections.flatMap((s) => s.rows.map((r) => [r.label, r] as const))));
+  for (const l of verdict.lines) console.error(l);
+  if (verdict.failed.length) {
+    console.error(`bench: regression guard failed: ${verdict.failed.join("; ")}`);
+    process.exit(2);
+  }
+}
 process.exit(failed ? 1 : 0);

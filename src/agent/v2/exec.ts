@@ -6,7 +6,7 @@ import type { ExecSpec, ExitResult } from "../../protocol/v2/messages.ts";
 import { signalNumber, type Signal } from "../../protocol/v2/signals.ts";
 import { close, pipe, setNonblocking } from "../../sys/index.ts";
 import { startFdWatch } from "../../sys/fdwatch.ts";
-import { pumpFd, type Gate } from "./fd-pump.ts";
+import { pumpFd, settledOrAfter, type Gate } from "./fd-pump.ts";
 import type { Output, Send } from "./output.ts";
 import { PtyTerminal } from "./pty.ts";
 import { planSpawn, startError } from "./spawn.ts";
@@ -139,7 +139,7 @@ export class Execution {
       pumps = Promise.all(
         this.pipes.map(({ fd, type }) => {
           const { gate, emit } = this.stream(type);
-          return pumpFd(fd, gate, emit, this.stopRead.signal).finally(() => close(fd));
+          return pumpFd(fd, gate, emit, this.stopRead.signal, proc.exited).finally(() => close(fd));
         }),
       );
     }
@@ -150,7 +150,8 @@ export class Execution {
     let done = false;
     void pumps.then(() => (done = true));
     while (!done && !this.aborted) {
-      await Promise.race([pumps, Bun.sleep(100)]);
+      // Not Bun.sleep: its timer would outlive the pumps and wake the agent 100 ms after every execution.
+      await settledOrAfter(pumps, 100);
       const quiet = Date.now() - Math.max(this.lastOutput, exitedAt) > QUIET_AFTER_EXIT_MS;
       if (!done && quiet && this.output.room(T.STDOUT) > 0) break;
     }

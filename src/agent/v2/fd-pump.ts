@@ -2,7 +2,7 @@
 // takes at most the credit there is, so what the host has not granted stays in the kernel and the writer
 // blocks, whatever it is. Bun's own pipe streams read ahead of any consumer while the event loop is busy
 // (chunks of 6 to 20 MiB were measured under a host that never reads): that is why pipes come here too.
-import { CHUNK } from "../../protocol/v2/frame.ts";
+import { CHUNK, HEADER_SIZE } from "../../protocol/v2/frame.ts";
 import { POLLIN, read } from "../../sys/index.ts";
 import { fdReady } from "../../sys/fdwatch.ts";
 
@@ -18,17 +18,63 @@ const YIELD_EVERY = 1024 * 1024;
  * before the next await. Reads that find nothing, or end of file, then cost no allocation (two 64 KiB
  * buffers per execution of `true` were 1.3 GB of garbage over the soak's 10,000 runs).
  */
-let scratch = new Uint8Array(CHUNK);
+/**
+ * Every buffer a pump reads into: room for a frame header, then up to CHUNK bytes read. A chunk handed on
+ * starts right after that room (framable()), so that its receiver can send header and bytes as one frame
+ * in one write.
+ */
+const framed = new WeakSet<ArrayBufferLike>();
+let scratch = newScratch();
+
+function newScratch(): Uint8Array {
+  const b = new Uint8Array(HEADER_SIZE + CHUNK);
+  framed.add(b.buffer);
+  return b;
+}
+
+/**
+ * The frame around `chunk`, if `chunk` came from a pump: `chunk` preceded by HEADER_SIZE bytes of its own
+ * buffer that are free to overwrite with the frame's header (encodeHeaderInto). Else undefined.
+ */
+export function framable(chunk: Uint8Array): Uint8Array | undefined {
+  if (chunk.byteOffset !== HEADER_SIZE || !framed.has(chunk.buffer)) return undefined;
+  return new Uint8Array(chunk.buffer, 0, HEADER_SIZE + chunk.byteLength);
+}
 
 /**
  * The `n` bytes just read, as a buffer of their own (the receiver may keep it: a detached job's ring
- * does). A mostly full scratch is handed over whole and replaced; a small read is copied out.
+ * does). A mostly full scratch is handed over whole and replaced; a small read is copied out, after room
+ * for a header as well.
  */
 function takeChunk(n: number): Uint8Array {
-  if (n < CHUNK / 2) return scratch.slice(0, n);
-  const chunk = scratch.subarray(0, n);
-  scratch = new Uint8Array(CHUNK);
+  if (n < CHUNK / 2) {
+    const b = new Uint8Array(HEADER_SIZE + n);
+    b.set(scratch.subarray(HEADER_SIZE, HEADER_SIZE + n), HEADER_SIZE);
+    framed.add(b.buffer);
+    return b.subarray(HEADER_SIZE);
+  }
+  const chunk = scratch.subarray(HEADER_SIZE, HEADER_SIZE + n);
+  scratch = newScratch();
   return chunk;
+}
+
+/**
+ * How long a pump whose pipe is still empty waits for the process to exit before it asks the poll thread.
+ * Most executions are short: once the process has exited its pipe holds the rest and EOF, read at once,
+ * and the two thread hand-offs of a poll-thread wait (the request, the answer) are saved.
+ */
+const EXIT_FIRST_MS = 5;
+
+/** Resolves once `p` settles or after `ms`, whichever is first; the timer does not outlive it. */
+export function settledOrAfter(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    const done = () => {
+      clearTimeout(t);
+      resolve();
+    };
+    p.then(done, done);
+  });
 }
 
 /** Where the bytes may go: `ready` resolves false when reading should stop; `available` caps one read. */
@@ -41,10 +87,12 @@ export interface Gate {
 
 /**
  * Reads the non-blocking `fd` and hands each chunk to `emit` (false: stop) until end of file, a read error
- * (a terminal's EIO once nobody holds its slave), or `stop` aborts. Never closes `fd`.
+ * (a terminal's EIO once nobody holds its slave), or `stop` aborts. Never closes `fd`. `exited`: the
+ * writer's exit, if known; the first wait for data is for it (at most EXIT_FIRST_MS) instead of the poll thread.
  */
-export async function pumpFd(fd: number, gate: Gate, emit: (chunk: Uint8Array) => Promise<boolean>, stop: AbortSignal): Promise<void> {
+export async function pumpFd(fd: number, gate: Gate, emit: (chunk: Uint8Array) => Promise<boolean>, stop: AbortSignal, exited?: Promise<unknown>): Promise<void> {
   let sinceYield = 0;
+  let exitFirst = exited;
   try {
     for (;;) {
       if (sinceYield >= YIELD_EVERY) {
@@ -57,15 +105,21 @@ export async function pumpFd(fd: number, gate: Gate, emit: (chunk: Uint8Array) =
       if (stop.aborted) return;
       const want = Math.min(gate.available, CHUNK);
       if (want === 0) continue;
-      let n = read(fd, scratch.subarray(0, want));
+      // Always the current scratch: another pump may have handed the one before an await on (takeChunk).
+      const into = () => scratch.subarray(HEADER_SIZE, HEADER_SIZE + want);
+      let n = read(fd, into());
       while (n === null) {
         sinceYield = 0;
-        await fdReady(fd, POLLIN, stop);
-        n = read(fd, scratch.subarray(0, want));
+        if (exitFirst) {
+          await settledOrAfter(exitFirst, EXIT_FIRST_MS);
+          exitFirst = undefined;
+          if (stop.aborted) return;
+        } else await fdReady(fd, POLLIN, stop);
+        n = read(fd, into());
       }
       if (n === 0) return;
       sinceYield += n;
-      if (!(await emit(gate.copies ? scratch.subarray(0, n) : takeChunk(n)))) return;
+      if (!(await emit(gate.copies ? scratch.subarray(HEADER_SIZE, HEADER_SIZE + n) : takeChunk(n)))) return;
     }
   } catch {
     // Aborted, EIO from a hung-up terminal, or any other read error: this output is over either way, and

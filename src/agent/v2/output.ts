@@ -2,7 +2,8 @@
 // host's window, and nothing once the connection is gone. JobOutput (job-output.ts): a detached execution's
 // ring buffers, replayed to whichever connection attaches. Both send one execution's (or one GET's) bytes
 // with sendWithin: within the window, in CHUNK-sized frames.
-import { DEFAULT_WINDOW, ProtocolError, T, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
+import { DEFAULT_WINDOW, ProtocolError, T, encodeHeaderInto, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
+import { framable } from "./fd-pump.ts";
 import { Credit, creditBack, sendWithin, type Send } from "../../protocol/v2/credit.ts";
 import type { ExitResult } from "../../protocol/v2/messages.ts";
 
@@ -49,6 +50,8 @@ export class DirectOutput implements Output {
   constructor(
     private readonly id: number,
     private readonly send: Send,
+    /** Sends a frame with the connection's next one, soon (coalesce.ts): for STARTED. Default: at once. */
+    private readonly later: (f: Uint8Array) => void = (f) => void send(f).catch(() => {}),
   ) {}
 
   ready(): Promise<boolean> {
@@ -60,6 +63,16 @@ export class DirectOutput implements Output {
   }
 
   write(type: number, chunk: Uint8Array): Promise<boolean> {
+    // A pump's chunk with room for its header, and the credit for all of it: one frame, one write, no copy
+    // (instead of a header write and a payload write per chunk). Credit at hand means nobody waits for it.
+    const frame = framable(chunk);
+    if (frame && !this.closed && chunk.byteLength > 0 && this.credit.spend(chunk.byteLength)) {
+      encodeHeaderInto(frame, type, this.id, chunk.byteLength);
+      return this.send(frame).then(
+        () => true,
+        () => false,
+      );
+    }
     // False once the window was closed: the connection is gone.
     return sendWithin(this.credit, this.send, type, this.id, chunk).then(
       () => true,
@@ -68,7 +81,8 @@ export class DirectOutput implements Output {
   }
 
   started(pid: number): void {
-    void this.send(encodeJson(T.STARTED, this.id, { pid })).catch(() => {});
+    // Held briefly: a short execution's STARTED leaves in one write with its EXIT.
+    this.later(encodeJson(T.STARTED, this.id, { pid }));
   }
 
   end(result: ExitResult): void {

@@ -14,6 +14,7 @@ import { Execution } from "./exec.ts";
 import { AgentHandshake } from "./handshake.ts";
 import type { Attachment } from "./job-output.ts";
 import { DirectOutput } from "./output.ts";
+import { Coalescer } from "./coalesce.ts";
 import { GetOp, PutOp } from "./files.ts";
 import { GetDirOp, PutDirOp } from "./dirs.ts";
 import { decodeDirRequest } from "../../protocol/v2/dirs.ts";
@@ -49,7 +50,10 @@ export class V2Session {
   private readonly readDone = new Promise<void>((r) => (this.endRead = r));
   /** Set once the session ends: whatever an operation still sends (a late WINDOW, an EXIT) is dropped, so ERROR is the last frame. */
   private over = false;
-  private readonly send = (f: Uint8Array) => (this.over ? Promise.reject(new Error("session over")) : this.conn.write(f));
+  /** Every frame goes out through here: an execution's STARTED is held briefly to share a write (coalesce.ts). */
+  private readonly out = new Coalescer((b) => this.conn.write(b));
+  private readonly send = (f: Uint8Array) => (this.over ? Promise.reject(new Error("session over")) : this.out.send(f));
+  private readonly later = (f: Uint8Array) => void (this.over || this.out.later(f));
   private readonly execs: Quota;
   private readonly files: Quota;
   private readonly tcp: Quota;
@@ -109,11 +113,13 @@ export class V2Session {
       // Through a promise: a write that throws at once must not escape either. Not awaited to the end:
       // a host that does not read would hold us here; lingerClose sends the FIN after it, or gives up.
       await Promise.resolve()
-        .then(() => void this.conn.write(encodeJson(T.ERROR, 0, { code, message })).catch(() => {}))
+        .then(() => void this.out.send(encodeJson(T.ERROR, 0, { code, message })).catch(() => {}))
         .catch(() => {});
       linger = true;
     } finally {
       this.over = true;
+      // What is still held was made before the end: it goes out (the socket drops it if the peer is gone).
+      this.out.flush();
       // Detached executions go on without this connection (their output into their rings); the rest die with it.
       for (const op of this.ops.values()) if (!(op instanceof Execution && op.leave(this.send))) op.abort();
       this.ops.clear();
@@ -159,7 +165,7 @@ export class V2Session {
           return;
         }
         const shared = sharedQuotas(this.limits);
-        const ex = new Execution(id, req, new DirectOutput(id, this.send), (r) => {
+        const ex = new Execution(id, req, new DirectOutput(id, this.send, this.later), (r) => {
           this.execs.give();
           shared.execs.give();
           if (req.pty) shared.ptys.give();
@@ -303,8 +309,8 @@ export class V2Session {
    */
   async idle(): Promise<void> {
     while (this.ops.size > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
-    // A zero-length write queues behind whatever is still unsent: it resolves when that is flushed.
-    await this.conn.write(new Uint8Array(0)).catch(() => {});
+    // A zero-length write queues behind whatever is still unsent (held frames included): it resolves when that is flushed.
+    await this.out.send(new Uint8Array(0)).catch(() => {});
     // A FIN: the host learns at once that nothing more comes, and closes. Until it does (or briefly) the
     // run loop keeps reading: exiting with the host's last WINDOW frames unread makes the kernel reset the
     // connection, and a host then loses the final frames it has not read yet.

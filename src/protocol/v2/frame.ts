@@ -90,14 +90,22 @@ export class ProtocolError extends Error {
 
 /** The 9-byte header alone, for a payload the caller writes right after it without copying. */
 export function encodeHeader(type: number, id: number, payloadSize: number): Uint8Array {
+  const out = new Uint8Array(HEADER_SIZE);
+  encodeHeaderInto(out, type, id, payloadSize);
+  return out;
+}
+
+/**
+ * The header written into the first HEADER_SIZE bytes of `frame`, whose payload follows it there: a sender
+ * that read the payload in place after room for its header sends the frame in one write, with no copy.
+ */
+export function encodeHeaderInto(frame: Uint8Array, type: number, id: number, payloadSize: number): void {
   if (payloadSize > MAX_PAYLOAD) throw new RangeError(`payload of ${payloadSize} bytes exceeds ${MAX_PAYLOAD}`);
   if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new RangeError(`id must be a u32, got ${id}`);
-  const out = new Uint8Array(HEADER_SIZE);
-  const v = new DataView(out.buffer);
+  const v = new DataView(frame.buffer, frame.byteOffset, HEADER_SIZE);
   v.setUint32(0, 5 + payloadSize, true);
   v.setUint8(4, type);
   v.setUint32(5, id, true);
-  return out;
 }
 
 export function encodeFrame(type: number, id: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
