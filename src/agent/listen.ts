@@ -1,6 +1,6 @@
 // Listen mode: the host dials the guest (QEMU's AF_VSOCK connect, Firecracker's `CONNECT <port>`).
 // Any number of connections at once, each served on its own.
-import { existsSync, lstatSync, unlinkSync } from "node:fs";
+import { existsSync, lstatSync, unlinkSync, renameSync } from "node:fs";
 import { POLLIN, VMADDR_CID_ANY, close, vsockAccept, vsockListen } from "../sys/index.ts";
 import { fdReady } from "../sys/fdwatch.ts";
 import { T, encodeJson } from "../protocol/v2/frame.ts";
@@ -67,7 +67,13 @@ export async function listenUnix(cfg: AgentConfig, path: string, log: Log): Prom
   // A socket file left by an earlier run would make bind fail; anything else at that path is not ours.
   if (existsSync(path) && lstatSync(path).isSocket()) unlinkSync(path);
   let n = 0;
-  Bun.listen({ unix: path, allowHalfOpen: true, data: undefined as never, socket: serverHandlers((conn) => serveInBackground(conn, cfg, log, `unix connection ${++n}`)) } as never);
+  // Listening under a temporary name, then renamed into place: the socket file appears only once it
+  // accepts, so a host (or a script) that waits for the file never meets ECONNREFUSED (bind makes the file
+  // before listen).
+  const tmp = `${path}.${process.pid}.tmp`;
+  if (existsSync(tmp) && lstatSync(tmp).isSocket()) unlinkSync(tmp);
+  Bun.listen({ unix: tmp, allowHalfOpen: true, data: undefined as never, socket: serverHandlers((conn) => serveInBackground(conn, cfg, log, `unix connection ${++n}`)) } as never);
+  renameSync(tmp, path);
   log.info(`listening on unix ${path}`);
   return new Promise<never>(() => {});
 }

@@ -15,19 +15,24 @@ from .errors import GuestError
 _FC_MAX_LINE = 64
 
 
-def _connect_unix(path: str, timeout: Optional[float]) -> socket.socket:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def _connect(family: int, target: "str | tuple[int, int]", where: str, timeout: Optional[float]) -> socket.socket:
+    """A connected stream socket, closed again on any failure; errors name the address and the errno."""
+    s = socket.socket(family, socket.SOCK_STREAM)
     try:
         s.settimeout(timeout)
-        s.connect(path)
+        s.connect(target)
         s.settimeout(None)
         return s
     except socket.timeout:
         s.close()
-        raise GuestError("ETIMEDOUT", f"unix:{path}: no connection within {timeout} s") from None
+        raise GuestError("ETIMEDOUT", f"{where}: no connection within {timeout} s") from None
     except OSError as e:
         s.close()
-        raise GuestError(_errno_name(e), f"unix:{path}: connect: {e.strerror}") from None
+        raise GuestError(_errno_name(e), f"{where}: connect: {e.strerror}") from None
+
+
+def _connect_unix(path: str, timeout: Optional[float]) -> socket.socket:
+    return _connect(socket.AF_UNIX, path, f"unix:{path}", timeout)
 
 
 def _errno_name(e: OSError) -> str:
@@ -75,18 +80,7 @@ def dial(addr: Address, timeout: Optional[float] = None) -> socket.socket:
         family = getattr(socket, "AF_VSOCK", None)
         if family is None:
             raise GuestError("ENOTSUP", f"{addr}: this Python has no AF_VSOCK (Linux only)")
-        s = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            s.settimeout(timeout)
-            s.connect((addr.cid, addr.port))
-            s.settimeout(None)
-            return s
-        except socket.timeout:
-            s.close()
-            raise GuestError("ETIMEDOUT", f"{addr}: no connection within {timeout} s") from None
-        except OSError as e:
-            s.close()
-            raise GuestError(_errno_name(e), f"{addr}: connect: {e.strerror}") from None
+        return _connect(family, (addr.cid, addr.port), str(addr), timeout)
     raise GuestError("EINVAL", f"{addr} is a listen address: use listen()")
 
 
