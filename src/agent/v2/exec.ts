@@ -11,6 +11,7 @@ import type { Output, Send } from "./output.ts";
 import { PtyTerminal } from "./pty.ts";
 import { planSpawn, startError } from "./spawn.ts";
 import { UserError } from "./users.ts";
+import { monotonicMs } from "../../common/clock.ts";
 
 /** After the process exits, output still in its pipes is sent; a descendant that holds them open longer is cut off after this quiet period. */
 const QUIET_AFTER_EXIT_MS = 500;
@@ -37,7 +38,7 @@ export class Execution {
   /** Our read ends of the process's output pipes, with the stream each one is; closed once read to the end. */
   private pipes: { fd: number; type: number }[] = [];
   private readonly stopRead = new AbortController();
-  private lastOutput = Date.now();
+  private lastOutput = monotonicMs();
   private timedOut: Signal | undefined;
   private aborted = false;
   private done = false;
@@ -121,7 +122,7 @@ export class Execution {
     return {
       gate: { ready: () => out.ready(type), get available() { return out.room(type); }, copies: out.copiesChunks },
       emit: (chunk) => {
-        this.lastOutput = Date.now();
+        this.lastOutput = monotonicMs();
         return out.write(type, chunk);
       },
     };
@@ -145,12 +146,12 @@ export class Execution {
     await proc.exited;
     // Quiet is counted from the exit at the earliest: what the process wrote just before it ended may still
     // be on its way to a pump (the readiness wake-up can lag, e.g. under emulation), and must not be cut off.
-    const exitedAt = Date.now();
+    const exitedAt = monotonicMs();
     let done = false;
     void pumps.then(() => (done = true));
     while (!done && !this.aborted) {
       await Promise.race([pumps, Bun.sleep(100)]);
-      const quiet = Date.now() - Math.max(this.lastOutput, exitedAt) > QUIET_AFTER_EXIT_MS;
+      const quiet = monotonicMs() - Math.max(this.lastOutput, exitedAt) > QUIET_AFTER_EXIT_MS;
       if (!done && quiet && this.output.room(T.STDOUT) > 0) break;
     }
     this.stopReading();
