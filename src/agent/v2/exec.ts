@@ -12,6 +12,7 @@ import { PtyTerminal } from "./pty.ts";
 import { planSpawn, startError } from "./spawn.ts";
 import { UserError } from "./users.ts";
 import { monotonicMs } from "../../common/clock.ts";
+import { leaderExited, signalOrphanedGroup } from "./groups.ts";
 
 /** After the process exits, output still in its pipes is sent; a descendant that holds them open longer is cut off after this quiet period. */
 const QUIET_AFTER_EXIT_MS = 500;
@@ -49,6 +50,8 @@ export class Execution {
     private readonly req: ExecSpec,
     private readonly output: Output,
     private readonly finished: (result: ExitResult) => void,
+    /** Whose the group's leftovers are once the leader exits (groups.ts): the connection; none if detached. */
+    private readonly owner?: object,
   ) {}
 
   /** Starts the process; a start failure is reported as the execution's EXIT at once. */
@@ -144,6 +147,7 @@ export class Execution {
       );
     }
     await proc.exited;
+    leaderExited(proc.pid, this.owner);
     // Quiet is counted from the exit at the earliest: what the process wrote just before it ended may still
     // be on its way to a pump (the readiness wake-up can lag, e.g. under emulation), and must not be cut off.
     const exitedAt = monotonicMs();
@@ -188,7 +192,9 @@ export class Execution {
       const sig = this.req.killSignal;
       this.timedOut = sig;
       this.signalGroup(sig.signo);
-      if (sig.signo !== SIGKILL) setTimeout(() => this.proc?.exitCode === null && this.signalGroup(SIGKILL), KILL_GRACE_MS).unref();
+      // Whatever the leader did meanwhile: a leader that traps the signal and exits must not leave a
+      // member that ignores it running.
+      if (sig.signo !== SIGKILL) setTimeout(() => this.signalGroup(SIGKILL), KILL_GRACE_MS).unref();
     });
     void this.proc!.exited.then(cancel);
   }
@@ -199,6 +205,8 @@ export class Execution {
     // Names come from our own code (the PTY's SIGSTOP/SIGCONT); a host's signal arrives as a number.
     const signo = typeof sig === "number" ? sig : signalNumber(sig);
     if (!pid || signo === undefined) return;
+    // The leader reaped: its pid may have been reused (groups.ts decides whether the group is still ours).
+    if (this.proc!.exitCode !== null || this.proc!.signalCode !== null) return signalOrphanedGroup(pid, signo);
     try {
       process.kill(-pid, signo);
     } catch {

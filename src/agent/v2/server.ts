@@ -20,6 +20,7 @@ import { decodeDirRequest } from "../../protocol/v2/dirs.ts";
 import { Quota, sharedQuotas } from "./quota.ts";
 import { decodeTcpOpen } from "../../protocol/v2/tcp.ts";
 import { TcpOp } from "./tcp.ts";
+import { killLeftovers } from "./groups.ts";
 import { LINGER_MS, lingerClose } from "./linger.ts";
 import type { ByteReader } from "../../transport/reader.ts";
 
@@ -117,6 +118,8 @@ export class V2Session {
       // Detached executions go on without this connection (their output into their rings); the rest die with it.
       for (const op of this.ops.values()) if (!(op instanceof Execution && op.leave(this.send))) op.abort();
       this.ops.clear();
+      // And what this connection's finished executions left running in their groups (groups.ts).
+      killLeftovers(this);
       this.wakeIdle();
       this.endRead();
       // After an ERROR: half-close and drain briefly, so that frames the host pipelined behind the bad one
@@ -166,7 +169,7 @@ export class V2Session {
           this.finished(f.id);
           const what = this.log.verbose ? ` ${JSON.stringify(req.argv ?? req.shell)}` : "";
           this.log.info(`exec ${f.id}${what}: ${r.status === "exited" ? `exited ${r.code}` : r.status === "error" ? `failed to start: ${r.errno}` : `${r.status} ${r.signal}`}`);
-        });
+        }, this);
         this.ops.set(f.id, ex);
         ex.start();
         return;
@@ -315,6 +318,7 @@ export class V2Session {
   /** Ends every open execution (its whole process group) and file request at once. */
   abortAll(): void {
     for (const op of this.ops.values()) op.abort();
+    killLeftovers(this);
   }
 
   private finished(id: number): void {
