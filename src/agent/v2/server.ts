@@ -37,6 +37,8 @@ export interface V2SessionOptions {
    * legitimate (a host may hold one open): nothing else is timed.
    */
   handshakeTimeout?: { deadline: number; ms: number };
+  /** Called once the hello is complete (with a token: the host has proved it holds it). */
+  onGreeted?: () => void;
 }
 const MAX_PING = 64;
 
@@ -59,6 +61,7 @@ export class V2Session {
   private readonly limits: Limits;
   private readonly handshakeTimeout: V2SessionOptions["handshakeTimeout"];
   private expired = false;
+  private readonly onGreeted: (() => void) | undefined;
 
   constructor(
     private readonly conn: Conn,
@@ -72,6 +75,7 @@ export class V2Session {
     this.tcp = new Quota(limits.tcpPerConn);
     this.handshake = new AgentHandshake(opts.token);
     this.handshakeTimeout = opts.handshakeTimeout;
+    this.onGreeted = opts.onGreeted;
   }
 
   /** True when the host did not complete the hello in time (ERROR ETIMEDOUT was sent). */
@@ -144,6 +148,7 @@ export class V2Session {
     if (!this.greeted) {
       // HELLO, and with a token the host's AUTH: nothing else is served before this returns true.
       this.greeted = this.handshake.step(f, (w) => void this.send(w).catch(() => {}));
+      if (this.greeted) this.onGreeted?.();
       return;
     }
     switch (f.type) {
