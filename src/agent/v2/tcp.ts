@@ -142,7 +142,10 @@ export class TcpOp {
   private close(result: TcpClosed): void {
     this.ending ??= result;
     this.out.fail(new Error("stream over"));
-    this.socket.destroy();
+    // Connected: a reset (RST), as a dropped stream should look to the guest's server (a FIN would read
+    // as a clean end). Still connecting: there is nobody to tell; the fd is closed at once either way.
+    if (this.connected && !this.socketGone) this.socket.resetAndDestroy();
+    else this.socket.destroy();
   }
 
   /** TCP_CLOSED once everything before it has gone out; the id is free after it. */
