@@ -1,10 +1,10 @@
 // Listen mode: the host dials the guest (QEMU's AF_VSOCK connect, Firecracker's `CONNECT <port>`).
 // Any number of connections at once, each served on its own.
 import { existsSync, lstatSync, unlinkSync } from "node:fs";
-import { POLLIN, VMADDR_CID_ANY, close, poll, unixAccept, unixListen, vsockAccept, vsockListen } from "../sys/index.ts";
+import { POLLIN, VMADDR_CID_ANY, close, poll, vsockAccept, vsockListen } from "../sys/index.ts";
 import { fdReady } from "../sys/fdwatch.ts";
 import { T, encodeJson } from "../protocol/v2/frame.ts";
-import { adoptFd, type Conn } from "../transport/conn.ts";
+import { adoptFd, serverHandlers, type Conn } from "../transport/conn.ts";
 import type { AgentConfig } from "./cli.ts";
 import type { Log } from "./log.ts";
 import { serveConnection } from "./session.ts";
@@ -13,7 +13,7 @@ import { ConnSlots } from "./conn-slots.ts";
 
 let conns: ConnSlots | undefined;
 /**
- * The kernel's queue of connections not yet accepted (capped by net.core.somaxconn). Deep enough that a
+ * The kernel's queue of vsock connections not yet accepted (capped by net.core.somaxconn). Deep enough that a
  * burst of connections does not turn a good host away before the agent has even seen it: the slots
  * (conn-slots.ts) decide who stays, not the queue.
  */
@@ -52,14 +52,14 @@ async function adopt(fd: number, log: Log, who: string): Promise<Conn | undefine
   }
 }
 
-/** `fd` is the connection's own, so that the kernel can say whether the host has sent anything yet. */
-function serveInBackground(conn: Conn, fd: number, cfg: AgentConfig, log: Log, who: string): void {
+/** `fd`, when known, is the connection's own, so that the kernel can say whether the host has sent anything yet. */
+function serveInBackground(conn: Conn, fd: number | undefined, cfg: AgentConfig, log: Log, who: string): void {
   conns ??= new ConnSlots(cfg.limits.conns);
   const evicted = new AbortController();
   let spoke = false;
   const slot = conns.admit({
     // Asked of the kernel too: in a burst, connections are accepted many at a time before any is read.
-    hasSpoken: () => spoke || conn.reader.available > 0 || conn.reader.sawEnd || pending(fd),
+    hasSpoken: () => spoke || conn.reader.available > 0 || conn.reader.sawEnd || (fd !== undefined && pending(fd)),
     evict: () => {
       // A connection still in its hello makes room for this one (conn-slots.ts says which).
       const message = `dropped before completing the hello: all ${conns!.max} connection slots are taken and a newer connection needs one (see --max-conns)`;
@@ -122,16 +122,10 @@ export async function listenVsock(cfg: AgentConfig, port: number, allowed: Set<n
 export async function listenUnix(cfg: AgentConfig, path: string, log: Log): Promise<never> {
   // A socket file left by an earlier run would make bind fail; anything else at that path is not ours.
   if (existsSync(path) && lstatSync(path).isSocket()) unlinkSync(path);
-  // Accepted as vsock ones are (the FFI layer, then adoptFd): tests over a socket file run the same path,
-  // and each connection's fd is known (serveInBackground asks the kernel about it).
-  const lfd = unixListen(path, BACKLOG);
+  // Bun's own listener: no fd to ask the kernel about, so here a host has spoken once the agent has read
+  // its bytes. (Accepting through the FFI layer as for vsock cost the soak test 3-5 MiB of idle RSS.)
+  let n = 0;
+  Bun.listen({ unix: path, allowHalfOpen: true, data: undefined as never, socket: serverHandlers((conn) => serveInBackground(conn, undefined, cfg, log, `unix connection ${++n}`)) } as never);
   log.info(`listening on unix ${path}`);
-  for (let n = 1; ; ) {
-    await fdReady(lfd, POLLIN);
-    for (let fd = unixAccept(lfd); fd !== null; fd = unixAccept(lfd)) {
-      const who = `unix connection ${n++}`;
-      const conn = await adopt(fd, log, who);
-      if (conn) serveInBackground(conn, fd, cfg, log, who);
-    }
-  }
+  return new Promise<never>(() => {});
 }

@@ -10,6 +10,7 @@ import { listeningAgent, type Agent } from "./_agent.ts";
 import { T, V2Host, json } from "./_host.ts";
 import { connect } from "../../../src/host/index.ts";
 import { MAGIC } from "../../../src/protocol/v2/frame.ts";
+import { hostProof, toHex } from "../../../src/protocol/v2/auth.ts";
 
 let dir: TempDir | undefined;
 let agent: Agent | undefined;
@@ -25,9 +26,19 @@ afterEach(async () => {
 
 const agentFds = () => readdirSync(`/proc/${agent!.pid}/fd`).length;
 
+/** The agent on `path`, once it listens: the socket file appears at bind(), a moment before listen(). */
+async function listening(path: string, extra: string[]): Promise<Agent> {
+  const a = await listeningAgent(path, 120_000, extra);
+  for (let t = 0; !a.log().includes("listening on unix"); t += 10) {
+    if (t > 10_000) throw new Error(`agent did not say it listens: ${a.log()}`);
+    await Bun.sleep(10);
+  }
+  return a;
+}
+
 async function start(extra: string[] = []): Promise<string> {
   dir = tempDir("vge-slots-");
-  agent = await listeningAgent(dir.file("agent.sock"), 120_000, extra);
+  agent = await listening(dir.file("agent.sock"), extra);
   return dir.file("agent.sock");
 }
 
@@ -50,10 +61,20 @@ function silent(path: string, closed: { n: number }): Promise<void> {
   });
 }
 
-/** A host served: connected, greeted, and an execution's output back; its time in ms. */
+/**
+ * A host served: connected, greeted, and an execution's output back; its time in ms. A connect refused
+ * because the kernel's accept queue is full (a flood outran the agent's accepting) is retried, as hosts
+ * retry a refused dial; the time counts from the first attempt.
+ */
 async function served(path: string): Promise<number> {
   const t0 = performance.now();
-  const h = await V2Host.connect(path);
+  let h: V2Host | undefined;
+  while (!h) {
+    h = await V2Host.connect(path).catch((e) => {
+      if (performance.now() - t0 > 5000 || !/ECONNREFUSED|EAGAIN/.test(String(e))) throw e;
+      return Bun.sleep(10).then(() => undefined);
+    });
+  }
   hosts.push(h);
   await h.hello();
   expect((await h.run(1, { shell: "echo served" })).stdout).toBe("served\n");
@@ -95,23 +116,26 @@ test("1,000 silent connections opened in a loop: a good host next to them is ser
   expect(agentFds()).toBe(fds0);
 }, 60_000);
 
-test("a good host arriving in the middle of a flood of silent connections is not dropped for them: served within 5 s", async () => {
-  const path = await start();
+test("a host that has spoken but not finished its hello (HELLO sent, AUTH not yet) survives 1,000 silent connections and then authenticates", async () => {
+  dir = tempDir("vge-slots-");
+  const TOKEN = "token-for-the-listen-slots-test-9d2f41";
+  writeFileSync(dir.file("agent.token"), `${TOKEN}\n`, { mode: 0o600 });
+  const path = dir.file("agent.sock");
+  agent = await listening(path, ["--token-file", dir.file("agent.token")]);
+  const h = await V2Host.connect(path);
+  hosts.push(h);
+  const hostNonce = new Uint8Array(32).fill(7);
+  await h.write(MAGIC);
+  await h.sendJson(T.HELLO, 0, { versions: [2], auth: { nonce: toHex(hostNonce) } });
+  const challenge = json(await h.until((f) => f.type === T.WELCOME)) as { auth: { nonce: string } };
   const closed = { n: 0 };
-  let flooding = true;
-  const flood = (async () => {
-    for (let i = 0; i < 1000 && flooding; i++) await silent(path, closed);
-  })();
-  try {
-    while (opened.length < 300) await Bun.sleep(5);
-    const ms = await served(path);
-    if (process.env.VGE_TEST_REPORT) console.log(`served in ${ms.toFixed(0)} ms mid-flood`);
-    // The flood runs in this process too and competes with the host for it: the bound is generous.
-    expect(ms).toBeLessThan(5000);
-  } finally {
-    flooding = false;
-    await flood;
-  }
+  for (let i = 0; i < 1000; i++) await silent(path, closed);
+  // The silent ones made room for each other; this host, in its hello too, was never the one dropped.
+  expect(h.frames.some((f) => f.type === T.ERROR)).toBe(false);
+  const agentNonce = Uint8Array.from(Buffer.from(challenge.auth.nonce, "hex"));
+  await h.sendJson(T.AUTH, 0, { proof: toHex(hostProof(new TextEncoder().encode(TOKEN), hostNonce, agentNonce)) });
+  await h.until((f) => f.type === T.WELCOME && (json(f) as { hostname?: string }).hostname !== undefined);
+  expect((await h.run(1, { shell: "echo authed" })).stdout).toBe("authed\n");
 }, 60_000);
 
 test("hosts past their hello are never dropped: with all slots theirs, a newcomer gets EBUSY; silent ones make no room", async () => {
@@ -159,7 +183,7 @@ test("with a token, a host that sent HELLO but not its AUTH is still in its hell
   const TOKEN = "token-for-the-listen-slots-test-5b1e0c";
   writeFileSync(dir.file("agent.token"), `${TOKEN}\n`, { mode: 0o600 });
   const path = dir.file("agent.sock");
-  agent = await listeningAgent(path, 120_000, ["--token-file", dir.file("agent.token"), "--max-conns", "2"]);
+  agent = await listening(path, ["--token-file", dir.file("agent.token"), "--max-conns", "2"]);
   const stalled: V2Host[] = [];
   for (let i = 0; i < 2; i++) {
     const h = await V2Host.connect(path);
