@@ -26,15 +26,7 @@ afterEach(async () => {
 
 const agentFds = () => readdirSync(`/proc/${agent!.pid}/fd`).length;
 
-/** The agent on `path`, once it listens: the socket file appears at bind(), a moment before listen(). */
-async function listening(path: string, extra: string[]): Promise<Agent> {
-  const a = await listeningAgent(path, 120_000, extra);
-  for (let t = 0; !a.log().includes("listening on unix"); t += 10) {
-    if (t > 10_000) throw new Error(`agent did not say it listens: ${a.log()}`);
-    await Bun.sleep(10);
-  }
-  return a;
-}
+const listening = (path: string, extra: string[]): Promise<Agent> => listeningAgent(path, 120_000, extra);
 
 async function start(extra: string[] = []): Promise<string> {
   dir = tempDir("vge-slots-");
