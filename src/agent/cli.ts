@@ -26,7 +26,7 @@ export const agentArgs = {
   "max-ptys": { type: "string", valueHint: "N", description: `v2: executions on a pseudo-terminal at once in the agent (default ${DEFAULT_LIMITS.ptys})` },
   "max-files-per-conn": { type: "string", valueHint: "N", description: `v2: PUT/GET requests open at once per connection; more get RESULT EAGAIN (default ${DEFAULT_LIMITS.filesPerConn})` },
   "max-tcp-per-conn": { type: "string", valueHint: "N", description: `v2: TCP streams open at once per connection; more get TCP_CLOSED EAGAIN (default ${DEFAULT_LIMITS.tcpPerConn})` },
-  "max-conns": { type: "string", valueHint: "N", description: `Listen mode: connections served at once; more get ERROR EBUSY and are closed (default ${DEFAULT_LIMITS.conns})` },
+  "max-conns": { type: "string", valueHint: "N", description: `Listen mode: connections served at once; at the limit the oldest one still in its hello makes room, else ERROR EBUSY (default ${DEFAULT_LIMITS.conns})` },
   "token-file": { type: "string", valueHint: "PATH", description: "Serve only v2 hosts that prove they hold the token in this file (read once; one trailing newline ignored; at least 16 bytes)" },
   "allow-legacy": { type: "boolean", description: "With --token-file: still serve hosts speaking the original formats, which cannot authenticate" },
   "privileged-port": { type: "boolean", description: "Listen mode on AF_VSOCK: accept only peers whose source port is below 1024 (bound by root on the host)" },

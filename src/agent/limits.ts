@@ -51,7 +51,7 @@ export interface Limits {
    * host's data until the guest's server reads it: 128 × 256 KiB = 32 MiB at worst, and 128 sockets.
    */
   tcpPerConn: number;
-  /** Listen mode: connections served at once; more are answered ERROR EBUSY and closed (--max-conns). */
+  /** Listen mode: connections served at once (--max-conns); at the limit the oldest one still in its hello is dropped for a newcomer, else the newcomer gets ERROR EBUSY (conn-slots.ts). */
   conns: number;
   /** Detached executions at once: every running one (keep 0 too), and finished ones with output kept (--max-detached). */
   detached: number;

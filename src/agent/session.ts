@@ -14,6 +14,12 @@ import { T, encodeJson } from "../protocol/v2/frame.ts";
 export interface ServeOptions {
   /** The connection's fd when this process may become the command (connect mode, disposable). */
   execFd?: number;
+  /** Called once the host has sent its first bytes (the v2 magic, or an original-format command). */
+  onSpoke?: () => void;
+  /** Called once the host has finished its hello (v2: after AUTH with a token; original formats: their first bytes). */
+  onGreeted?: () => void;
+  /** Aborted when listen mode dropped this connection during its hello for a newer one (conn-slots.ts). */
+  evicted?: AbortSignal;
 }
 
 /**
@@ -38,6 +44,9 @@ async function serve(conn: Conn, cfg: AgentConfig, log: Log, opts: ServeOptions)
   // persistent host may accept and send its command later); the v2 hello is timed from its magic.
   const listenDeadline = cfg.listen && limitMs > 0 ? performance.now() + limitMs : undefined;
   const kind = await sniffV2(conn.reader, cfg.pauseMs, listenDeadline);
+  // Closed under us to make room: the close is all there is to it (listen.ts has logged it).
+  if (opts.evicted?.aborted) return EXIT.connect;
+  if (kind !== "silent") opts.onSpoke?.();
   if (kind === "silent") {
     const message = `the host sent nothing within ${limitMs / 1000} s of connecting (see --handshake-timeout)`;
     log.error(`${message}; closing this connection`);
@@ -49,7 +58,7 @@ async function serve(conn: Conn, cfg: AgentConfig, log: Log, opts: ServeOptions)
   if (kind === "v2") {
     log.debug("host speaks protocol v2");
     const handshakeTimeout = limitMs > 0 ? { deadline: listenDeadline ?? performance.now() + limitMs, ms: limitMs } : undefined;
-    const session = new V2Session(conn, log, { limits: cfg.limits, token: cfg.token, handshakeTimeout });
+    const session = new V2Session(conn, log, { limits: cfg.limits, token: cfg.token, handshakeTimeout, onGreeted: opts.onGreeted });
     await tracked(session, () => session.run());
     // A host that failed to authenticate is no success: a disposable boot step must not go on as if
     // its command had run. Nor is one that never finished its hello (the connection failed).
@@ -61,6 +70,8 @@ async function serve(conn: Conn, cfg: AgentConfig, log: Log, opts: ServeOptions)
     log.error(`refused a host speaking the original ${cfg.mode} format: a token is set and that format cannot authenticate (see --allow-legacy)`);
     return EXIT.auth;
   }
+  // The original formats have no hello to wait for: a host that sent its first bytes is past it.
+  opts.onGreeted?.();
   if (cfg.mode === "persistent") return await runPersistent(conn.reader, { log });
   if (opts.execFd !== undefined) return await runDisposable(conn.reader, opts.execFd, { pauseMs: cfg.pauseMs, log });
   return await runDisposableInChild(conn.reader, { pauseMs: cfg.pauseMs, log });

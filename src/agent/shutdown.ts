@@ -3,6 +3,7 @@
 // that itself triggers the stop (the host creating the initrd's release file) loses its EXIT frame.
 import type { Log } from "./log.ts";
 import { existingDetachedJobs } from "./v2/detached.ts";
+import { killLeftovers } from "./v2/groups.ts";
 
 /** Shorter than the 2 s the dracut cleanup hook allows between SIGTERM and SIGKILL. */
 export const TERM_GRACE_MS = 1500;
@@ -34,6 +35,7 @@ export function exitGracefullyOnTerm(log: Log, graceMs = TERM_GRACE_MS): void {
     if (stopping || active.size === 0) {
       for (const s of active) s.abortAll();
       existingDetachedJobs()?.abortAll();
+      killLeftovers();
       process.exit(EXIT_TERM);
     }
     stopping = true;
@@ -43,6 +45,8 @@ export function exitGracefullyOnTerm(log: Log, graceMs = TERM_GRACE_MS): void {
       for (const s of active) s.abortAll();
       // Detached executions too: nothing the agent started outlives it, and nobody could reattach.
       existingDetachedJobs()?.abortAll();
+      // And what finished executions left in their groups, detached ones' too.
+      killLeftovers();
       process.exit(EXIT_TERM);
     });
   });

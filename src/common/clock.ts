@@ -1,3 +1,4 @@
-// Deadlines and durations are measured on a monotonic clock: the guest's wall clock steps (at boot when it
-// is first set, under NTP, on snapshot resume), and a deadline on Date.now() would then fire at once or never.
+// Deadlines and elapsed times are measured on a monotonic clock: the wall clock (Date.now) steps when a
+// guest boots without an RTC, when NTP corrects it, or when a snapshot resumes, and a deadline on it then
+// ends early or never.
 export function monotonicMs(): number { return performance.now(); }

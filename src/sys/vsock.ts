@@ -34,14 +34,15 @@ export interface WaitOptions {
  * then a short sleep that grows to `maxNapMs` while nothing happens. Returns revents, or 0 on timeout.
  */
 export async function waitFd(fd: number, events: number, opts: WaitOptions = {}): Promise<number> {
-  const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
+  // Monotonic, as every deadline: a wall-clock step would end the wait early or never.
+  const deadline = opts.timeoutMs === undefined ? Infinity : performance.now() + opts.timeoutMs;
   let nap = 1;
   for (;;) {
     opts.signal?.throwIfAborted();
     const [revents] = poll([{ fd, events }], 0);
     if (revents) return revents;
-    if (Date.now() >= deadline) return 0;
-    await Bun.sleep(Math.min(nap, Math.max(0, deadline - Date.now())));
+    if (performance.now() >= deadline) return 0;
+    await Bun.sleep(Math.min(nap, Math.max(0, deadline - performance.now())));
     nap = Math.min(nap * 2, opts.maxNapMs ?? 20);
   }
 }

@@ -19,13 +19,14 @@ export interface RetryOptions {
 
 /** Runs `attempt` until it succeeds; throws its last error once the window is spent. */
 export async function retrying<T>(attempt: (n: number) => Promise<T>, o: RetryOptions): Promise<T> {
-  const deadline = Date.now() + o.retryMs;
+  // Monotonic: a guest clock stepped at boot or by NTP must not end the window early (or never).
+  const deadline = performance.now() + o.retryMs;
   let pause = o.firstPauseMs ?? 100;
   for (let n = 1; ; n++) {
     try {
       return await attempt(n);
     } catch (e) {
-      const left = deadline - Date.now();
+      const left = deadline - performance.now();
       if (!o.isTransient(e) || left <= 0) throw e;
       const wait = Math.min(left, o.jitter ? pause * (0.75 + Math.random() / 2) : pause);
       o.onRetry?.(e as Error, wait, n);

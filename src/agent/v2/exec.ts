@@ -12,6 +12,8 @@ import { PtyTerminal } from "./pty.ts";
 import { planSpawn, startError } from "./spawn.ts";
 import { StdinQueue } from "./stdin-queue.ts";
 import { UserError } from "./users.ts";
+import { monotonicMs } from "../../common/clock.ts";
+import { leaderExited, signalOrphanedGroup } from "./groups.ts";
 
 /** After the process exits, output still in its pipes is sent; a descendant that holds them open longer is cut off after this quiet period. */
 const QUIET_AFTER_EXIT_MS = 500;
@@ -38,7 +40,7 @@ export class Execution {
   /** Our read ends of the process's output pipes, with the stream each one is; closed once read to the end. */
   private pipes: { fd: number; type: number }[] = [];
   private readonly stopRead = new AbortController();
-  private lastOutput = Date.now();
+  private lastOutput = monotonicMs();
   private timedOut: Signal | undefined;
   private aborted = false;
   private done = false;
@@ -49,6 +51,8 @@ export class Execution {
     private readonly req: ExecSpec,
     private readonly output: Output,
     private readonly finished: (result: ExitResult) => void,
+    /** Whose the group's leftovers are once the leader exits (groups.ts): the connection; none if detached. */
+    private readonly owner?: object,
   ) {}
 
   /** Starts the process; a start failure is reported as the execution's EXIT at once. */
@@ -122,7 +126,7 @@ export class Execution {
     return {
       gate: { ready: () => out.ready(type), get available() { return out.room(type); }, copies: out.copiesChunks },
       emit: (chunk) => {
-        this.lastOutput = Date.now();
+        this.lastOutput = monotonicMs();
         return out.write(type, chunk);
       },
     };
@@ -144,15 +148,16 @@ export class Execution {
       );
     }
     await proc.exited;
+    leaderExited(proc.pid, this.owner);
     // Quiet is counted from the exit at the earliest: what the process wrote just before it ended may still
     // be on its way to a pump (the readiness wake-up can lag, e.g. under emulation), and must not be cut off.
-    const exitedAt = Date.now();
+    const exitedAt = monotonicMs();
     let done = false;
     void pumps.then(() => (done = true));
     while (!done && !this.aborted) {
       // Not Bun.sleep: its timer would outlive the pumps and wake the agent 100 ms after every execution.
       await settledOrAfter(pumps, 100);
-      const quiet = Date.now() - Math.max(this.lastOutput, exitedAt) > QUIET_AFTER_EXIT_MS;
+      const quiet = monotonicMs() - Math.max(this.lastOutput, exitedAt) > QUIET_AFTER_EXIT_MS;
       if (!done && quiet && this.output.room(T.STDOUT) > 0) break;
     }
     this.stopReading();
@@ -189,7 +194,9 @@ export class Execution {
       const sig = this.req.killSignal;
       this.timedOut = sig;
       this.signalGroup(sig.signo);
-      if (sig.signo !== SIGKILL) setTimeout(() => this.proc?.exitCode === null && this.signalGroup(SIGKILL), KILL_GRACE_MS).unref();
+      // Whatever the leader did meanwhile: a leader that traps the signal and exits must not leave a
+      // member that ignores it running.
+      if (sig.signo !== SIGKILL) setTimeout(() => this.signalGroup(SIGKILL), KILL_GRACE_MS).unref();
     });
     void this.proc!.exited.then(cancel);
   }
@@ -200,6 +207,8 @@ export class Execution {
     // Names come from our own code (the PTY's SIGSTOP/SIGCONT); a host's signal arrives as a number.
     const signo = typeof sig === "number" ? sig : signalNumber(sig);
     if (!pid || signo === undefined) return;
+    // The leader reaped: its pid may have been reused (groups.ts decides whether the group is still ours).
+    if (this.proc!.exitCode !== null || this.proc!.signalCode !== null) return signalOrphanedGroup(pid, signo);
     try {
       process.kill(-pid, signo);
     } catch {

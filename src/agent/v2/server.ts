@@ -21,6 +21,7 @@ import { decodeDirRequest } from "../../protocol/v2/dirs.ts";
 import { Quota, sharedQuotas } from "./quota.ts";
 import { decodeTcpOpen } from "../../protocol/v2/tcp.ts";
 import { TcpOp } from "./tcp.ts";
+import { killLeftovers } from "./groups.ts";
 import { LINGER_MS, lingerClose } from "./linger.ts";
 import type { ByteReader } from "../../transport/reader.ts";
 
@@ -37,6 +38,8 @@ export interface V2SessionOptions {
    * legitimate (a host may hold one open): nothing else is timed.
    */
   handshakeTimeout?: { deadline: number; ms: number };
+  /** Called once the hello is complete (with a token: the host has proved it holds it). */
+  onGreeted?: () => void;
 }
 const MAX_PING = 64;
 
@@ -62,6 +65,7 @@ export class V2Session {
   private readonly limits: Limits;
   private readonly handshakeTimeout: V2SessionOptions["handshakeTimeout"];
   private expired = false;
+  private readonly onGreeted: (() => void) | undefined;
 
   constructor(
     private readonly conn: Conn,
@@ -75,6 +79,7 @@ export class V2Session {
     this.tcp = new Quota(limits.tcpPerConn);
     this.handshake = new AgentHandshake(opts.token);
     this.handshakeTimeout = opts.handshakeTimeout;
+    this.onGreeted = opts.onGreeted;
   }
 
   /** True when the host did not complete the hello in time (ERROR ETIMEDOUT was sent). */
@@ -123,6 +128,8 @@ export class V2Session {
       // Detached executions go on without this connection (their output into their rings); the rest die with it.
       for (const op of this.ops.values()) if (!(op instanceof Execution && op.leave(this.send))) op.abort();
       this.ops.clear();
+      // And what this connection's finished executions left running in their groups (groups.ts).
+      killLeftovers(this);
       this.wakeIdle();
       this.endRead();
       // After an ERROR: half-close and drain briefly, so that frames the host pipelined behind the bad one
@@ -147,6 +154,7 @@ export class V2Session {
     if (!this.greeted) {
       // HELLO, and with a token the host's AUTH: nothing else is served before this returns true.
       this.greeted = this.handshake.step(f, (w) => void this.send(w).catch(() => {}));
+      if (this.greeted) this.onGreeted?.();
       return;
     }
     switch (f.type) {
@@ -172,7 +180,7 @@ export class V2Session {
           this.finished(f.id);
           const what = this.log.verbose ? ` ${JSON.stringify(req.argv ?? req.shell)}` : "";
           this.log.info(`exec ${f.id}${what}: ${r.status === "exited" ? `exited ${r.code}` : r.status === "error" ? `failed to start: ${r.errno}` : `${r.status} ${r.signal}`}`);
-        });
+        }, this);
         this.ops.set(f.id, ex);
         ex.start();
         return;
@@ -321,6 +329,7 @@ export class V2Session {
   /** Ends every open execution (its whole process group) and file request at once. */
   abortAll(): void {
     for (const op of this.ops.values()) op.abort();
+    killLeftovers(this);
   }
 
   private finished(id: number): void {

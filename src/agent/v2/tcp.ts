@@ -2,36 +2,16 @@
 // carries bytes both ways within their windows. Guest → host: the socket is read only while the host has
 // given credit (a paused socket is how a slow host slows the guest's server down). Host → guest: credit
 // goes back only once the bytes are in the socket. So each direction holds at most one window here.
-import type { Socket } from "bun";
+//
+// node:net, not Bun.connect: a connect under way must be cancellable. Bun.connect offers no socket until
+// it has connected, so a stream reset during a connect that hangs (a full backlog, a dropped SYN) left its
+// socket connecting for the kernel's SYN retries (~127 s) after its slot was given back; net's destroy()
+// closes the fd at once. The slot (`finished`) comes back only after the socket's close.
+import { connect, type Socket } from "node:net";
 import { DEFAULT_WINDOW, ProtocolError, T, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../../protocol/v2/frame.ts";
 import { Credit, creditBack } from "../../protocol/v2/credit.ts";
 import type { TcpClosed, TcpOpen } from "../../protocol/v2/tcp.ts";
 import { sendWithin, type Send } from "../../protocol/v2/credit.ts";
-
-interface State {
-  op: TcpOp;
-}
-
-const handlers = {
-  open(s: Socket<State>) {
-    s.data.op.socket = s;
-  },
-  data(s: Socket<State>, chunk: Uint8Array) {
-    s.data.op.onSocketData(chunk);
-  },
-  drain(s: Socket<State>) {
-    s.data.op.flushWrites();
-  },
-  end(s: Socket<State>) {
-    s.data.op.onSocketEnd();
-  },
-  close(s: Socket<State>, err?: Error) {
-    s.data.op.onSocketClosed(err);
-  },
-  error(s: Socket<State>, err: Error) {
-    s.data.op.onSocketClosed(err);
-  },
-};
 
 function errnoOf(e: unknown): { errno: string; message: string } {
   const err = e as { code?: unknown; message?: unknown };
@@ -39,18 +19,26 @@ function errnoOf(e: unknown): { errno: string; message: string } {
   return { errno, message: typeof err.message === "string" ? err.message : String(e) };
 }
 
+/** One host TCP_DATA frame on its way into the socket; its credit goes back once written, or once dropped. */
+interface Write {
+  size: number;
+  settled: boolean;
+}
+
 export class TcpOp {
-  socket: Socket<State> | undefined;
+  private readonly socket: Socket;
+  private connected = false;
   /** Guest → host: what the host still accepts. */
   private readonly out = new Credit(DEFAULT_WINDOW, DEFAULT_WINDOW);
   /** Host → guest: what the host may still send. */
   private inCredit = DEFAULT_WINDOW;
-  /** Host data not yet in the socket, with each frame's size to give back once it is. */
-  private pending: { data: Uint8Array; size: number }[] = [];
+  /** Host data handed to the socket and not yet written into it. */
+  private readonly writes = new Set<Write>();
   private hostEof = false;
   private eofSent = false;
-  private shutDown = false;
   private socketGone = false;
+  /** Why the stream ends, once decided (a reset, a socket error, the connection gone); first one wins. */
+  private ending: TcpClosed | undefined;
   /** Frames to the host, in order: data, then TCP_EOF, then TCP_CLOSED. */
   private chain: Promise<unknown> = Promise.resolve();
   private done = false;
@@ -62,77 +50,66 @@ export class TcpOp {
     private readonly send: Send,
     private readonly finished: () => void,
   ) {
-    void this.connect();
+    this.socket = connect({ host: req.host, port: req.port, allowHalfOpen: true });
+    this.socket.on("connect", () => this.onConnected());
+    this.socket.on("data", (chunk: Uint8Array) => this.onSocketData(chunk));
+    this.socket.on("end", () => this.onSocketEnd());
+    this.socket.on("error", (err) => this.onSocketError(err));
+    this.socket.on("close", () => this.onSocketClosed());
   }
 
-  private async connect(): Promise<void> {
-    let socket: Socket<State>;
-    try {
-      socket = await Bun.connect<State>({ hostname: this.req.host, port: this.req.port, allowHalfOpen: true, data: { op: this }, socket: handlers });
-    } catch (e) {
-      const { errno, message } = errnoOf(e);
-      const target = this.req.host.includes(":") ? `[${this.req.host}]:${this.req.port}` : `${this.req.host}:${this.req.port}`;
-      return this.finish({ ok: false, errno, message: `connect ${target}: ${errno === "EIO" ? message : errno}` });
-    }
-    this.socket = socket;
-    if (this.aborted || this.done) return void socket.terminate();
-    void this.send(encodeJson(T.TCP_OPENED, this.id, { address: socket.remoteAddress, port: this.req.port })).catch(() => {});
-    this.flushWrites();
+  private onConnected(): void {
+    this.connected = true;
+    if (this.aborted || this.socketGone) return;
+    void this.send(encodeJson(T.TCP_OPENED, this.id, { address: this.socket.remoteAddress, port: this.req.port })).catch(() => {});
   }
 
   // --- the guest side: the socket ---
 
-  onSocketData(chunk: Uint8Array): void {
+  private onSocketData(chunk: Uint8Array): void {
     // One chunk at a time: no more is read until it is sent and there is credit for more.
-    this.socket?.pause();
+    this.socket.pause();
     this.chain = this.chain.then(async () => {
       // Rejected once the window is closed: the stream or the connection is over.
       if (!(await sendWithin(this.out, this.send, T.TCP_DATA, this.id, chunk).then(() => true, () => false))) return;
-      void this.out.ready().then((ok) => ok && !this.socketGone && this.socket?.resume());
+      void this.out.ready().then((ok) => ok && !this.socketGone && this.socket.resume());
     });
   }
 
-  onSocketEnd(): void {
+  private onSocketEnd(): void {
     if (this.eofSent) return;
     this.eofSent = true;
     this.chain = this.chain.then(() => this.send(encodeFrame(T.TCP_EOF, this.id)).catch(() => {}));
   }
 
-  onSocketClosed(err?: Error): void {
-    if (this.socketGone) return;
-    this.socketGone = true;
-    // Host data that can no longer be written is dropped, as a closed socket would; its credit comes back.
-    this.giveBack(this.pending.splice(0).reduce((n, p) => n + p.size, 0));
-    // After our own shutdown Bun reports the peer's FIN as the close alone: a clean end is an EOF too.
-    if (!err) this.onSocketEnd();
-    this.finish(err ? { ok: false, ...errnoOf(err) } : { ok: true });
+  private onSocketError(err: Error): void {
+    if (this.connected) return void (this.ending ??= { ok: false, ...errnoOf(err) });
+    const { errno, message } = errnoOf(err);
+    const target = this.req.host.includes(":") ? `[${this.req.host}]:${this.req.port}` : `${this.req.host}:${this.req.port}`;
+    this.ending ??= { ok: false, errno, message: `connect ${target}: ${errno === "EIO" ? message : errno}` };
   }
 
-  /** Writes what the socket takes now; the rest waits for its drain. Credit goes back per whole frame. */
-  flushWrites(): void {
-    const s = this.socket;
-    if (!s || this.socketGone) return;
-    while (this.pending.length > 0) {
-      const head = this.pending[0]!;
-      const n = s.write(head.data);
-      if (n < head.data.byteLength) {
-        head.data = head.data.subarray(Math.max(n, 0));
-        return;
-      }
-      this.pending.shift();
-      this.giveBack(head.size);
-    }
-    if (this.hostEof && !this.shutDown) {
-      this.shutDown = true;
-      // shutdown() without an argument is SHUT_WR here; reading goes on (allowHalfOpen).
-      s.shutdown();
-    }
+  /** The fd is closed: whatever ended the stream, only now is it over (and its slot free). */
+  private onSocketClosed(): void {
+    this.socketGone = true;
+    // Host data that can no longer be written is dropped, as a closed socket would; its credit comes back.
+    for (const w of this.writes) this.settle(w);
+    // A clean close both ways: the peer's FIN is an EOF too, if the socket did not report it.
+    if (!this.ending && this.connected) this.onSocketEnd();
+    this.finish(this.ending ?? (this.connected ? { ok: true } : { ok: false, errno: "EIO", message: "connect: closed" }));
+  }
+
+  private settle(w: Write): void {
+    if (w.settled) return;
+    w.settled = true;
+    this.writes.delete(w);
+    this.giveBack(w.size);
   }
 
   private giveBack(n: number): void {
     if (n === 0) return;
     this.inCredit += n;
-    if (!this.done) void this.send(encodeWindow(this.id, n)).catch(() => {});
+    if (!this.done && !this.ending) void this.send(encodeWindow(this.id, n)).catch(() => {});
   }
 
   // --- the host side: frames ---
@@ -143,23 +120,32 @@ export class TcpOp {
       if (n > this.inCredit) throw new ProtocolError(`TCP_DATA: ${n} bytes exceed the ${this.inCredit} bytes of credit`, "EFLOW");
       if (this.hostEof) throw new ProtocolError(`TCP_DATA on stream ${this.id} after its TCP_EOF`);
       this.inCredit -= n;
-      if (this.socketGone) return this.giveBack(n);
-      this.pending.push({ data: f.payload, size: n });
-      this.flushWrites();
+      if (this.socketGone || this.ending) return this.giveBack(n);
+      // Before the connect completes net keeps it; within the host's credit either way.
+      const w: Write = { size: n, settled: false };
+      this.writes.add(w);
+      this.socket.write(f.payload, () => this.settle(w));
     } else if (f.type === T.TCP_EOF) {
       this.hostEof = true;
-      this.flushWrites();
+      // end() is SHUT_WR after the writes queued before it; reading goes on (allowHalfOpen).
+      if (!this.socketGone && !this.ending) this.socket.end();
     } else if (f.type === T.TCP_RESET) {
-      // Marked gone and finished first: terminate() reports the close at once, and that is no clean end.
-      this.socketGone = true;
-      this.pending = [];
-      this.finish({ ok: false, errno: "ECONNRESET", message: "reset by the host" });
-      this.socket?.terminate();
+      this.close({ ok: false, errno: "ECONNRESET", message: "reset by the host" });
     } else throw new ProtocolError(`unexpected ${typeName(f.type)} frame for a TCP stream`);
   }
 
   onWindow(n: number): void {
     creditBack(this.out, n, `TCP stream ${this.id}`);
+  }
+
+  /** Closes the socket at once, connected or still connecting; TCP_CLOSED follows its close. */
+  private close(result: TcpClosed): void {
+    this.ending ??= result;
+    this.out.fail(new Error("stream over"));
+    // Connected: a reset (RST), as a dropped stream should look to the guest's server (a FIN would read
+    // as a clean end). Still connecting: there is nobody to tell; the fd is closed at once either way.
+    if (this.connected && !this.socketGone) this.socket.resetAndDestroy();
+    else this.socket.destroy();
   }
 
   /** TCP_CLOSED once everything before it has gone out; the id is free after it. */
@@ -177,9 +163,6 @@ export class TcpOp {
   /** The connection is gone: drop the socket, send nothing more. */
   abort(): void {
     this.aborted = true;
-    this.out.fail(new Error("connection closed"));
-    this.socketGone = true;
-    this.socket?.terminate();
-    this.finish({ ok: false, errno: "ECONNRESET", message: "connection closed" });
+    this.close({ ok: false, errno: "ECONNRESET", message: "connection closed" });
   }
 }

@@ -50,7 +50,9 @@ function spawnAgent(args: string[], timeoutMs: number, cwd?: string): Agent {
  */
 export async function listeningAgent(path: string, timeoutMs = 120_000, extra: string[] = [], cwd?: string): Promise<Agent> {
   const agent = spawnAgent(["--listen", "--unix", path, "-v", ...extra], timeoutMs, cwd);
-  for (let t = 0; !existsSync(path); t += 20) {
+  // The socket file appears at bind(), a moment before listen(): a connect in between is refused. The
+  // agent logs "listening on" once it listens.
+  for (let t = 0; !existsSync(path) || !agent.log().includes("listening on"); t += 20) {
     if (t > 10_000 || agent.proc.exitCode !== null) throw new Error(`agent did not listen on ${path}: ${agent.log()}`);
     await Bun.sleep(20);
   }
