@@ -10,6 +10,7 @@
 import { connect, type Socket } from "node:net";
 import { DEFAULT_WINDOW, ProtocolError, T, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../../protocol/v2/frame.ts";
 import { Credit, creditBack } from "../../protocol/v2/credit.ts";
+import { ReceiveWindow } from "../../protocol/v2/receive-window.ts";
 import type { TcpClosed, TcpOpen } from "../../protocol/v2/tcp.ts";
 import { sendWithin, type Send } from "../../protocol/v2/credit.ts";
 
@@ -31,7 +32,8 @@ export class TcpOp {
   /** Guest → host: what the host still accepts. */
   private readonly out = new Credit(DEFAULT_WINDOW, DEFAULT_WINDOW);
   /** Host → guest: what the host may still send. */
-  private inCredit = DEFAULT_WINDOW;
+  /** The host's TCP_DATA, counted by the one receiver rule (receive-window.ts); credit goes back per write. */
+  private readonly received: ReceiveWindow;
   /** Host data handed to the socket and not yet written into it. */
   private readonly writes = new Set<Write>();
   private hostEof = false;
@@ -50,6 +52,7 @@ export class TcpOp {
     private readonly send: Send,
     private readonly finished: () => void,
   ) {
+    this.received = new ReceiveWindow(DEFAULT_WINDOW, `TCP stream ${id}`);
     this.socket = connect({ host: req.host, port: req.port, allowHalfOpen: true });
     this.socket.on("connect", () => this.onConnected());
     this.socket.on("data", (chunk: Uint8Array) => this.onSocketData(chunk));
@@ -108,8 +111,8 @@ export class TcpOp {
 
   private giveBack(n: number): void {
     if (n === 0) return;
-    this.inCredit += n;
-    if (!this.done && !this.ending) void this.send(encodeWindow(this.id, n)).catch(() => {});
+    const back = this.received.consume(n);
+    if (back > 0 && !this.done && !this.ending) void this.send(encodeWindow(this.id, back)).catch(() => {});
   }
 
   // --- the host side: frames ---
@@ -117,9 +120,8 @@ export class TcpOp {
   onFrame(f: Frame): void {
     if (f.type === T.TCP_DATA) {
       const n = f.payload.byteLength;
-      if (n > this.inCredit) throw new ProtocolError(`TCP_DATA: ${n} bytes exceed the ${this.inCredit} bytes of credit`, "EFLOW");
       if (this.hostEof) throw new ProtocolError(`TCP_DATA on stream ${this.id} after its TCP_EOF`);
-      this.inCredit -= n;
+      this.received.receive(f.type, n);
       if (this.socketGone || this.ending) return this.giveBack(n);
       // Before the connect completes net keeps it; within the host's credit either way.
       const w: Write = { size: n, settled: false };

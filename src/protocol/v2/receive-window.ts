@@ -1,6 +1,6 @@
 // The receiving end of one stream's flow control (PROTOCOL.md §7), for every receiver on either end:
-// an execution's output and a GET's data at the host, a PUT's data at the agent (and, to come, TCP data
-// and directory streams). Pure bookkeeping, no I/O: the owner says what arrived and what it has consumed
+// an execution's output, a GET's data and TCP data at the host; a PUT's data and TCP data at the agent;
+// directory streams at both. Pure bookkeeping, no I/O: the owner says what arrived and what it has consumed
 // (written out, read by its consumer, dropped), and sends the WINDOW frames this tells it to.
 //
 // The rules, here once: the peer may send only what was granted (the window at the start, plus every
