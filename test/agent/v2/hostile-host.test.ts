@@ -108,10 +108,22 @@ describe("a bad value in any field: ERROR EPROTO, the connection closes, the age
   });
 });
 
+/** A TCP_OPEN to a local server that accepts and stays silent (closed after the test). */
+async function silentServerOpen(id: number): Promise<Uint8Array> {
+  const server = createServer((s) => s.on("error", () => {}));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanups.push(() => server.close());
+  return encodeJson(T.TCP_OPEN, id, { host: "127.0.0.1", port: (server.address() as { port: number }).port });
+}
+
 // [what, the request that opens the stream, its id]. Credit comes back only for bytes the agent sent
-// (PROTOCOL.md §7); before, a WINDOW of 0xffffffff again and again raised the count past 2^53.
-const overReturns: [string, (d: TempDir) => Uint8Array, number][] = [
+// (PROTOCOL.md §7); before, a WINDOW of 0xffffffff again and again raised the count past 2^53. Every kind
+// of stream the agent sends under the host's credit: an execution's output, a GET, a detached job's
+// follower, a TCP stream.
+const overReturns: [string, (d: TempDir) => Uint8Array | Promise<Uint8Array>, number][] = [
   ["an execution with no output yet", () => SLEEP, 5],
+  ["a detached job's follower with no output yet", () => encodeJson(T.EXEC, 5, { argv: ["sleep", "30"], detach: { tag: "over-return" } }), 5],
+  ["a TCP stream with nothing read yet", () => silentServerOpen(7), 7],
   [
     "a GET that has used its window",
     (d) => {
@@ -127,8 +139,8 @@ describe("a WINDOW giving back more than the agent sent: ERROR EFLOW, the connec
     const path = await listening("vge-hostile-window-");
     const h = await connect(path);
     await h.hello();
-    await h.write(open(dir!));
-    await h.until((f) => f.id === id && (f.type === T.STARTED || f.type === T.FILE_DATA), 5000, "the stream under way");
+    await h.write(await open(dir!));
+    await h.until((f) => f.id === id && (f.type === T.STARTED || f.type === T.FILE_DATA || f.type === T.TCP_OPENED), 5000, "the stream under way");
     for (let i = 0; i < 4; i++) await h.write(encodeWindow(id, 0xffffffff));
     const err = await h.until((f) => f.type === T.ERROR, 5000, "ERROR");
     expect(json(err).code).toBe("EFLOW");

@@ -68,6 +68,28 @@ test("output from another session cannot outrun a host that gives no credit; the
   expect(rss() - after).toBeLessThan(4 * MiB);
 }, 30_000);
 
+// The same bound on pipes (SECURITY.md claims both): the pipe is read only under credit, so a writer in
+// a session of its own blocks in write(2); when the host goes, the pipe's read end is closed and it dies.
+test("on pipes too: output from another session cannot outrun a host that gives no credit; the job dies when the host goes", async () => {
+  const h = await newHost();
+  const n = 1;
+  h.held.add(n);
+  await h.sendJson(T.EXEC, n, { shell: "setsid sh -c 'echo escaped=$$; exec yes' & sleep 1" });
+  const first = await h.until((f) => f.id === n && f.type === T.STDOUT && /escaped=\d+/.test(Buffer.from(f.payload).toString()), 10_000, "the escaped pid");
+  const escaped = Number(/escaped=(\d+)/.exec(Buffer.from(first.payload).toString())![1]);
+  await h.waitFor(() => h.outputBytes(n) >= WINDOW, 10_000, "one window of output");
+  await Bun.sleep(500);
+  const before = rss();
+  await Bun.sleep(5000);
+  const grown = rss() - before;
+  console.log(`setsid yes on a pipe, host never reads, 5 s: ${h.outputBytes(n)} bytes sent, agent VmRSS ${grown >= 0 ? "+" : ""}${(grown / MiB).toFixed(1)} MiB`);
+  expect(h.outputBytes(n)).toBeLessThanOrEqual(WINDOW);
+  expect(grown).toBeLessThan(16 * MiB);
+  expect(isAlive(escaped)).toBe(true); // blocked in write(2), not stopped and not dead
+  h.close();
+  expect(await until(() => !isAlive(escaped), 5000)).toBe(true);
+}, 30_000);
+
 test("stdin credit comes back only as bytes enter the terminal: 128 MiB to a program that never reads stalls at about one window", async () => {
   const h = await newHost();
   const n = 1;
