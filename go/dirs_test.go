@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -185,5 +187,62 @@ func TestHostileGetDir(t *testing.T) {
 				return nil
 			})
 		})
+	}
+}
+
+// A guest repeating one directory entry, or naming ever new ones, within its window: the host keeps one
+// record per distinct directory (at most maxDirs), so its heap does not follow the stream.
+func TestHostileGetDirRepeatedEntries(t *testing.T) {
+	const n = 100_000
+	name := strings.Repeat("d", 250)
+	runtime.GC()
+	var before, during runtime.MemStats
+	runtime.ReadMemStats(&before)
+	g, err := withFake(t, nil, func(f *fake) {
+		id := f.expect(wire.GetDir).ID
+		frame, _ := wire.EncodeJSON(wire.DirEntry, id, map[string]any{"type": "dir", "path": name, "mode": 0o755, "mtime": 1.7e12})
+		credit := int64(wire.DefaultWindow)
+		for i := 0; i < n; i++ {
+			for credit < int64(len(frame)-9) {
+				w := f.expect(wire.Window)
+				c, err := wire.DecodeWindow(w)
+				if err != nil {
+					return
+				}
+				credit += int64(c)
+			}
+			if f.raw(frame) != nil {
+				return
+			}
+			credit -= int64(len(frame) - 9)
+		}
+		// Once half the window is back the host has handled nearly every entry: measure it mid-stream,
+		// while whatever it keeps per entry is still held (DIR_END lets it go).
+		for credit < int64(wire.DefaultWindow)/2 {
+			c, err := wire.DecodeWindow(f.expect(wire.Window))
+			if err != nil {
+				return
+			}
+			credit += int64(c)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&during)
+		f.frame(wire.DirEnd, id, nil)
+		f.json(wire.Result, id, map[string]any{"ok": true, "files": 0, "dirs": n, "symlinks": 0, "bytes": 0, "skipped": 0})
+		f.expect(wire.Ping)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := g.GetDir(tctx(t), "/srv", filepath.Join(t.TempDir(), "dst"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Dirs != n {
+		t.Fatalf("dirs %d", got.Dirs)
+	}
+	// Before: one record per entry, +33 MiB of heap for 100,000 repeats.
+	if grew := int64(during.HeapInuse) - int64(before.HeapInuse); grew > 8<<20 {
+		t.Fatalf("heap grew by %d bytes", grew)
 	}
 }

@@ -30,10 +30,15 @@ type extractor struct {
 	root     int
 	umask    uint32
 	preserve bool
-	dirs     []dirMeta
+	// One record per distinct directory (a repeated entry updates it), at most maxDirs: a hostile stream
+	// repeating or inventing directory entries cannot grow the host without bound.
+	dirs     map[string]dirMeta
 	cur      *curFile
 	counts   DirCounts
 }
+
+// maxDirs bounds the distinct directories one stream may name (the Python host's cap too).
+const maxDirs = 1 << 16
 
 type dirMeta struct {
 	path  string
@@ -197,7 +202,13 @@ func (x *extractor) entry(e wire.Entry) error {
 				return x.refuse(e.Path, syscall.ENOTDIR, "not a directory")
 			}
 		}
-		x.dirs = append(x.dirs, dirMeta{e.Path, e.Mode, e.Mtime})
+		if _, seen := x.dirs[e.Path]; !seen && len(x.dirs) >= maxDirs {
+			return x.refuse(e.Path, syscall.EPROTO, fmt.Sprintf("the stream names more than %d directories", maxDirs))
+		}
+		if x.dirs == nil {
+			x.dirs = map[string]dirMeta{}
+		}
+		x.dirs[e.Path] = dirMeta{e.Path, e.Mode, e.Mtime}
 		x.counts.Dirs++
 	case "symlink":
 		defer syscall.Close(parent)
@@ -281,8 +292,12 @@ func (x *extractor) end() error {
 	if x.cur != nil {
 		return x.refuse(x.cur.e.Path, syscall.EPROTO, fmt.Sprintf("the stream ended with %d bytes of the file missing", x.cur.left))
 	}
-	sort.SliceStable(x.dirs, func(i, j int) bool { return strings.Count(x.dirs[i].path, "/") > strings.Count(x.dirs[j].path, "/") })
+	order := make([]dirMeta, 0, len(x.dirs))
 	for _, d := range x.dirs {
+		order = append(order, d)
+	}
+	sort.Slice(order, func(i, j int) bool { return strings.Count(order[i].path, "/") > strings.Count(order[j].path, "/") })
+	for _, d := range order {
 		parent, name, err := x.parent(d.path)
 		if err != nil {
 			return err
