@@ -296,31 +296,33 @@ func hello(ctx context.Context, s scenario) (result, error) {
 	return result{"stdout": string(out)}, nil
 }
 
-func runScenario(ctx context.Context, g *vge.Guest, s scenario) (result, error) {
-	switch s.str("op") {
-	case "run":
-		return run(ctx, g, s)
-	case "file_roundtrip":
-		return fileRoundtrip(ctx, g, s)
-	case "file_get":
+// ops maps each scenario op of scenarios.json to its step.
+var ops = map[string]func(context.Context, *vge.Guest, scenario) (result, error){
+	"run":            run,
+	"file_roundtrip": fileRoundtrip,
+	"file_get": func(ctx context.Context, g *vge.Guest, s scenario) (result, error) {
 		info, err := g.GetFile(ctx, s.str("path"), io.Discard, nil)
 		return result{"size": info.Size}, err
-	case "dir_roundtrip":
-		return dirRoundtrip(ctx, g, s)
-	case "jobs":
-		return jobs(ctx, s)
-	case "tcp_echo":
-		return tcpEcho(ctx, g, s)
-	case "tcp_refused":
+	},
+	"dir_roundtrip": dirRoundtrip,
+	"jobs":          func(ctx context.Context, _ *vge.Guest, s scenario) (result, error) { return jobs(ctx, s) },
+	"tcp_echo":      tcpEcho,
+	"tcp_refused": func(ctx context.Context, g *vge.Guest, s scenario) (result, error) {
 		c, err := g.DialTCP(ctx, "127.0.0.1", conf.RefusedPort)
 		if err == nil {
 			c.Close()
 		}
 		return result{"opened": err == nil}, err
-	case "hello":
-		return hello(ctx, s)
+	},
+	"hello": func(ctx context.Context, _ *vge.Guest, s scenario) (result, error) { return hello(ctx, s) },
+}
+
+func runScenario(ctx context.Context, g *vge.Guest, s scenario) (result, error) {
+	op, ok := ops[s.str("op")]
+	if !ok {
+		return result{"unknown_op": s.str("op")}, nil
 	}
-	return result{"unknown_op": s.str("op")}, nil
+	return op(ctx, g, s)
 }
 
 func main() {
