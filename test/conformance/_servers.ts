@@ -21,38 +21,37 @@ export async function waitListening(path: string, ms = 15_000): Promise<void> {
 
 /** Echoes every byte back and half-closes once the client has. */
 export function echoServer(): { port: number; close: () => void } {
-  const server = Bun.listen({
+  interface Echo { queue: Uint8Array[]; ended: boolean }
+  // Writes what the socket takes; the rest waits for drain.
+  const flush = (s: Bun.Socket<Echo>) => {
+    const q = s.data.queue;
+    while (q.length) {
+      const d = q[0]!;
+      const n = s.write(d);
+      if (n < d.length) {
+        q[0] = d.subarray(n);
+        return;
+      }
+      q.shift();
+    }
+    if (s.data.ended) s.end();
+  };
+  const server = Bun.listen<Echo>({
     hostname: "127.0.0.1",
     port: 0,
     allowHalfOpen: true,
     socket: {
+      open(s) {
+        s.data = { queue: [], ended: false };
+      },
       data(s, d) {
-        // A write that does not take everything: queue the rest until drain.
-        const q = (s.data as Uint8Array[] | undefined) ?? [];
-        if (q.length) q.push(d);
-        else {
-          const n = s.write(d);
-          if (n < d.length) q.push(d.subarray(n));
-        }
-        s.data = q;
+        s.data.queue.push(d);
+        flush(s);
       },
-      drain(s) {
-        const q = (s.data as Uint8Array[] | undefined) ?? [];
-        while (q.length) {
-          const d = q[0]!;
-          const n = s.write(d);
-          if (n < d.length) {
-            q[0] = d.subarray(n);
-            return;
-          }
-          q.shift();
-        }
-        if ((s as unknown as { ended?: boolean }).ended) s.end();
-      },
+      drain: flush,
       end(s) {
-        const q = (s.data as Uint8Array[] | undefined) ?? [];
-        (s as unknown as { ended?: boolean }).ended = true;
-        if (!q.length) s.end();
+        s.data.ended = true;
+        flush(s);
       },
     },
   });
