@@ -81,7 +81,7 @@ async function runDriver(lang: string): Promise<void> {
     env: { ...process.env, PATH, GOFLAGS: "-buildvcs=false", VGE_CONF: JSON.stringify(conf), PYTHONDONTWRITEBYTECODE: "1" },
     stdout: "pipe",
     stderr: "pipe",
-    timeout: 150_000,
+    timeout: 100_000,
     killSignal: "SIGKILL",
   });
   const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
@@ -102,8 +102,8 @@ beforeAll(async () => {
   writeFileSync(dir.file("token"), `${TOKEN}\n`, { mode: 0o600 });
   // The env scenarios read VGE_KEEP (kept) and VGE_DROP (removed by the request) from the agent's environment.
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", VGE_KEEP: "k", VGE_DROP: "d" };
-  agents.push(startAgent(["--listen", "--unix", dir.file("main.sock")], { env, timeoutMs: 150_000 }));
-  agents.push(startAgent(["--listen", "--token-file", dir.file("token"), "--unix", dir.file("token.sock")], { env, timeoutMs: 150_000 }));
+  agents.push(startAgent(["--listen", "--unix", dir.file("main.sock")], { env, timeoutMs: 120_000 }));
+  agents.push(startAgent(["--listen", "--token-file", dir.file("token"), "--unix", dir.file("token.sock")], { env, timeoutMs: 120_000 }));
   await waitListening(dir.file("main.sock"));
   await waitListening(dir.file("token.sock"));
   const echo = echoServer();
@@ -114,7 +114,7 @@ beforeAll(async () => {
   closedPort = await refusedPort();
   // The three drivers at once: each has its own work directory, job tag and dialing agents.
   await Promise.all(Object.keys(LANGS).map(runDriver));
-}, 170_000);
+}, 130_000);
 
 afterAll(() => {
   for (const a of agents) stop(a);
