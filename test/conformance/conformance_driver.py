@@ -100,7 +100,8 @@ def dir_roundtrip(g: Guest, s: Dict[str, Any]) -> Result:
     back = os.path.join(conf["work"], "tree-back")
     g.put_dir(src, remote)
     g.get_dir(remote, back, preserve_mode=True)
-    listing = lambda d: g.run(["sh", "-c", s["list"], "sh", d]).stdout.decode()  # noqa: E731
+    def listing(d: str) -> str:
+        return g.run(["sh", "-c", s["list"], "sh", d]).stdout.decode()
     return {"remote": listing(remote), "back": listing(back)}
 
 
