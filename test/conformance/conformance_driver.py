@@ -55,10 +55,12 @@ def run(g: Guest, s: Dict[str, Any]) -> Result:
         data = pattern(s["stdin_size"]) if "stdin_size" in s else None
         done = g.run(argv, shell="argv" not in s, input=data, **opts)
         out, err, r = done.stdout, done.stderr, done.result
-    res: Result = {"status": r.status, "returncode": r.returncode, "stderr": err.decode(errors="replace"),
-                   "stdout_len": len(out), "stdout_sha256": sha256(out)}
+    res: Result = {"status": r.status, "returncode": r.returncode, "stdout_len": len(out),
+                   "stdout_sha256": sha256(out), "stderr_len": len(err)}
     if len(out) <= 65536:
         res["stdout"] = out.decode(errors="replace")
+    if len(err) <= 65536:
+        res["stderr"] = err.decode(errors="replace")
     if r.signal:
         res["signal"] = r.signal
     if r.errno:
@@ -161,6 +163,18 @@ def scenario(g: Guest, s: Dict[str, Any]) -> Result:
         if op == "tcp_refused":
             g.connect_tcp("127.0.0.1", conf["refused_port"]).close()
             return {"opened": True}
+        if op == "tcp_open":
+            g.connect_tcp(s["host"], s["port"]).close()
+            return {"opened": True}
+        if op == "file_put":
+            return {"size": g.put_file(s["path"], pattern(s["size"]))}
+        if op == "kill_job":
+            g.kill_job(s["tag"], "SIGKILL")
+            return {"killed": True}
+        if op == "attach":
+            p = g.attach(s["tag"])
+            p.wait_started()
+            return {"status": p.wait().status}
         if op == "hello":
             return hello(s)
         return {"unknown_op": op}

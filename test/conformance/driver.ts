@@ -68,9 +68,10 @@ async function run(g: Guest, s: Scenario): Promise<Json> {
     status: r.status,
     returncode: r.exitStatus,
     stdout: r.stdout.length <= 65536 ? dec.decode(r.stdout) : null,
-    stderr: dec.decode(r.stderr),
+    stderr: r.stderr.length <= 65536 ? dec.decode(r.stderr) : null,
     stdout_len: r.stdout.length,
     stdout_sha256: sha256(r.stdout),
+    stderr_len: r.stderr.length,
   };
   if (r.signal) out.signal = r.signal;
   if (r.errno) out.errno = r.errno;
@@ -169,6 +170,10 @@ async function scenario(g: Guest, s: Scenario): Promise<Json> {
       case "jobs": return await jobs(s);
       case "tcp_echo": return await tcpEcho(g, s);
       case "tcp_refused": return { opened: !!(await g.connectTcp("127.0.0.1", conf.refused_port)) };
+      case "tcp_open": return { opened: !!(await g.connectTcp(s.host as string, s.port as number)) };
+      case "file_put": return { size: (await g.putFile(s.path as string, pattern(s.size as number))).size };
+      case "kill_job": return await g.kill(s.tag as string, "SIGKILL"), { killed: true };
+      case "attach": return { status: (await g.attach(s.tag as string).result).status };
       case "hello": return await hello(s);
       default: return { unknown_op: s.op };
     }

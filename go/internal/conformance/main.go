@@ -134,11 +134,14 @@ func run(ctx context.Context, g *vge.Guest, s scenario) (result, error) {
 		}
 	}
 	out := result{
-		"status": r.Status, "returncode": r.ExitCode(), "stderr": stderr.String(),
-		"stdout_len": stdout.Len(), "stdout_sha256": digest(stdout.Bytes()),
+		"status": r.Status, "returncode": r.ExitCode(),
+		"stdout_len": stdout.Len(), "stdout_sha256": digest(stdout.Bytes()), "stderr_len": stderr.Len(),
 	}
 	if stdout.Len() <= 65536 {
 		out["stdout"] = stdout.String()
+	}
+	if stderr.Len() <= 65536 {
+		out["stderr"] = stderr.String()
 	}
 	if r.Signal != "" {
 		out["signal"] = r.Signal
@@ -313,6 +316,28 @@ var ops = map[string]func(context.Context, *vge.Guest, scenario) (result, error)
 			c.Close()
 		}
 		return result{"opened": err == nil}, err
+	},
+	"tcp_open": func(ctx context.Context, g *vge.Guest, s scenario) (result, error) {
+		c, err := g.DialTCP(ctx, s.str("host"), s.num("port"))
+		if err == nil {
+			c.Close()
+		}
+		return result{"opened": err == nil}, err
+	},
+	"file_put": func(ctx context.Context, g *vge.Guest, s scenario) (result, error) {
+		data := pattern(s.num("size"))
+		return result{"size": len(data)}, g.PutFile(ctx, s.str("path"), bytes.NewReader(data), int64(len(data)), nil)
+	},
+	"kill_job": func(ctx context.Context, g *vge.Guest, s scenario) (result, error) {
+		return result{"killed": true}, g.KillJob(ctx, vge.ByTag(s.str("tag")), "SIGKILL")
+	},
+	"attach": func(ctx context.Context, g *vge.Guest, s scenario) (result, error) {
+		p, err := g.Attach(ctx, vge.ByTag(s.str("tag")), nil)
+		if err != nil {
+			return nil, err
+		}
+		r, err := p.Wait(ctx)
+		return result{"status": r.Status}, err
 	},
 	"hello": func(ctx context.Context, _ *vge.Guest, s scenario) (result, error) { return hello(ctx, s) },
 }
