@@ -128,6 +128,16 @@ def jobs(s: Dict[str, Any]) -> Result:
         return {"listed": listed, "replay": replay.decode(), "status": r.status, "signal": r.signal, "returncode": r.returncode}
 
 
+def jobs_taken(g: Guest, s: Dict[str, Any]) -> Result:
+    """A second job with the tag of a running one does not start (EEXIST); the first runs on until killed."""
+    tag = f"{conf['tag']}-{s['id']}"
+    g.exec(s["shell"], shell=True, stdin=False, detach={"tag": tag}).wait_started()
+    second = g.run(s["shell"], shell=True, detach={"tag": tag})
+    listed = next((j.state for j in g.jobs() if j.tag == tag), None)
+    g.kill_job(tag, "SIGKILL")
+    return {"first": listed, "status": second.result.status, "errno": second.result.errno}
+
+
 def tcp_echo(g: Guest, s: Dict[str, Any]) -> Result:
     with g.connect_tcp("127.0.0.1", conf["echo_port"]) as t:
         def send() -> None:
@@ -158,6 +168,10 @@ def scenario(g: Guest, s: Dict[str, Any]) -> Result:
             return dir_roundtrip(g, s)
         if op == "jobs":
             return jobs(s)
+        if op == "jobs_taken":
+            return jobs_taken(g, s)
+        if op == "dir_get":
+            return {"files": g.get_dir(s["path"], os.path.join(conf["work"], f"dir-{s['id']}")).files}
         if op == "tcp_echo":
             return tcp_echo(g, s)
         if op == "tcp_refused":

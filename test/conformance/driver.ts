@@ -140,6 +140,17 @@ async function jobs(s: Scenario): Promise<Json> {
   }
 }
 
+/** A second job with the tag of a running one does not start (EEXIST); the first runs on until killed. */
+async function jobsTaken(g: Guest, s: Scenario): Promise<Json> {
+  const tag = `${conf.tag}-${s.id}`;
+  const first = g.exec({ shell: s.shell as string }, { detach: { tag }, stdin: "closed" });
+  await first.started;
+  const second = await g.run({ shell: s.shell as string }, { detach: { tag } });
+  const listed = (await g.list()).find((j) => j.tag === tag)?.state;
+  await g.kill(tag, "SIGKILL");
+  return { first: listed, status: second.status, errno: second.errno };
+}
+
 async function tcpEcho(g: Guest, s: Scenario): Promise<Json> {
   const stream = await g.connectTcp("127.0.0.1", conf.echo_port);
   const send = (async () => {
@@ -168,6 +179,8 @@ async function scenario(g: Guest, s: Scenario): Promise<Json> {
       case "file_get": return { size: (await g.getFile(s.path as string).done).size };
       case "dir_roundtrip": return await dirRoundtrip(g, s);
       case "jobs": return await jobs(s);
+      case "jobs_taken": return await jobsTaken(g, s);
+      case "dir_get": return { files: (await g.getDir(s.path as string, join(conf.work, `dir-${s.id}`))).files };
       case "tcp_echo": return await tcpEcho(g, s);
       case "tcp_refused": return { opened: !!(await g.connectTcp("127.0.0.1", conf.refused_port)) };
       case "tcp_open": return { opened: !!(await g.connectTcp(s.host as string, s.port as number)) };

@@ -268,6 +268,39 @@ func jobs(ctx context.Context, s scenario) (result, error) {
 	return result{"listed": listed, "replay": string(replay), "status": r.Status, "signal": r.Signal, "returncode": r.ExitCode()}, nil
 }
 
+// jobsTaken: a second job with the tag of a running one does not start (EEXIST); the first runs on.
+func jobsTaken(ctx context.Context, g *vge.Guest, s scenario) (result, error) {
+	tag := conf.Tag + "-" + s.str("id")
+	first := g.ShellCommand(ctx, s.str("shell"))
+	first.Detach = &vge.Detach{Tag: tag}
+	if err := first.Start(); err != nil {
+		return nil, err
+	}
+	second := g.ShellCommand(ctx, s.str("shell"))
+	second.Detach = &vge.Detach{Tag: tag}
+	var r vge.ExitResult
+	var ee *vge.ExitError
+	if err := second.Run(); errors.As(err, &ee) {
+		r = ee.Result
+	} else if err != nil {
+		return nil, err
+	}
+	list, err := g.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	listed := ""
+	for _, j := range list {
+		if j.Tag == tag {
+			listed = j.State
+		}
+	}
+	if err := g.KillJob(ctx, vge.ByTag(tag), "SIGKILL"); err != nil {
+		return nil, err
+	}
+	return result{"first": listed, "status": r.Status, "errno": r.Errno}, nil
+}
+
 func tcpEcho(ctx context.Context, g *vge.Guest, s scenario) (result, error) {
 	c, err := g.DialTCP(ctx, "127.0.0.1", conf.EchoPort)
 	if err != nil {
@@ -310,6 +343,11 @@ var ops = map[string]func(context.Context, *vge.Guest, scenario) (result, error)
 	"dir_roundtrip": dirRoundtrip,
 	"jobs":          func(ctx context.Context, _ *vge.Guest, s scenario) (result, error) { return jobs(ctx, s) },
 	"tcp_echo":      tcpEcho,
+	"jobs_taken":    jobsTaken,
+	"dir_get": func(ctx context.Context, g *vge.Guest, s scenario) (result, error) {
+		n, err := g.GetDir(ctx, s.str("path"), filepath.Join(conf.Work, "dir-"+s.str("id")), nil)
+		return result{"files": n.Files}, err
+	},
 	"tcp_refused": func(ctx context.Context, g *vge.Guest, s scenario) (result, error) {
 		c, err := g.DialTCP(ctx, "127.0.0.1", conf.RefusedPort)
 		if err == nil {
