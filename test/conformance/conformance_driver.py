@@ -193,11 +193,8 @@ def scenario(g: Guest, s: Dict[str, Any]) -> Result:
             return hello(s)
         return {"unknown_op": op}
     except (GuestError, ProcessError) as e:
+        # A bad argument is an ArgumentError: a ValueError with code EINVAL.
         return {"error": e.code}
-    except ValueError:
-        # The package's way (as the standard library's) to refuse a bad argument before anything is sent:
-        # what the TypeScript and Go hosts report as EINVAL.
-        return {"error": "EINVAL"}
 
 
 def main() -> None:

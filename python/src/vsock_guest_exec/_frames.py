@@ -7,7 +7,7 @@ import json
 import struct
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from .errors import ProtocolError
+from .errors import ArgumentError, ProtocolError
 
 MAGIC = b"\xff\xffVGE2\r\n"
 MAX_PAYLOAD = 256 * 1024
@@ -76,16 +76,16 @@ Frame = Tuple[T, int, bytes]
 def encode(ftype: T, fid: int, payload: bytes = b"") -> bytes:
     """One frame. A payload over MAX_PAYLOAD or an id outside u32 is our bug, not the peer's: ValueError."""
     if len(payload) > MAX_PAYLOAD:
-        raise ValueError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD}")
+        raise ArgumentError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD}")
     if not 0 <= fid <= U32_MAX:
-        raise ValueError(f"id {fid} is not a u32")
+        raise ArgumentError(f"id {fid} is not a u32")
     return _HEADER.pack(5 + len(payload), int(ftype), fid) + payload
 
 
 def header(ftype: T, fid: int, size: int) -> bytes:
     """The 9 header bytes of a frame whose payload is sent separately (no copy of the payload)."""
     if size > MAX_PAYLOAD:
-        raise ValueError(f"payload of {size} bytes is over {MAX_PAYLOAD}")
+        raise ArgumentError(f"payload of {size} bytes is over {MAX_PAYLOAD}")
     return _HEADER.pack(5 + size, int(ftype), fid)
 
 

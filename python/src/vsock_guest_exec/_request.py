@@ -9,6 +9,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 from ._frames import SAFE_INT_MAX, U32_MAX
 from ._messages import TAG
 from .signals import signal_name
+from .errors import ArgumentError
 
 MAX_KEEP = 64 * 1024 * 1024
 
@@ -17,15 +18,15 @@ def _nonul(v: Any, what: str, allow_empty: bool = True) -> str:
     if not isinstance(v, str):
         raise TypeError(f"{what} must be a str, got {type(v).__name__}")
     if "\0" in v:
-        raise ValueError(f"{what} contains a NUL byte")
+        raise ArgumentError(f"{what} contains a NUL byte")
     if not allow_empty and v == "":
-        raise ValueError(f"{what} is empty")
+        raise ArgumentError(f"{what} is empty")
     return v
 
 
 def _id(v: Any, what: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= U32_MAX - 1:
-        raise ValueError(f"{what} must be an integer 0..{U32_MAX - 1}")
+        raise ArgumentError(f"{what} must be an integer 0..{U32_MAX - 1}")
     return v
 
 
@@ -54,14 +55,14 @@ def exec_body(
     else:
         items = list(argv)
         if not items:
-            raise ValueError("argv is empty")
+            raise ArgumentError("argv is empty")
         body["argv"] = [_nonul(a, f"argv[{i}]") for i, a in enumerate(items)]
     if env:
         out: Dict[str, Optional[str]] = {}
         for k, v in env.items():
             _nonul(k, "an env name", allow_empty=False)
             if "=" in k:
-                raise ValueError(f"env name {k!r} contains '='")
+                raise ArgumentError(f"env name {k!r} contains '='")
             out[k] = None if v is None else _nonul(v, f"env[{k!r}]")
         body["env"] = out
     if clear_env:
@@ -80,7 +81,7 @@ def exec_body(
         cols, rows = pty.get("cols", 80), pty.get("rows", 24)
         for n, v in (("cols", cols), ("rows", rows)):
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 65535:
-                raise ValueError(f"pty {n} must be 1..65535")
+                raise ArgumentError(f"pty {n} must be 1..65535")
         p: Dict[str, Any] = {"cols": cols, "rows": rows}
         if pty.get("term") is not None:
             p["term"] = _nonul(pty["term"], "pty term", allow_empty=False)
@@ -97,11 +98,11 @@ def exec_body(
         tag, keep = detach.get("tag"), detach.get("keep")
         if tag is not None:
             if not isinstance(tag, str) or not TAG.fullmatch(tag):
-                raise ValueError(f"tag {tag!r} is not 1..64 of A-Z a-z 0-9 . _ - starting with a letter or digit")
+                raise ArgumentError(f"tag {tag!r} is not 1..64 of A-Z a-z 0-9 . _ - starting with a letter or digit")
             d["tag"] = tag
         if keep is not None:
             if isinstance(keep, bool) or not isinstance(keep, int) or not 0 <= keep <= MAX_KEEP:
-                raise ValueError(f"keep must be 0..{MAX_KEEP} bytes")
+                raise ArgumentError(f"keep must be 0..{MAX_KEEP} bytes")
             d["keep"] = keep
         body["detach"] = d
     return body
@@ -109,14 +110,14 @@ def exec_body(
 
 def timeout_ms(seconds: float) -> int:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or math.isnan(seconds) or seconds <= 0:
-        raise ValueError("timeout must be a positive number of seconds")
+        raise ArgumentError("timeout must be a positive number of seconds")
     return min(U32_MAX, max(1, math.ceil(seconds * 1000)))
 
 
 def abs_path(p: str, what: str = "path") -> str:
     _nonul(p, what, allow_empty=False)
     if not p.startswith("/"):
-        raise ValueError(f"{what} {p!r} must be absolute in the guest")
+        raise ArgumentError(f"{what} {p!r} must be absolute in the guest")
     return p
 
 
@@ -124,16 +125,16 @@ def job_ref(ref: Union[str, int]) -> Dict[str, Any]:
     """A detached job by tag, or by number (int, or "%N" as vge writes it)."""
     if isinstance(ref, int) and not isinstance(ref, bool):
         if not 1 <= ref <= U32_MAX:
-            raise ValueError("a job number is 1..4294967295")
+            raise ArgumentError("a job number is 1..4294967295")
         return {"job": ref}
     if isinstance(ref, str) and ref.startswith("%") and ref[1:].isdigit():
         return job_ref(int(ref[1:]))
     if not isinstance(ref, str) or not TAG.fullmatch(ref):
-        raise ValueError(f"{ref!r} is neither a tag nor a job number")
+        raise ArgumentError(f"{ref!r} is neither a tag nor a job number")
     return {"tag": ref}
 
 
 def offset(v: Any, what: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= SAFE_INT_MAX:
-        raise ValueError(f"{what} must be an integer 0..2^53-1")
+        raise ArgumentError(f"{what} must be an integer 0..2^53-1")
     return v

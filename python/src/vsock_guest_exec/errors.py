@@ -24,6 +24,14 @@ class ProtocolError(GuestError):
     """A frame or field the peer sent is malformed (EPROTO), over its credit (EFLOW) or unauthenticated (EAUTH)."""
 
 
+class ArgumentError(GuestError, ValueError):
+    """A value this host was asked to send is out of range (code EINVAL), refused before anything is sent:
+    still a ValueError, as Python code expects, and a GuestError with a code, as the other hosts give."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("EINVAL", message)
+
+
 class AddressError(GuestError, ValueError):
     """An address string that is not one of the forms in `ADDRESS_FORMS`."""
 

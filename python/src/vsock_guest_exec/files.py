@@ -14,7 +14,7 @@ from ._frames import CHUNK, T, decode_json, decode_window, encode, encode_json, 
 from ._messages import FileResult, file_result
 from ._request import abs_path
 from ._stream import Inbox
-from .errors import FileError, GuestError, ProtocolError
+from .errors import ArgumentError, FileError, GuestError, ProtocolError
 
 DEFAULT_MAX_GET = 1024**3
 FileSource = Union[bytes, bytearray, memoryview, str, BinaryIO]
@@ -98,14 +98,14 @@ def _source(data: FileSource, size: Optional[int]) -> "tuple[BinaryIO, int]":
         data.seek(here)
         return data, end - here
     except (AttributeError, OSError, io.UnsupportedOperation):
-        raise ValueError("pass size= for a stream whose length cannot be told") from None
+        raise ArgumentError("pass size= for a stream whose length cannot be told") from None
 
 
 def put_file(conn: Connection, path: str, data: FileSource, *, mode: int = 0o644, uid: Optional[int] = None,
              gid: Optional[int] = None, size: Optional[int] = None, timeout: Optional[float] = None) -> int:
     abs_path(path)
     if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o7777:
-        raise ValueError("mode must be 0..0o7777")
+        raise ArgumentError("mode must be 0..0o7777")
     src, total = _source(data, size)
     body = {"path": path, "size": total, "mode": mode}
     if uid is not None:
@@ -140,7 +140,7 @@ def get_file(conn: Connection, path: str, dst: Optional[BinaryIO] = None, *, max
              timeout: Optional[float] = None) -> "tuple[bytes, FileResult]":
     abs_path(path)
     if isinstance(max_size, bool) or not isinstance(max_size, int) or not 1 <= max_size <= 2**53 - 1:
-        raise ValueError("max_size must be a positive byte count")
+        raise ArgumentError("max_size must be a positive byte count")
     ch = conn.open(lambda fid: _FileChannel(conn, fid, conn.welcome.window, max_size))
     assert isinstance(ch, _FileChannel)
     conn.send(encode_json(T.GET, ch.id, {"path": path, "maxSize": max_size}))

@@ -20,7 +20,7 @@ from ._request import exec_body, job_ref, offset
 from ._transport import dial, listen_socket
 from .address import Address, to_address
 from .dirs import DirCounts, get_dir, put_dir
-from .errors import GuestError
+from .errors import ArgumentError, GuestError
 from .files import DEFAULT_MAX_GET, FileSource, get_file, put_file
 from .process import Process, _Channel
 from .signals import signal_name
@@ -56,7 +56,7 @@ class ProcessError(GuestError):
 
 def _token(token: Optional[Union[bytes, str]], token_file: Optional[PathLike]) -> Optional[bytes]:
     if token is not None and token_file is not None:
-        raise ValueError("pass token or token_file, not both")
+        raise ArgumentError("pass token or token_file, not both")
     if token_file is not None:
         return read_token_file(token_file)
     if token is not None:
@@ -210,7 +210,7 @@ class Guest:
     def ping(self, data: bytes = b"", timeout: Optional[float] = 10.0) -> float:
         """Round trip to the agent, in seconds."""
         if len(data) > 64:
-            raise ValueError("a PING carries at most 64 bytes")
+            raise ArgumentError("a PING carries at most 64 bytes")
         ch = self._conn.open(PingChannel)
         assert isinstance(ch, PingChannel)
         start = time.monotonic()

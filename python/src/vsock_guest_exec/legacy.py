@@ -9,6 +9,7 @@ from typing import Iterable, Optional, Union
 
 from ._transport import dial, listen_socket
 from .address import Address, to_address
+from .errors import ArgumentError
 
 MAX_COMMAND = 2048
 
@@ -16,9 +17,9 @@ MAX_COMMAND = 2048
 def _command(cmd: Union[str, bytes]) -> bytes:
     data = cmd.encode("utf-8") if isinstance(cmd, str) else bytes(cmd)
     if len(data) > MAX_COMMAND:
-        raise ValueError(f"a command is at most {MAX_COMMAND} bytes; this one is {len(data)}")
+        raise ArgumentError(f"a command is at most {MAX_COMMAND} bytes; this one is {len(data)}")
     if b"\0" in data:
-        raise ValueError("a command cannot contain a NUL byte")
+        raise ArgumentError("a command cannot contain a NUL byte")
     return data
 
 

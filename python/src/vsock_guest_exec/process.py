@@ -13,7 +13,7 @@ from ._credit import ReceiveWindow, SendCredit
 from ._frames import CHUNK, T, decode_json, decode_window, encode, encode_json, header
 from ._messages import Attached, ExitResult, attached, detached, exit_result, started
 from ._stream import Inbox, InboxReader
-from .errors import GuestError, ProtocolError
+from .errors import ArgumentError, GuestError, ProtocolError
 from .signals import signal_name
 
 
@@ -109,7 +109,7 @@ class StdinWriter(io.RawIOBase):
 
     def write(self, b: Any) -> int:
         if self.closed:
-            raise ValueError("write to a closed stdin")
+            raise ArgumentError("write to a closed stdin")
         view = memoryview(b).cast("B")
         sent = 0
         while sent < len(view):
@@ -253,7 +253,7 @@ class Process:
     def resize(self, cols: int, rows: int) -> None:
         for n, v in (("cols", cols), ("rows", rows)):
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 65535:
-                raise ValueError(f"{n} must be 1..65535")
+                raise ArgumentError(f"{n} must be 1..65535")
         self._ch.conn.send(encode_json(T.RESIZE, self._ch.id, {"cols": cols, "rows": rows}))
 
     def __enter__(self) -> "Process":

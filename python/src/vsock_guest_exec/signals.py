@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Dict, Union
 
+from .errors import ArgumentError
+
 LINUX: Dict[str, int] = {
     "SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGILL": 4, "SIGTRAP": 5, "SIGABRT": 6, "SIGBUS": 7, "SIGFPE": 8,
     "SIGKILL": 9, "SIGUSR1": 10, "SIGSEGV": 11, "SIGUSR2": 12, "SIGPIPE": 13, "SIGALRM": 14, "SIGTERM": 15,
@@ -18,14 +20,14 @@ _BY_NUMBER = {v: k for k, v in LINUX.items()}
 def signal_name(sig: Union[str, int]) -> str:
     """"TERM", "sigterm", "SIGTERM", 15 or signal.SIGTERM → "SIGTERM"; ValueError for anything else."""
     if isinstance(sig, bool):
-        raise ValueError(f"not a signal: {sig!r}")
+        raise ArgumentError(f"not a signal: {sig!r}")
     if isinstance(sig, int):
         name = _BY_NUMBER.get(int(sig))
         if name is None:
-            raise ValueError(f"not a Linux signal number: {sig}")
+            raise ArgumentError(f"not a Linux signal number: {sig}")
         return name
     up = sig.upper()
     up = up if up.startswith("SIG") else "SIG" + up
     if up not in LINUX:
-        raise ValueError(f"not a Linux signal name: {sig!r}")
+        raise ArgumentError(f"not a Linux signal name: {sig!r}")
     return up

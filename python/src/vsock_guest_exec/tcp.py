@@ -14,7 +14,7 @@ from ._credit import ReceiveWindow, SendCredit
 from ._frames import CHUNK, T, decode_json, decode_window, encode, encode_json, header
 from ._messages import tcp_closed, tcp_opened
 from ._stream import Inbox
-from .errors import GuestError, ProtocolError, TcpError
+from .errors import ArgumentError, GuestError, ProtocolError, TcpError
 
 _LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?")
 
@@ -22,7 +22,7 @@ _LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?")
 def check_host(host: str) -> str:
     """A DNS name, an IPv4 or an IPv6 address (no brackets, no zone), as §13 allows."""
     if not isinstance(host, str) or not host:
-        raise ValueError("host must be a non-empty str")
+        raise ArgumentError("host must be a non-empty str")
     try:
         ipaddress.ip_address(host)
         if "%" not in host:
@@ -30,7 +30,7 @@ def check_host(host: str) -> str:
     except ValueError:
         pass
     if len(host) > 253 or not all(_LABEL.fullmatch(label) and len(label) <= 63 for label in host.split(".")):
-        raise ValueError(f"{host!r} is neither a DNS name nor an IP address")
+        raise ArgumentError(f"{host!r} is neither a DNS name nor an IP address")
     return host
 
 
@@ -179,7 +179,7 @@ class TcpStream:
 def connect_tcp(conn: Connection, host: str, port: int, timeout: Optional[float] = None) -> TcpStream:
     check_host(host)
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ValueError("port must be 1..65535")
+        raise ArgumentError("port must be 1..65535")
     ch = conn.open(lambda fid: _TcpChannel(conn, fid, conn.welcome.window))
     assert isinstance(ch, _TcpChannel)
     conn.send(encode_json(T.TCP_OPEN, ch.id, {"host": host, "port": port}))
