@@ -1,6 +1,7 @@
 // Retrying an attempt that fails with "not there yet", with a growing pause, up to a deadline. Shared by
 // the agent dialing its host and the host library dialing an agent. No Bun APIs: the host library runs
 // on Node too.
+import { monotonicMs } from "../common/clock.ts";
 
 export interface RetryOptions {
   /** Keep retrying for this many milliseconds (0: one attempt; Infinity: as long as it takes). */
@@ -10,7 +11,8 @@ export interface RetryOptions {
   /** Called before each pause: the failure, the pause that follows, and the attempt that failed. */
   onRetry?: (err: Error, waitMs: number, attempt: number) => void;
   signal?: AbortSignal;
-  /** First pause (default 100 ms), doubled after each failure up to maxPauseMs (default 2000 ms). */
+  /** First pause (default 100 ms), doubled after each failure up to maxPauseMs (default 2000 ms); equal
+   * values give a fixed cadence. */
   firstPauseMs?: number;
   maxPauseMs?: number;
   /** Spread each pause over ±25 %, so that guests booted together do not dial in lock-step. */
@@ -19,13 +21,13 @@ export interface RetryOptions {
 
 /** Runs `attempt` until it succeeds; throws its last error once the window is spent. */
 export async function retrying<T>(attempt: (n: number) => Promise<T>, o: RetryOptions): Promise<T> {
-  const deadline = Date.now() + o.retryMs;
+  const deadline = monotonicMs() + o.retryMs;
   let pause = o.firstPauseMs ?? 100;
   for (let n = 1; ; n++) {
     try {
       return await attempt(n);
     } catch (e) {
-      const left = deadline - Date.now();
+      const left = deadline - monotonicMs();
       if (!o.isTransient(e) || left <= 0) throw e;
       const wait = Math.min(left, o.jitter ? pause * (0.75 + Math.random() / 2) : pause);
       o.onRetry?.(e as Error, wait, n);
