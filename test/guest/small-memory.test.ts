@@ -31,7 +31,7 @@ async function memory(guest: HostGuest): Promise<string> {
 test.skipIf(!!skip)(named(`small guest: the busybox image serves 1,000 executions at ${MEMORY_MIB} MiB, agent on disk`, skip), async () => {
   const found = findGuestDeps();
   if ("missing" in found) throw new Error(found.missing);
-  const opts = { initrd: busyboxOnDiskInitrd(found.deps), qemuArgs: diskArgs(agentDisk(found.deps)), memoryMiB: MEMORY_MIB, timeoutMs: 240_000 };
+  const opts = { initrd: busyboxOnDiskInitrd(found.deps), qemuArgs: diskArgs(agentDisk(found.deps, 3)), memoryMiB: MEMORY_MIB, timeoutMs: 240_000 };
   await withGuest({ ...opts, append: ["vge_agent_disk=/dev/vda", "vge_args=--listen,:1024"] }, async (g) => {
     await g.start();
     await g.waitFor("VGE-INIT: agent start", STEP);
@@ -47,7 +47,7 @@ test.skipIf(!!skip)(named(`small guest: the busybox image serves 1,000 execution
 test.skipIf(!!skip)(named(`small guest: the dracut image serves at ${MEMORY_MIB} MiB (rd.vge.agent), then boots on`, skip), async () => {
   const found = findGuestDeps();
   if ("missing" in found) throw new Error(found.missing);
-  const opts = { initrd: dracutOnDiskInitrd(found.deps), qemuArgs: diskArgs(agentDisk(found.deps)), memoryMiB: MEMORY_MIB, timeoutMs: 240_000 };
+  const opts = { initrd: dracutOnDiskInitrd(found.deps), qemuArgs: diskArgs(agentDisk(found.deps, 3)), memoryMiB: MEMORY_MIB, timeoutMs: 240_000 };
   const append = ["root=vge-testroot", "rd.vge.mode=listen", "rd.vge.agent=/dev/vda", "rd.vge.hold=120"];
   await withGuest({ ...opts, append }, async (g) => {
     await g.start();
