@@ -8,7 +8,7 @@ import { connect, type Guest as HostGuest } from "../../src/host/index.ts";
 import { findGuestDeps, guestSkipReason, named, withGuest, within } from "../../scripts/qemu/harness.ts";
 import { agentDisk, busyboxOnDiskInitrd, diskArgs, dracutOnDiskInitrd } from "../../scripts/qemu/images.ts";
 
-const skip = guestSkipReason();
+const skip = guestSkipReason(["mksquashfs"]);
 const MEMORY_MIB = 128;
 const STEP = 120_000;
 
