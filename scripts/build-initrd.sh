@@ -9,6 +9,8 @@
 #   --kver KVER        kernel version (default: the one in $VGE_GUEST_CACHE/kernel/current)
 #   --kroot DIR        folder holding lib/modules/KVER (default: $VGE_GUEST_CACHE/kernel/KVER)
 #   --agent FILE       agent executable (default: dist/vsock_guest_exec-linux-x64); never stripped
+#   --agent-on-disk    leave the agent out (its libraries, virtio_blk and squashfs go in): it runs from
+#                      a disk at boot, rd.vge.agent=DEVICE (scripts/build-agent-image.sh); for 128 MiB guests
 #   --module-dir DIR   another dracut module folder (NNname) to make available; repeatable
 #   --add MODULE       another dracut module to include; repeatable
 #   --compress CMD     compressor command (default "zstd -19 -q -T0": ~47 MiB instead of ~57 MiB at
@@ -28,7 +30,7 @@ SYS_DRACUT=${VGE_SYSTEM_DRACUT_DIR:-/usr/lib/dracut}
 die() { printf 'build-initrd: error: %s\n' "$*" >&2; exit 1; }
 say() { printf 'build-initrd: %s\n' "$*"; }
 
-out="" kver="" kroot="" agent="$REPO/dist/vsock_guest_exec-linux-x64" compress="zstd -19 -q -T0"
+out="" kver="" kroot="" agent="$REPO/dist/vsock_guest_exec-linux-x64" compress="zstd -19 -q -T0" on_disk=0
 module_dirs=("$REPO/initrd/50vsock-guest-exec")
 extra=()
 modules=(dash base vsock-guest-exec)
@@ -38,6 +40,7 @@ while [ $# -gt 0 ]; do
     --kver) kver=$2; shift 2 ;;
     --kroot) kroot=$2; shift 2 ;;
     --agent) agent=$2; shift 2 ;;
+    --agent-on-disk) on_disk=1; shift ;;
     --module-dir) module_dirs+=("$(cd "$2" && pwd)"); shift 2 ;;
     --add) modules+=("$2"); shift 2 ;;
     --compress) compress=$2; shift 2 ;;
@@ -73,7 +76,7 @@ done
 say "dracut --kver $kver -m \"${modules[*]}\" agent=$agent -> $out"
 start=$(date +%s%N)
 # --nostrip: stripping the agent (a bun --compile executable) would drop its embedded program.
-if ! dracutbasedir=$base VSOCK_GUEST_EXEC_BIN=$agent dracut \
+if ! dracutbasedir=$base VSOCK_GUEST_EXEC_BIN=$agent VSOCK_GUEST_EXEC_ON_DISK=$on_disk dracut \
   --force --quiet --no-hostonly --no-hostonly-cmdline --nostrip --no-early-microcode \
   --conf /dev/null --confdir "$work/conf.d" --tmpdir "$work/tmp" \
   --kver "$kver" --kmoddir "$kroot/lib/modules/$kver" \

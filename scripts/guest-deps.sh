@@ -7,6 +7,7 @@
 #
 # Results:
 #   apt packages   qemu-system-x86 busybox-static socat cpio kmod dracut shellcheck zstd e2fsprogs strace
+#                  squashfs-tools (the agent's disk image for small guests: scripts/build-agent-image.sh)
 #                  (strace: test/package checks that vge on Node makes no socket for a vsock: address)
 #                  (+ qemu-system-arm for the arm64 guest)
 #   go             Go >= 1.22 for go/ (present in /usr/local/go, or golang-1.2x-go from apt when offered)
@@ -22,7 +23,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${VGE_GUEST_CACHE:-$REPO/.cache/guest}
-APT_PACKAGES=(qemu-system-x86 busybox-static socat cpio kmod dracut shellcheck zstd e2fsprogs strace)
+APT_PACKAGES=(qemu-system-x86 busybox-static socat cpio kmod dracut shellcheck zstd e2fsprogs strace squashfs-tools)
 ARM64=${VGE_GUEST_ARM64:-1}
 [ "$ARM64" = 0 ] || APT_PACKAGES+=(qemu-system-arm)
 VHOST_VERSION=0.3.0

@@ -17,6 +17,7 @@ elif [ "$VGE_MODE" = disposable ]; then
     [ -z "$VGE_ALLOWCID" ] || vge_unused rd.vge.allowcid listen
     vge_load_modules
     mkdir -p "$VGE_RUN"
+    vge_agent_mount
     vge_say "disposable: dialing CID $VGE_CID port $VGE_PORT (retry ${VGE_RETRY}s); boot waits for the host's command"
     # NEWROOT (the mounted real root) is exported by dracut's init: the command may write into it.
     # shellcheck disable=SC2086 # VGE_VERBOSE is empty or one word

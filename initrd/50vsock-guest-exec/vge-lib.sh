@@ -103,6 +103,31 @@ vge_cpu_ok() {
     return 1
 }
 
+# rd.vge.agent=DEVICE: the agent is on a disk (a squashfs image from scripts/build-agent-image.sh, e.g.
+# /dev/vdb), not in the initramfs, which then fits a 128 MiB guest. Mounted read-only once (the hooks of
+# every mode call this) at $VGE_RUN/agent: RAM holds only the agent's pages it touches, clean, so the
+# kernel may drop them and read them again; vge-stop.sh unmounts it before switch_root. Sets VGE_BIN.
+vge_agent_mount() {
+    _vge_dev=$(getarg rd.vge.agent=) || _vge_dev=
+    if [ -n "$_vge_dev" ]; then
+        if [ ! -x "$VGE_RUN/agent/vsock_guest_exec" ]; then
+            modprobe -a virtio_blk squashfs || warn "vsock-guest-exec: modprobe of virtio_blk and squashfs failed"
+            # No udev yet in pre-udev: devtmpfs makes the node once the driver has probed the disk.
+            _vge_wait=100
+            while [ ! -b "$_vge_dev" ] && [ "$_vge_wait" -gt 0 ]; do
+                sleep 0.1
+                _vge_wait=$((_vge_wait - 1))
+            done
+            mkdir -p "$VGE_RUN/agent"
+            mount -t squashfs -o ro "$_vge_dev" "$VGE_RUN/agent" \
+                || warn "vsock-guest-exec: cannot mount rd.vge.agent=$_vge_dev (a squashfs image from scripts/build-agent-image.sh)"
+        fi
+        VGE_BIN=$VGE_RUN/agent/vsock_guest_exec
+    fi
+    [ -x "$VGE_BIN" ] || warn "vsock-guest-exec: no agent at $VGE_BIN${_vge_dev:+ (rd.vge.agent=$_vge_dev)}; an image built with --agent-on-disk needs rd.vge.agent=DEVICE"
+    unset _vge_dev _vge_wait
+}
+
 # The virtio-vsock transport, in dependency order (modprobe resolves the rest from modules.dep).
 # virtio_pci first: without the bus driver the transport finds no device.
 vge_load_modules() {

@@ -23,6 +23,7 @@ case $VGE_MODE in
         [ -z "$VGE_ALLOWCID" ] || vge_unused rd.vge.allowcid listen
         vge_load_modules
         mkdir -p "$VGE_RUN"
+        vge_agent_mount
         vge_say "persistent: dialing CID $VGE_CID port $VGE_PORT (retry ${VGE_RETRY}s${VGE_RECONNECT:+, again whenever the host goes away}) in the background"
         # shellcheck disable=SC2086 # VGE_VERBOSE is empty or one word
         "$VGE_BIN" --retry "$VGE_RETRY" ${VGE_RECONNECT:+--reconnect} ${VGE_TOKENFILE:+--token-file "$VGE_TOKENFILE"} ${VGE_HANDSHAKE:+--handshake-timeout "$VGE_HANDSHAKE"} $VGE_VERBOSE "$VGE_CID:$VGE_PORT" persistent \
@@ -34,6 +35,7 @@ case $VGE_MODE in
         [ -z "$VGE_RECONNECT" ] || vge_unused rd.vge.reconnect persistent
         vge_load_modules
         mkdir -p "$VGE_RUN"
+        vge_agent_mount
         vge_say "listen: listening on port $VGE_PORT for CID ${VGE_ALLOWCID:-2} in the background"
         # shellcheck disable=SC2086 # VGE_VERBOSE is empty or one word
         "$VGE_BIN" --listen ${VGE_ALLOWCID:+"--allow-cid=$VGE_ALLOWCID"} ${VGE_TOKENFILE:+--token-file "$VGE_TOKENFILE"} ${VGE_HANDSHAKE:+--handshake-timeout "$VGE_HANDSHAKE"} $VGE_VERBOSE ":$VGE_PORT" persistent \

@@ -55,3 +55,9 @@ if [ -f "$VGE_RUN/agent.pid" ]; then
     fi
     unset _vge_pid _vge_wait _vge_until
 fi
+
+# rd.vge.agent: nothing of the initrd runs from the agent's disk any more; the real root does not inherit
+# the mount (/run is carried over) and the disk is free for it.
+if [ -d "$VGE_RUN/agent" ] && umount "$VGE_RUN/agent" 2> /dev/null; then
+    vge_say "unmounted the agent's disk"
+fi

@@ -7,6 +7,8 @@
 #   vge_runs=N       run the agent N times in a row (default 1), e.g. to follow a host restart
 #   vge_argsN=A,B    run N's own arguments instead of vge_args (e.g. dial out, then listen: one boot,
 #                    several scenarios; boots are the slow part, ~15 s for an arm64 guest under TCG)
+#   vge_agent_disk=DEVICE   run the agent from the squashfs image on DEVICE (scripts/build-agent-image.sh;
+#                    an image built with --agent-on-disk carries no agent of its own)
 # Markers on the console: "VGE-INIT: up", "VGE-INIT: agent exited N", "VGE-INIT: poweroff".
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
@@ -24,6 +26,16 @@ for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
     insmod "/lib/modules/$m.ko" || echo "VGE-INIT: insmod $m failed"
 done
 
+agent=/usr/bin/vsock_guest_exec
+if [ -n "${vge_agent_disk:-}" ]; then
+    # Mounted read-only: the agent's pages come from the disk as it touches them and can be dropped again.
+    insmod /lib/modules/virtio_blk.ko || echo "VGE-INIT: insmod virtio_blk failed"
+    insmod /lib/modules/squashfs.ko || echo "VGE-INIT: insmod squashfs failed"
+    mkdir -p /run/agent
+    mount -t squashfs -o ro "$vge_agent_disk" /run/agent || echo "VGE-INIT: mount $vge_agent_disk failed"
+    agent=/run/agent/vsock_guest_exec
+fi
+
 runs=${vge_runs:-1}
 i=0
 while [ "$i" -lt "$runs" ]; do
@@ -33,7 +45,7 @@ while [ "$i" -lt "$runs" ]; do
     args=$(echo "${run_args:-}" | tr ',' ' ')
     echo "VGE-INIT: agent start run=$i args=[$args] uptime=$(up)"
     # shellcheck disable=SC2086 # args is a word list on purpose
-    /usr/bin/vsock_guest_exec $args
+    "$agent" $args
     echo "VGE-INIT: agent exited $? run=$i uptime=$(up)"
 done
 

@@ -5,7 +5,11 @@
 #   scripts/qemu/busybox-initrd.sh -o OUT [--arch x86_64|aarch64] [--agent FILE] [--kver KVER]
 #                                  [--kroot DIR] [--sysroot DIR] [--compress CMD]
 #                                  [--file SRC:DEST]...   (copies SRC to DEST in the image, mode 0600)
+#                                  [--agent-on-disk]
 #
+# --agent-on-disk: the agent's libraries and the virtio_blk and squashfs modules instead of the agent,
+# which then comes from a disk made by scripts/build-agent-image.sh (kernel argument vge_agent_disk=DEVICE):
+# a ~3 MiB image that boots and serves in a 128 MiB guest (initrd/README.md "Small guests").
 # Defaults as in scripts/build-initrd.sh: kernel from $VGE_GUEST_CACHE (scripts/guest-deps.sh),
 # agent dist/vsock_guest_exec-linux-x64; but compressor "zstd -3 -q -T0" ("cat" for none): a test image,
 # packed fast rather than small.
@@ -20,7 +24,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${VGE_GUEST_CACHE:-$REPO/.cache/guest}
 die() { printf 'busybox-initrd: error: %s\n' "$*" >&2; exit 1; }
 
-out="" kver="" kroot="" agent="" arch=x86_64 sysroot="" compress="zstd -3 -q -T0"
+out="" kver="" kroot="" agent="" agent_on_disk=0 arch=x86_64 sysroot="" compress="zstd -3 -q -T0"
 files=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -28,6 +32,7 @@ while [ $# -gt 0 ]; do
     --arch) arch=$2; shift 2 ;;
     --sysroot) sysroot=$2; shift 2 ;;
     --agent) agent=$2; shift 2 ;;
+    --agent-on-disk) agent_on_disk=1; shift ;;
     --kver) kver=$2; shift 2 ;;
     --kroot) kroot=$2; shift 2 ;;
     --compress) compress=$2; shift 2 ;;
@@ -78,8 +83,17 @@ for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
   [ -n "$ko" ] || die "module $m.ko not found under $moddir"
   cp "$ko" "$root/lib/modules/"
 done
-# Never strip the agent: it would lose its embedded program.
-cp "$agent" "$root/usr/bin/vsock_guest_exec"
+if [ "$agent_on_disk" = 1 ]; then
+  # The agent comes from a disk (vge_agent_disk=DEVICE, busybox-init.sh): only what mounts it is here.
+  for m in virtio_blk squashfs; do
+    ko=$(find "$moddir/kernel" -name "$m.ko" -print -quit)
+    [ -n "$ko" ] || die "module $m.ko not found under $moddir"
+    cp "$ko" "$root/lib/modules/"
+  done
+else
+  # Never strip the agent: it would lose its embedded program.
+  cp "$agent" "$root/usr/bin/vsock_guest_exec"
+fi
 # The agent's shared libraries, at the paths the loader looks for them.
 if [ "$arch" = x86_64 ]; then
   ldd "$agent" | awk '/=> \//{print $3} /^\t\/.*ld-linux/{print $1}' | while read -r lib; do

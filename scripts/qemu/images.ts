@@ -88,6 +88,34 @@ export function busyboxInitrd(deps: GuestDeps, files: { src: string; dest: strin
 }
 
 /**
+ * The busybox image without the agent (busybox-initrd.sh --agent-on-disk): ~3 MiB, for guests too small
+ * to unpack the agent (128 MiB). Boot it with agentDisk() attached as /dev/vda and vge_agent_disk=/dev/vda.
+ */
+export function busyboxOnDiskInitrd(deps: GuestDeps): string {
+  if (deps.arch !== "x86_64") throw new Error("busyboxOnDiskInitrd: x86_64 only (ldd of the agent)");
+  const script = join(HERE, "busybox-initrd.sh");
+  const key = keyOf([deps.arch, deps.kver, deps.kroot, "agent-on-disk"], [script, join(HERE, "busybox-init.sh"), deps.agent, ...tools("busybox")]);
+  return cached("busybox-ondisk", key, (out) => ["bash", script, "-o", out, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot, "--agent-on-disk"]);
+}
+
+/**
+ * The agent's squashfs disk image (scripts/build-agent-image.sh); attach read-only. `level`: zstd level,
+ * 19 as shipped (~1 min to pack on a loaded 2-core box), 3 for tests (~1 s, a few MiB larger on disk;
+ * the guest's RAM holds only the pages the agent touches either way).
+ */
+export function agentDisk(deps: GuestDeps, level = 19): string {
+  const script = join(REPO, "scripts/build-agent-image.sh");
+  const key = keyOf([String(level)], [script, deps.agent, ...tools("mksquashfs")]);
+  const kind = level === 19 ? "agent-disk" : `agent-disk-${level}`;
+  return cached(kind, key, (out) => ["bash", script, "-o", out, "--agent", deps.agent, "--level", String(level)]);
+}
+
+/** QEMU arguments that attach `image` read-only as the first virtio disk (/dev/vda). */
+export function diskArgs(image: string): string[] {
+  return ["-drive", `file=${image},if=virtio,format=raw,readonly=on`];
+}
+
+/**
  * The dracut image as scripts/build-initrd.sh makes it (initrd/50vsock-guest-exec), plus the test-only
  * module vge-testroot: root=vge-testroot boots into a throw-away tmpfs root whose init prints
  * "VGE-TESTROOT: ..." markers and powers off (see 59vge-testroot). `include` (dracut --include)
@@ -104,6 +132,22 @@ export function dracutInitrd(deps: GuestDeps, include: { src: string; dest: stri
   return cached(kind, key, (out) => [
     "bash", script, "-o", out, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot,
     "--module-dir", testModule, "--add", "vge-testroot", ...extra,
+  ]);
+}
+
+/**
+ * dracutInitrd without the agent (build-initrd.sh --agent-on-disk): the agent comes from agentDisk() at
+ * boot (rd.vge.agent=DEVICE). With the test root module, like dracutInitrd.
+ */
+export function dracutOnDiskInitrd(deps: GuestDeps): string {
+  x86Only(deps, "dracut");
+  const script = join(REPO, "scripts/build-initrd.sh");
+  const testModule = join(HERE, "59vge-testroot");
+  const files = [script, ...filesUnder(join(REPO, "initrd/50vsock-guest-exec")), ...filesUnder(testModule), deps.agent, ...tools("busybox", "dracut")];
+  const key = keyOf([deps.kver, deps.kroot, "agent-on-disk"], files);
+  return cached("dracut-ondisk", key, (out) => [
+    "bash", script, "-o", out, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot, "--agent-on-disk",
+    "--module-dir", testModule, "--add", "vge-testroot",
   ]);
 }
 

@@ -16,7 +16,7 @@ export const agentArgs = {
   retry: { type: "string", valueHint: "SECONDS", description: `Keep retrying while the host is not listening, up to this long (default ${DEFAULT_RETRY_S}; 0 tries once)` },
   listen: { type: "boolean", description: "Listen on PORT (any local CID) or on --unix PATH and serve every host that dials in, many at once" },
   "allow-cid": { type: "string", valueHint: "LIST", description: "Listen mode: peer CIDs to accept, comma-separated, or `any` (default 2, the host)" },
-  reconnect: { type: "boolean", description: "Dial again, with backoff, whenever the host goes away (persistent and v2 hosts)" },
+  reconnect: { type: "boolean", description: "Dial again, every 50 ms and with no time limit, whenever the host goes away (persistent and v2 hosts)" },
   "handshake-timeout": { type: "string", valueHint: "SECONDS", description: `v2: time a host has to complete the hello (HELLO, and AUTH with a token), from its magic, or in listen mode from connecting; then ERROR ETIMEDOUT and the connection closes (default ${DEFAULT_HANDSHAKE_TIMEOUT_S}; 0 = no limit)` },
   pause: { type: "string", valueHint: "MS", description: `Disposable: a command is complete after this long without new bytes (default ${DEFAULT_PAUSE_MS})` },
   "max-execs": { type: "string", valueHint: "N", description: `v2: executions running at once in the agent; more get EXIT error EAGAIN (default ${DEFAULT_LIMITS.execs})` },

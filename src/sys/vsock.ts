@@ -59,6 +59,23 @@ async function connectFd(domain: number, addr: Uint8Array, len: number, opts: Wa
   });
 }
 
+/**
+ * Starts a non-blocking connect and returns at once: the fd, and whether it is connected already. When not,
+ * the caller waits for POLLOUT and reads the outcome with connectOutcome(). Throws (fd closed) when the
+ * attempt fails at once, as a Unix socket path nobody listens on does.
+ */
+export function connectBegin(target: { kind: "vsock"; cid: number; port: number } | { kind: "unix"; path: string }): { fd: number; connected: boolean } {
+  const { domain, addr, len } = target.kind === "vsock" ? { domain: AF_VSOCK, addr: packSockaddrVm(target), len: SOCKADDR_VM_SIZE } : { domain: AF_UNIX, ...packSockaddrUn(target.path) };
+  const fd = socket(domain, undefined, { nonblock: true });
+  return guarded(fd, () => ({ fd, connected: connectStart(fd, addr, len) }));
+}
+
+/** The outcome of a started connect once its fd polled writable: throws SyscallError("connect", …) on failure. */
+export function connectOutcome(fd: number): void {
+  const err = socketError(fd);
+  if (err !== 0) throw new SyscallError("connect", err);
+}
+
 /** A connected, non-blocking, close-on-exec AF_VSOCK stream socket. */
 export function vsockConnect(addr: VsockAddr, opts: WaitOptions = {}): Promise<number> {
   return connectFd(AF_VSOCK, packSockaddrVm(addr), SOCKADDR_VM_SIZE, opts);

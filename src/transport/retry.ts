@@ -10,7 +10,8 @@ export interface RetryOptions {
   /** Called before each pause: the failure, the pause that follows, and the attempt that failed. */
   onRetry?: (err: Error, waitMs: number, attempt: number) => void;
   signal?: AbortSignal;
-  /** First pause (default 100 ms), doubled after each failure up to maxPauseMs (default 2000 ms). */
+  /** First pause (default 100 ms), doubled after each failure up to maxPauseMs (default 2000 ms); equal
+   * values give a fixed cadence. */
   firstPauseMs?: number;
   maxPauseMs?: number;
   /** Spread each pause over ±25 %, so that guests booted together do not dial in lock-step. */
