@@ -16,6 +16,7 @@ import { TokenError } from "../protocol/v2/auth.ts";
 import { readTokenFile } from "../common/token-file.ts";
 import { PTY_EXEC_ARG, ptyExecMain } from "./pty-exec.ts";
 import { onFdWatchFailure } from "../sys/fdwatch.ts";
+import { setupContainment } from "./v2/contain.ts";
 
 // A PTY execution's first moments (pty-exec.ts): before anything else runs, no handlers, no logging.
 if (process.argv[2] === PTY_EXEC_ARG) ptyExecMain(process.argv.slice(3));
@@ -84,6 +85,17 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   for (const w of cfg.warnings) log.warn(w);
+  if (cfg.cgroupDir !== undefined || cfg.protect) {
+    try {
+      const c = setupContainment({ cgroupDir: cfg.cgroupDir, protect: cfg.protect, warn: (m) => log.warn(m) });
+      if (c.tree) log.info(`executions are contained in cgroups under ${c.tree.dir} (controllers: ${[...c.tree.controllers].join(" ") || "none"})`);
+      if (c.protect) log.info("OOM score -1000: the OOM killer never picks the agent; executions run at 0");
+    } catch (e) {
+      // Told to contain: running uncontained instead would be a silent downgrade.
+      log.error((e as Error).message);
+      return EXIT.usage;
+    }
+  }
   exitGracefullyOnTerm(log);
   onFdWatchFailure((e) => log.error(`${e.message}; output is read by timer polling until the next wait restarts it`));
 

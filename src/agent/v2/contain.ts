@@ -1,0 +1,158 @@
+// Containment of one execution (--cgroup DIR, --protect): where its processes are born, what they may
+// take, how they all end, and what they used.
+//
+// Placement without a race: neither Bun.spawn nor posix_spawn can put a child into a cgroup, and a child
+// moved after it started may already have forked. So the agent hops in: it moves ITSELF into the
+// execution's leaf, spawns (the child is born there, as is everything it ever forks), and moves back.
+// The OOM score works the same way: an agent protected at -1000 sets itself to 0 around the spawn, so
+// the child is born at 0 and never holds the immunity, not even for its first instruction.
+// The window, documented in SECURITY.md: for the spawn call (tens of µs) the agent sits in the leaf at
+// OOM score 0; memory it faults in then is charged to the leaf; pids.max counts the agent's threads
+// until it is back (so it is raised by that many, then set exactly); cpu.max is set only after it is
+// back (a throttled leaf would stall the agent).
+import { readFileSync, writeFileSync } from "node:fs";
+import type { ExecLimits, ExecUsage } from "../../protocol/v2/messages.ts";
+import { CgroupTree, type CgroupFs, type Leaf } from "./cgroup.ts";
+import { UserError } from "./users.ts";
+
+/** The OOM score of a protected agent: never chosen by the OOM killer. */
+export const PROTECTED_OOM_SCORE = -1000;
+/**
+ * The agent's own OOM score file. Tests on a development machine must never write the real one: they
+ * point VGE_TEST_OOM_SCORE_ADJ_FILE at a file in a temp directory.
+ */
+const OOM_FILE = process.env.VGE_TEST_OOM_SCORE_ADJ_FILE ?? "/proc/self/oom_score_adj";
+
+export interface ContainConfig {
+  tree?: CgroupTree;
+  /** The agent's OOM score is PROTECTED_OOM_SCORE; children are born at 0. */
+  protect: boolean;
+  oomFile: string;
+}
+
+let config: ContainConfig = { protect: false, oomFile: OOM_FILE };
+
+/** Called once at start (main.ts) for --cgroup DIR / --protect; throws with a clear message if it cannot. */
+export function setupContainment(opts: { cgroupDir?: string; protect?: boolean; fs?: CgroupFs; oomFile?: string; warn?: (m: string) => void }): ContainConfig {
+  const oomFile = opts.oomFile ?? OOM_FILE;
+  const tree = opts.cgroupDir !== undefined ? CgroupTree.setup(opts.cgroupDir, process.pid, opts.fs, opts.warn) : undefined;
+  if (opts.protect) {
+    try {
+      writeFileSync(oomFile, String(PROTECTED_OOM_SCORE));
+    } catch (e) {
+      throw new Error(`--protect: cannot set the agent's OOM score in ${oomFile}: ${(e as { code?: string }).code ?? (e as Error).message}`);
+    }
+  }
+  config = { tree, protect: !!opts.protect, oomFile };
+  return config;
+}
+
+/** For tests: the containment in force. */
+export function containment(): ContainConfig {
+  return config;
+}
+
+/** Threads of this process now (pids.max counts them while the agent is inside a leaf). */
+function ownThreads(): number {
+  try {
+    const m = /^Threads:\s+(\d+)/m.exec(readFileSync("/proc/self/status", "utf8"));
+    return m ? Number(m[1]) : 64;
+  } catch {
+    return 64;
+  }
+}
+
+/** One execution's containment; without --cgroup and --protect every method is a no-op. */
+export class ExecBox {
+  private constructor(
+    private readonly cfg: ContainConfig,
+    private readonly leaf: Leaf | undefined,
+    private readonly limits: ExecLimits,
+  ) {}
+
+  /** The box for an execution with `limits`: UserError ENOTSUP for limits this agent cannot enforce. */
+  static open(limits: ExecLimits | undefined, cfg: ContainConfig = config): ExecBox {
+    const asked = limits && Object.keys(limits).length > 0 ? limits : undefined;
+    if (asked && !cfg.tree) throw new UserError("ENOTSUP", "limits need an agent started with --cgroup DIR (cgroup v2); nothing was run");
+    if (asked) {
+      const no = cfg.tree!.unsupported(asked);
+      if (no.length) throw new UserError("ENOTSUP", `this guest's cgroup has no controller for ${no.join(", ")}; nothing was run`);
+    }
+    if (!cfg.tree) return new ExecBox(cfg, undefined, {});
+    let leaf: Leaf;
+    try {
+      leaf = cfg.tree.createLeaf();
+    } catch (e) {
+      throw new UserError((e as { code?: string }).code ?? "EIO", `cannot create the execution's cgroup: ${(e as Error).message}`);
+    }
+    try {
+      leaf.setEarlyLimits(limits ?? {}, ownThreads() + 1);
+    } catch (e) {
+      void leaf.remove(0);
+      throw new UserError("EINVAL", `cannot set the execution's limits: ${(e as Error).message}`);
+    }
+    return new ExecBox(cfg, leaf, limits ?? {});
+  }
+
+  /** True when the execution has a cgroup leaf of its own. */
+  get contained(): boolean {
+    return this.leaf !== undefined;
+  }
+
+  /** Runs `spawn` with the agent inside the leaf and at OOM score 0, so that the child is born there; see the top. */
+  spawn<T>(spawn: () => T): T {
+    const { leaf, cfg } = this;
+    if (!leaf && !cfg.protect) return spawn();
+    if (cfg.protect) writeFileSync(cfg.oomFile, "0");
+    try {
+      if (leaf) leaf.enter(process.pid);
+      try {
+        return spawn();
+      } finally {
+        if (leaf) this.goHome();
+      }
+    } finally {
+      if (cfg.protect) writeFileSync(cfg.oomFile, String(PROTECTED_OOM_SCORE));
+      if (leaf) leaf.setLateLimits(this.limits);
+    }
+  }
+
+  /** Back to DIR/agent; a failure is retried, and if it persists the leaf is never killed (it holds the agent). */
+  private goHome(): void {
+    const home = `${this.cfg.tree!.home}/cgroup.procs`;
+    for (let i = 0; ; i++) {
+      try {
+        this.cfg.tree!.fs.write(home, String(process.pid));
+        return;
+      } catch (e) {
+        if (i >= 3) {
+          this.agentInside = true;
+          throw e;
+        }
+      }
+    }
+  }
+
+  private agentInside = false;
+
+  /** SIGKILLs every process of the execution, however it detached itself (no-op without a leaf). */
+  killAll(): void {
+    if (this.leaf && !this.agentInside) this.leaf.kill(process.pid);
+  }
+
+  /**
+   * The execution is over: what is left of its tree is killed, the leaf emptied and removed; returns the
+   * tree's usage (without a leaf: undefined, the caller falls back on rusage).
+   */
+  async close(): Promise<{ usage?: ExecUsage; oom?: boolean } | undefined> {
+    const leaf = this.leaf;
+    if (!leaf || this.agentInside) return undefined;
+    leaf.kill(process.pid);
+    const deadline = performance.now() + 5000;
+    while (leaf.populated() && performance.now() < deadline) await Bun.sleep(5);
+    // Read before rmdir: the files go with the leaf.
+    const used = leaf.usage();
+    await leaf.remove();
+    return used;
+  }
+}
