@@ -7,6 +7,7 @@
 #   vge_runs=N       run the agent N times in a row (default 1), e.g. to follow a host restart
 #   vge_argsN=A,B    run N's own arguments instead of vge_args (e.g. dial out, then listen: one boot,
 #                    several scenarios; boots are the slow part, ~15 s for an arm64 guest under TCG)
+#   vge_cgroup2=1    mount cgroup2 on /sys/fs/cgroup (for the agent's --cgroup; the agent enables controllers)
 # Markers on the console: "VGE-INIT: up", "VGE-INIT: agent exited N", "VGE-INIT: poweroff".
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
@@ -14,6 +15,9 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /tmp /run
 mount -t tmpfs tmpfs /tmp
+if [ "${vge_cgroup2:-}" = 1 ]; then
+    mount -t cgroup2 none /sys/fs/cgroup || echo "VGE-INIT: cgroup2 mount failed"
+fi
 
 up() { read -r _s _ < /proc/uptime; echo "$_s"; }
 echo "VGE-INIT: up uptime=$(up)"

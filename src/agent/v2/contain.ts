@@ -4,13 +4,18 @@
 // Placement without a race: neither Bun.spawn nor posix_spawn can put a child into a cgroup, and a child
 // moved after it started may already have forked. So the agent hops in: it moves ITSELF into the
 // execution's leaf, spawns (the child is born there, as is everything it ever forks), and moves back.
-// The OOM score works the same way: an agent protected at -1000 sets itself to 0 around the spawn, so
-// the child is born at 0 and never holds the immunity, not even for its first instruction.
-// The window, documented in SECURITY.md: for the spawn call (tens of µs) the agent sits in the leaf at
-// OOM score 0; memory it faults in then is charged to the leaf; pids.max counts the agent's threads
-// until it is back (so it is raised by that many, then set exactly); cpu.max is set only after it is
-// back (a throttled leaf would stall the agent).
-import { readFileSync, writeFileSync } from "node:fs";
+// The window, documented in SECURITY.md: until the agent runs again after the spawn (measured under TCG:
+// the child can run its first commands before that) the agent sits in the leaf: memory it faults in is
+// charged to the leaf, pids.max counts the agent's threads (so it is raised by that many, then set
+// exactly), and cpu.max is set only once the agent is out (a throttled leaf would stall the agent).
+// The agent keeps its OOM score of -1000 throughout, so a leaf OOM in that window never picks it.
+//
+// The OOM score: a child inherits the agent's -1000 at fork, and no code of ours runs in it between fork
+// and exec. So with --protect the program is started through a one-line /bin/sh trampoline that sets its
+// own score to 0 and execs the program: the user's program never runs with the immunity. (Setting the
+// agent to 0 around the spawn instead was measured to leave the agent at 0 while the child already ran.)
+import { accessSync, constants, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { ExecLimits, ExecUsage } from "../../protocol/v2/messages.ts";
 import { CgroupTree, type CgroupFs, type Leaf } from "./cgroup.ts";
 import { UserError } from "./users.ts";
@@ -51,6 +56,9 @@ export function setupContainment(opts: { cgroupDir?: string; protect?: boolean; 
 export function containment(): ContainConfig {
   return config;
 }
+
+/** `sh -c` text of the trampoline: $1 the OOM score file, then the program (a path) and its arguments. */
+const TRAMPOLINE = 'echo 0 > "$1" || exit 126; shift; exec "$@"';
 
 /** Threads of this process now (pids.max counts them while the agent is inside a leaf). */
 function ownThreads(): number {
@@ -99,21 +107,39 @@ export class ExecBox {
     return this.leaf !== undefined;
   }
 
-  /** Runs `spawn` with the agent inside the leaf and at OOM score 0, so that the child is born there; see the top. */
-  spawn<T>(spawn: () => T): T {
-    const { leaf, cfg } = this;
-    if (!leaf && !cfg.protect) return spawn();
-    if (cfg.protect) writeFileSync(cfg.oomFile, "0");
+  /**
+   * The command line to spawn for `cmd`: itself, or with --protect the trampoline that resets the OOM
+   * score first. The program is looked up here (PATH of `env`, relative to `cwd`), so that a missing one
+   * is still a start failure (ENOENT, EACCES), not the trampoline's exit 127.
+   */
+  command(cmd: string[], env: Record<string, string>, cwd: string | undefined): string[] {
+    if (!this.cfg.protect) return cmd;
+    const prog = cmd[0]!;
+    let path: string | null = prog;
+    if (!prog.includes("/")) path = Bun.which(prog, { PATH: env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", cwd });
+    if (path === null) throw Object.assign(new Error(`program not found: ${prog}`), { code: "ENOENT" });
+    const abs = path.startsWith("/") ? path : join(cwd ?? process.cwd(), path);
     try {
-      if (leaf) leaf.enter(process.pid);
+      accessSync(abs, constants.X_OK);
+    } catch (e) {
+      throw Object.assign(new Error(`${(e as { code?: string }).code === "ENOENT" ? "program not found" : "cannot execute"}: ${prog}`), { code: (e as { code?: string }).code ?? "EACCES" });
+    }
+    return ["/bin/sh", "-c", TRAMPOLINE, "vge-exec", this.cfg.oomFile, abs, ...cmd.slice(1)];
+  }
+
+  /** Runs `spawn` with the agent inside the leaf, so that the child is born there; see the top. */
+  spawn<T>(spawn: () => T): T {
+    const { leaf } = this;
+    if (!leaf) return spawn();
+    leaf.enter(process.pid);
+    try {
       try {
         return spawn();
       } finally {
-        if (leaf) this.goHome();
+        this.goHome();
       }
     } finally {
-      if (cfg.protect) writeFileSync(cfg.oomFile, String(PROTECTED_OOM_SCORE));
-      if (leaf) leaf.setLateLimits(this.limits);
+      leaf.setLateLimits(this.limits);
     }
   }
 

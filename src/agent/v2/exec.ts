@@ -60,8 +60,10 @@ export class Execution {
     startFdWatch();
     try {
       const plan = planSpawn(this.req);
-      // contain: the box's spawn() makes the child be born in the execution's cgroup leaf.
+      // contain: the box's spawn() makes the child be born in the execution's cgroup leaf; its command()
+      // resets the OOM score of a protected agent's child before the program runs.
       const box = (this.box = ExecBox.open(this.req.limits));
+      plan.cmd = box.command(plan.cmd, plan.env, plan.cwd);
       if (this.req.pty) {
         this.pty = box.spawn(() => PtyTerminal.spawn(plan, this.req.pty!.cols, this.req.pty!.rows));
         this.proc = this.pty.proc;

@@ -99,7 +99,7 @@ test("limits without --cgroup, or without the controller, are ENOTSUP; nothing e
   expect(ExecBox.open({ pids: 4 }, c).contained).toBe(true);
 });
 
-test("spawn: the agent is inside the leaf (OOM score 0) exactly while the child is made; pids.max raised by its threads then exact, cpu.max only after", async () => {
+test("spawn: the agent is inside the leaf (its OOM score kept at -1000) exactly while the child is made; pids.max raised by its threads then exact, cpu.max only after", async () => {
   writeFileSync(oomFile, "0");
   const c = setupContainment({ cgroupDir: join(fs.root, "vge"), protect: true, fs, oomFile });
   expect(readFileSync(oomFile, "utf8")).toBe("-1000");
@@ -121,7 +121,7 @@ test("spawn: the agent is inside the leaf (OOM score 0) exactly while the child 
   started.push(child.pid);
   const threads = Number(/^Threads:\s+(\d+)/m.exec(readFileSync("/proc/self/status", "utf8"))![1]);
   expect(inside.where).toBe("vge/exec-1");
-  expect(inside.oom).toBe("0");
+  expect(inside.oom).toBe("-1000");
   expect(inside.memory).toBe(String(32 << 20));
   expect(Number(inside.pids)).toBeGreaterThanOrEqual(16 + 2);
   expect(Number(inside.pids)).toBeLessThanOrEqual(16 + threads + 8);
@@ -184,4 +184,22 @@ test("leaves are numbered past one that could not be removed", () => {
   fs.mkdir(join(fs.root, "vge", "exec-1"));
   expect(c.tree!.createLeaf().path).toEndWith("exec-2");
   expect(CgroupTree.name).toBe("CgroupTree");
+});
+
+test("--protect: the program starts through a trampoline that sets its own OOM score to 0 first; a missing program is still ENOENT", async () => {
+  const c = setupContainment({ protect: true, oomFile });
+  expect(readFileSync(oomFile, "utf8")).toBe("-1000");
+  const box = ExecBox.open(undefined, c);
+  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
+  // The test's stand-in for /proc/self/oom_score_adj is a temp file: the child writes 0 there, then runs.
+  const child = Bun.spawn(box.command(["sh", "-c", `cat ${oomFile}; echo "$0 $1" "$#"`, "zero", "one"], env, undefined), { env, stdout: "pipe" });
+  expect(await new Response(child.stdout).text()).toBe("0\nzero one 1\n");
+  expect(await child.exited).toBe(0);
+  const cmd = box.command(["true"], env, undefined);
+  expect(cmd.slice(0, 2)).toEqual(["/bin/sh", "-c"]);
+  expect(cmd.at(-1)).toMatch(/\/true$/);
+  expect(() => box.command(["vge-no-such-program"], env, undefined)).toThrow(/program not found: vge-no-such-program/);
+  expect(() => box.command(["/etc/passwd"], env, undefined)).toThrow(/cannot execute/);
+  // Without --protect the command is left alone.
+  expect(ExecBox.open(undefined, setupContainment({ oomFile })).command(["true"], env, undefined)).toEqual(["true"]);
 });

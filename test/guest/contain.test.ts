@@ -1,0 +1,136 @@
+// Contained executions in a real guest (busybox initrd, cgroup2 mounted by /init): the agent runs with
+// --listen --cgroup /sys/fs/cgroup/vge --protect and the host library dials in through vhost-device-vsock.
+// Each check is what the process group alone cannot do: a setsid'd, double-forked daemon dies on timeout,
+// on kill(), at the end of the host's connection and when its leader exits; no leaf is left behind;
+// limits hold (memory → killed alone with oom:true, a fork bomb under pids 64 → contained while other
+// executions run); a guest-wide OOM kills the hog, never the protected agent.
+import { expect, test } from "bun:test";
+import { connect, type Guest as HostGuest } from "../../src/host/index.ts";
+import { findGuestDeps, guestSkipReason, named, withGuest, within } from "../../scripts/qemu/harness.ts";
+import { busyboxInitrd } from "../../scripts/qemu/images.ts";
+
+const skip = guestSkipReason();
+const STEP = 90_000;
+const CALL = 60_000;
+const CG = "/sys/fs/cgroup/vge";
+/** Starts a daemon that leaves the process group and session (setsid) and its parent (double fork), records its pid in FILE, then sleeps. */
+const daemonCmd = (file: string, then = "sleep 300") => `setsid sh -c 'sleep 300 & echo $! > ${file}'; ${then}`;
+/** "alive" or "dead" for the pid in FILE (a zombie counts as dead: it runs nothing). */
+const stateOf = (file: string) => `d=$(cat ${file}); if [ -e /proc/$d/status ] && ! grep -q '^State:.*Z' /proc/$d/status; then echo alive; else echo dead; fi`;
+
+async function sh(g: HostGuest, cmd: string, what: string, opts: Parameters<HostGuest["run"]>[1] = {}) {
+  return within(g.run({ shell: cmd }, opts), CALL, what);
+}
+
+/** Polls FILE's daemon until it is dead (bounded); its last state. */
+async function waitDead(g: HostGuest, file: string): Promise<string> {
+  let state = "";
+  for (let i = 0; i < 40; i++) {
+    state = (await sh(g, stateOf(file), "daemon state")).stdoutText.trim();
+    if (state === "dead") break;
+    await Bun.sleep(250);
+  }
+  return state;
+}
+
+test.skipIf(!!skip)(named("contain: setsid'd daemons die on timeout, kill, connection end and leader exit; leaves removed; memory and pids limits; OOM spares the agent", skip), async () => {
+  const found = findGuestDeps();
+  if ("missing" in found) throw new Error(found.missing);
+  const args = ["--listen", ":1024", "--cgroup", CG, "--protect"].join(",");
+  await withGuest({ initrd: busyboxInitrd(found.deps), memoryMiB: 384, append: [`vge_args=${args}`, "vge_cgroup2=1"], timeoutMs: 420_000 }, async (vm) => {
+    await vm.start();
+    await vm.waitFor("executions are contained in cgroups", STEP);
+    const addr = `fc:${vm.uds}:1024`;
+    const g = await within(connect(addr, { retryMs: 60_000 }), STEP, "connect");
+    try {
+      // The agent: OOM score -1000, in its own leaf; what it runs: score 0, in a leaf of its own.
+      const self = await sh(g, `cat /proc/${g.info.pid}/oom_score_adj; cat /proc/${g.info.pid}/cgroup; cat /proc/self/oom_score_adj; cat /proc/self/cgroup; cat ${CG}/cgroup.subtree_control`, "facts");
+      const [agentAdj, agentCg, childAdj, childCg, ctl] = self.stdoutText.trim().split("\n");
+      expect({ agentAdj, agentCg, childAdj }).toEqual({ agentAdj: "-1000", agentCg: "0::/vge/agent", childAdj: "0" });
+      expect(childCg).toMatch(/^0::\/vge\/exec-\d+$/);
+      expect(ctl!.split(" ").sort()).toEqual(["cpu", "memory", "pids"]);
+
+      // 1. Timeout: the leader and the setsid'd daemon both end.
+      const t = await sh(g, daemonCmd("/tmp/d1"), "timeout run", { timeoutMs: 2000 });
+      expect({ status: t.status, signal: t.signal }).toEqual({ status: "timeout", signal: "SIGKILL" });
+      expect(await waitDead(g, "/tmp/d1")).toBe("dead");
+
+      // 2. kill() from the host (SIGKILL).
+      const p = g.exec({ shell: daemonCmd("/tmp/d2", "echo up; sleep 300") }, { stdin: "closed" });
+      const reader = p.stdout.getReader();
+      await within(reader.read(), CALL, "the daemon's start");
+      reader.releaseLock();
+      p.kill("SIGKILL");
+      expect((await within(p.result, CALL, "kill result")).status).toBe("signaled");
+      expect(await waitDead(g, "/tmp/d2")).toBe("dead");
+
+      // 3. The leader exits normally: what it left running ends with it.
+      const e = await sh(g, daemonCmd("/tmp/d3", "exit 0"), "leader exit");
+      expect(e.code).toBe(0);
+      expect(await waitDead(g, "/tmp/d3")).toBe("dead");
+
+      // 4. The connection ends (not detached): its execution's whole tree is killed.
+      const g2 = await within(connect(addr), STEP, "second connection");
+      const p2 = g2.exec({ shell: daemonCmd("/tmp/d4", "echo up; sleep 300") }, { stdin: "closed" });
+      const r2 = p2.stdout.getReader();
+      await within(r2.read(), CALL, "the second daemon's start");
+      r2.releaseLock();
+      expect((await sh(g, stateOf("/tmp/d4"), "d4 alive")).stdoutText.trim()).toBe("alive");
+      g2.close();
+      expect(await waitDead(g, "/tmp/d4")).toBe("dead");
+
+      // 5. No leaf left but the one running this look.
+      const leaves = (await sh(g, `ls ${CG} | grep '^exec-'`, "leaves")).stdoutText.trim().split("\n");
+      expect(leaves.length).toBe(1);
+
+      // 6. Memory limit: the allocator is killed alone, oom:true; the agent answers at once after.
+      const hog = "head -c 400000000 /dev/zero | tr '\\0' a | sort > /dev/null";
+      const m = await sh(g, hog, "memory hog", { limits: { memoryBytes: 64 * 1024 * 1024 }, timeoutMs: 120_000 });
+      expect(m.oom).toBe(true);
+      expect(m.usage?.from).toBe("cgroup");
+      expect(m.usage!.memoryPeak!).toBeGreaterThan(48 * 1024 * 1024);
+      expect(m.usage!.memoryPeak!).toBeLessThanOrEqual(64 * 1024 * 1024);
+      const t0 = performance.now();
+      const next = await sh(g, "echo next", "after the hog");
+      const nextMs = performance.now() - t0;
+      expect(next.stdoutText).toBe("next\n");
+      console.error(`contain: memory hog under 64 MiB: status ${m.status} ${m.signal ?? m.code}, peak ${m.usage!.memoryPeak}, next exec ${nextMs.toFixed(0)} ms`);
+
+      // 7. A fork bomb under pids 64: contained (timeout ends it), and another execution runs meanwhile.
+      const bomb = sh(g, "b() { b | b & }; b; sleep 300", "fork bomb", { limits: { pids: 64 }, timeoutMs: 8000 });
+      await Bun.sleep(2000);
+      const t1 = performance.now();
+      const during = await sh(g, `cat ${CG}/exec-*/pids.current 2>/dev/null | sort -n | tail -1; echo ok`, "during the bomb");
+      const duringMs = performance.now() - t1;
+      const b = await bomb;
+      expect(b.status).toBe("timeout");
+      const [maxPids, ok] = during.stdoutText.trim().split("\n");
+      expect(ok).toBe("ok");
+      expect(Number(maxPids)).toBeLessThanOrEqual(64);
+      const after = (await sh(g, `ls ${CG} | grep -c '^exec-'`, "leaves after the bomb")).stdoutText.trim();
+      expect(after).toBe("1");
+      console.error(`contain: fork bomb under pids 64: max pids.current ${maxPids}, an exec during it took ${duringMs.toFixed(0)} ms`);
+
+      // 8. Usage of a plain run.
+      const u = await sh(g, "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done", "cpu burn", { usage: true });
+      expect(u.usage!.from).toBe("cgroup");
+      expect(u.usage!.userUsec + u.usage!.systemUsec).toBeGreaterThan(10_000);
+
+      // 9. No limit, the guest runs out of memory: the kernel kills the hog, never the agent.
+      const big = "head -c 600000000 /dev/zero | tr '\\0' a | sort > /dev/null";
+      const o = await sh(g, big, "guest-wide OOM", { usage: true, timeoutMs: 180_000 });
+      expect(o.status).toBe("signaled");
+      expect(o.oom).toBe(true);
+      const alive = await sh(g, "echo alive", "after the OOM");
+      expect(alive.stdoutText).toBe("alive\n");
+      expect(vm.saw("VGE-INIT: agent exited")).toBe(false);
+
+      // Per-exec cost of containment: 20 `true` in a row.
+      const t2 = performance.now();
+      for (let i = 0; i < 20; i++) await sh(g, "true", "true");
+      console.error(`contain: 20 contained execs of true: ${((performance.now() - t2) / 20).toFixed(1)} ms each`);
+    } finally {
+      g.close();
+    }
+  });
+}, 480_000);
