@@ -30,7 +30,7 @@ export const agentArgs = {
   "token-file": { type: "string", valueHint: "PATH", description: "Serve only v2 hosts that prove they hold the token in this file (read once; one trailing newline ignored; at least 16 bytes)" },
   "allow-legacy": { type: "boolean", description: "With --token-file: still serve hosts speaking the original formats, which cannot authenticate" },
   "privileged-port": { type: "boolean", description: "Listen mode on AF_VSOCK: accept only peers whose source port is below 1024 (bound by root on the host)" },
-  cgroup: { type: "string", valueHint: "DIR", description: "v2: run each execution in a cgroup v2 leaf of its own under DIR (the agent moves itself into DIR/agent): its whole tree ends with it, and EXEC limits are enforced; without it limits are refused (ENOTSUP)" },
+  cgroup: { type: "string", valueHint: "DIR", description: "v2: run each execution in a cgroup v2 leaf of its own under DIR (the agent moves itself into DIR/agent): its whole tree ends with it, and EXEC limits are enforced; without it limits are refused (ENOTSUP). `self`: the agent's own cgroup (systemd Delegate=yes)" },
   protect: { type: "boolean", description: "Set the agent's OOM score to -1000 (the kernel's OOM killer never picks it); executions are born at 0" },
   verbose: { type: "boolean", alias: "v", description: "Log command texts and connection details" },
   version: { type: "boolean", alias: "V", description: "Print the version" },
@@ -124,7 +124,7 @@ export function toConfig(args: Parsed): AgentConfig {
   };
   if (!listen && args["max-conns"] !== undefined) throw new UsageError("--max-conns only applies with --listen");
   const auth = authConfig(args, listen, target);
-  if (args.cgroup !== undefined && !args.cgroup.startsWith("/")) throw new UsageError("--cgroup needs an absolute DIR on a cgroup2 mount, e.g. /sys/fs/cgroup/vge");
+  if (args.cgroup !== undefined && !args.cgroup.startsWith("/") && args.cgroup !== "self") throw new UsageError("--cgroup needs an absolute DIR on a cgroup2 mount, e.g. /sys/fs/cgroup/vge, or `self` (the agent's own cgroup, under a systemd unit with Delegate=yes)");
   return { target, mode, retryMs, pauseMs, handshakeTimeoutMs, verbose: !!args.verbose, listen, allowCids, reconnect: !!args.reconnect, limits, warnings, ...auth, cgroupDir: args.cgroup, protect: !!args.protect };
 }
 

@@ -37,10 +37,25 @@ export interface ContainConfig {
 
 let config: ContainConfig = { protect: false, oomFile: OOM_FILE };
 
+/** Where cgroup2 is mounted on every system that has it (systemd, the dracut module, busybox /init). */
+export const CGROUP_MOUNT = "/sys/fs/cgroup";
+
+/**
+ * `--cgroup self`: the agent's own cgroup (from /proc/self/cgroup's "0::PATH" line), as under a systemd unit
+ * with Delegate=yes, where the unit's cgroup is the agent's to divide.
+ */
+export function ownCgroupDir(procSelfCgroup: string, mount = CGROUP_MOUNT): string {
+  const line = procSelfCgroup.split("\n").find((l) => l.startsWith("0::"));
+  if (!line) throw new Error("--cgroup self: this process is not in a cgroup v2 hierarchy (no 0:: line in /proc/self/cgroup)");
+  const path = line.slice(3).trim();
+  return path === "/" ? mount : `${mount}${path}`;
+}
+
 /** Called once at start (main.ts) for --cgroup DIR / --protect; throws with a clear message if it cannot. */
 export function setupContainment(opts: { cgroupDir?: string; protect?: boolean; fs?: CgroupFs; oomFile?: string; warn?: (m: string) => void }): ContainConfig {
   const oomFile = opts.oomFile ?? OOM_FILE;
-  const tree = opts.cgroupDir !== undefined ? CgroupTree.setup(opts.cgroupDir, process.pid, opts.fs, opts.warn) : undefined;
+  const dir = opts.cgroupDir === "self" ? ownCgroupDir(readFileSync("/proc/self/cgroup", "utf8")) : opts.cgroupDir;
+  const tree = dir !== undefined ? CgroupTree.setup(dir, process.pid, opts.fs, opts.warn) : undefined;
   if (opts.protect) {
     try {
       writeFileSync(oomFile, String(PROTECTED_OOM_SCORE));

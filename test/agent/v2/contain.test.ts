@@ -203,3 +203,10 @@ test("--protect: the program starts through a trampoline that sets its own OOM s
   // Without --protect the command is left alone.
   expect(ExecBox.open(undefined, setupContainment({ oomFile })).command(["true"], env, undefined)).toEqual(["true"]);
 });
+
+test("--cgroup self: the agent's own cgroup from /proc/self/cgroup", async () => {
+  const { ownCgroupDir } = await import("../../../src/agent/v2/contain.ts");
+  expect(ownCgroupDir("0::/system.slice/vsock-guest-exec.service\n")).toBe("/sys/fs/cgroup/system.slice/vsock-guest-exec.service");
+  expect(ownCgroupDir("0::/\n")).toBe("/sys/fs/cgroup");
+  expect(() => ownCgroupDir("1:name=systemd:/x\n")).toThrow(/not in a cgroup v2/);
+});
