@@ -121,6 +121,30 @@ test.skipIf(!!skip)(named("contain: setsid'd daemons die on timeout, kill, conne
       expect((await sh(g, "echo alive", "after all")).stdoutText).toBe("alive\n");
       expect(vm.saw("VGE-INIT: agent exited")).toBe(false);
 
+      // ENOSPC during PUT and PUTDIR into a 4 MiB tmpfs: RESULT ENOSPC, no temporary file left, the space
+      // back, the agent serves on.
+      await sh(g, "mkdir -p /mnt/small && mount -t tmpfs -o size=4m tmpfs /mnt/small", "small tmpfs");
+      const big = crypto.getRandomValues(new Uint8Array(6 * 1024 * 1024).subarray(0, 65536));
+      const six = new Uint8Array(6 * 1024 * 1024);
+      for (let off = 0; off < six.length; off += big.length) six.set(big, off);
+      const put = await within(g.putFile("/mnt/small/big", six).then(() => "ok", (e) => (e as { errno?: string }).errno ?? String(e)), CALL, "put into a full tmpfs");
+      expect(put).toBe("ENOSPC");
+      const local = (await import("node:fs")).mkdtempSync(`${(await import("node:os")).tmpdir()}/vge-enospc-`);
+      try {
+        for (const n of ["a", "b", "c"]) await Bun.write(`${local}/${n}`, six.subarray(0, 2 * 1024 * 1024));
+        const putDir = await within(g.putDir(local, "/mnt/small/tree").then(() => "ok", (e) => (e as { errno?: string }).errno ?? String(e)), CALL, "putDir into a full tmpfs");
+        expect(putDir).toBe("ENOSPC");
+      } finally {
+        (await import("node:fs")).rmSync(local, { recursive: true, force: true });
+      }
+      const left = await sh(g, "find /mnt/small -type f | wc -l; df -k /mnt/small | tail -1 | awk '{print $3}'", "what is left");
+      const [files, usedK] = left.stdoutText.trim().split("\n");
+      console.error(`contain: ENOSPC: files left ${files}, used ${usedK} KiB`);
+      // A partial tree may keep what fit under final names; no temporary (hidden) file may be left.
+      const hidden = await sh(g, "find /mnt/small -name '.*' -type f | wc -l", "temporary files");
+      expect(hidden.stdoutText.trim()).toBe("0");
+      expect((await sh(g, "rm -rf /mnt/small/* && df -k /mnt/small | tail -1 | awk '{print $3}'", "space back")).stdoutText.trim()).toBe("0");
+
       // Per-exec cost of containment: 20 `true` in a row.
       const t2 = performance.now();
       for (let i = 0; i < 20; i++) await sh(g, "true", "true");
@@ -130,3 +154,26 @@ test.skipIf(!!skip)(named("contain: setsid'd daemons die on timeout, kill, conne
     }
   });
 }, 480_000);
+
+test.skipIf(!!skip)(named("contain in the dracut initrd: on by default (rd.vge.contain), a command in its own leaf at OOM score 0, the agent at -1000, a setsid'd daemon ends with its timeout", skip), async () => {
+  const found = findGuestDeps();
+  if ("missing" in found) throw new Error(found.missing);
+  const { dracutInitrd } = await import("../../scripts/qemu/images.ts");
+  await withGuest({ initrd: dracutInitrd(found.deps), append: ["root=vge-testroot", "rd.vge.mode=listen", "rd.vge.hold=120"] }, async (vm) => {
+    await vm.start();
+    await vm.waitFor("executions are contained in cgroups under /sys/fs/cgroup/vge", STEP);
+    const g = await within(connect(`fc:${vm.uds}:1024`, { retryMs: 60_000 }), STEP, "connect");
+    try {
+      const r = await sh(g, `cat /proc/self/cgroup /proc/self/oom_score_adj /proc/${g.info.pid}/oom_score_adj`, "facts");
+      const [cg, adj, agentAdj] = r.stdoutText.trim().split("\n");
+      expect(cg).toMatch(/^0::\/vge\/exec-\d+$/);
+      expect({ adj, agentAdj }).toEqual({ adj: "0", agentAdj: "-1000" });
+      const t = await sh(g, daemonCmd("/run/d1"), "timeout run", { timeoutMs: 2000 });
+      expect(t.status).toBe("timeout");
+      expect(await waitDead(g, "/run/d1")).toBe("dead");
+      await sh(g, "touch /run/vsock-guest-exec/release", "release");
+    } finally {
+      g.close();
+    }
+  });
+}, 300_000);
