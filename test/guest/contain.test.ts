@@ -37,7 +37,7 @@ test.skipIf(!!skip)(named("contain: setsid'd daemons die on timeout, kill, conne
   const found = findGuestDeps();
   if ("missing" in found) throw new Error(found.missing);
   const args = ["--listen", ":1024", "--cgroup", CG, "--protect"].join(",");
-  await withGuest({ initrd: busyboxInitrd(found.deps), memoryMiB: 384, append: [`vge_args=${args}`, "vge_cgroup2=1"], timeoutMs: 420_000 }, async (vm) => {
+  await withGuest({ initrd: busyboxInitrd(found.deps), memoryMiB: 384, append: [`vge_args=${args}`, "vge_cgroup2=1", "vge_runs=2"], timeoutMs: 420_000 }, async (vm) => {
     await vm.start();
     await vm.waitFor("executions are contained in cgroups", STEP);
     const addr = `fc:${vm.uds}:1024`;
@@ -149,8 +149,24 @@ test.skipIf(!!skip)(named("contain: setsid'd daemons die on timeout, kill, conne
       const t2 = performance.now();
       for (let i = 0; i < 20; i++) await sh(g, "true", "true");
       console.error(`contain: 20 contained execs of true: ${((performance.now() - t2) / 20).toFixed(1)} ms each`);
+
+      // The agent's SIGTERM: a detached job's setsid'd daemon is killed too; the next agent on the same
+      // DIR (busybox /init runs it again) finds no leaf left over it cannot remove.
+      const job = g.exec({ shell: daemonCmd("/tmp/d9") }, { stdin: "closed", detach: { tag: "d9" } });
+      expect(await within(job.started, CALL, "job start")).not.toBeNull();
+      for (let i = 0; i < 40 && (await sh(g, stateOf("/tmp/d9"), "d9")).stdoutText.trim() !== "alive"; i++) await Bun.sleep(250);
+      await sh(g, `kill -TERM ${g.info.pid}`, "SIGTERM the agent").catch(() => undefined);
+      await vm.waitFor(/agent exited 143 run=1/, STEP);
     } finally {
       g.close();
+    }
+    await vm.waitFor(/agent start run=2/, STEP);
+    const g3 = await within(connect(addr, { retryMs: 60_000 }), STEP, "connect to the second agent");
+    try {
+      expect(await waitDead(g3, "/tmp/d9")).toBe("dead");
+      expect((await sh(g3, `ls ${CG} | grep -c '^exec-'`, "leaves after a restart")).stdoutText.trim()).toBe("1");
+    } finally {
+      g3.close();
     }
   });
 }, 480_000);
