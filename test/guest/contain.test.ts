@@ -3,7 +3,9 @@
 // Each check is what the process group alone cannot do: a setsid'd, double-forked daemon dies on timeout,
 // on kill(), at the end of the host's connection and when its leader exits; no leaf is left behind;
 // limits hold (memory → killed alone with oom:true, a fork bomb under pids 64 → contained while other
-// executions run); the agent is at OOM score -1000, what it runs at 0.
+// executions run); the agent is at OOM score -1000, what it runs at 0. Faults in the same boot: ENOSPC
+// during PUT and PUTDIR into a small tmpfs; the host SIGKILLed mid-PUTDIR; the agent's SIGTERM with a
+// detached job's daemon running (busybox /init starts the agent again: no stale leaf).
 import { expect, test } from "bun:test";
 import { connect, type Guest as HostGuest } from "../../src/host/index.ts";
 import { findGuestDeps, guestSkipReason, named, withGuest, within } from "../../scripts/qemu/harness.ts";
@@ -144,6 +146,41 @@ test.skipIf(!!skip)(named("contain: setsid'd daemons die on timeout, kill, conne
       const hidden = await sh(g, "find /mnt/small -name '.*' -type f | wc -l", "temporary files");
       expect(hidden.stdoutText.trim()).toBe("0");
       expect((await sh(g, "rm -rf /mnt/small/* && df -k /mnt/small | tail -1 | awk '{print $3}'", "space back")).stdoutText.trim()).toBe("0");
+
+      // The host killed with SIGKILL in the middle of a PUTDIR (vge cp -r): no partial file under a final name,
+      // no temporary file left once the agent has seen the connection go.
+      const src = (await import("node:fs")).mkdtempSync(`${(await import("node:os")).tmpdir()}/vge-putdir-`);
+      try {
+        await Bun.write(`${src}/small`, "done\n");
+        const chunk = crypto.getRandomValues(new Uint8Array(65536));
+        const blob = new Uint8Array(48 * 1024 * 1024);
+        for (let off = 0; off < blob.length; off += chunk.length) blob.set(chunk, off);
+        await Bun.write(`${src}/zbig`, blob);
+        const name = src.split("/").pop()!;
+        await sh(g, "mkdir -p /tmp/pd", "target");
+        const cp = Bun.spawn([process.execPath, "src/cli/vge.ts", "cp", "-r", addr, src, ":/tmp/pd/"], { cwd: `${import.meta.dir}/../..`, stdout: "ignore", stderr: "ignore", timeout: 120_000, killSignal: "SIGKILL" });
+        // Killed once the big file is on its way (its temporary name shows up).
+        let seen = "";
+        for (let i = 0; i < 200 && !/zbig\.vge-/.test(seen); i++) {
+          seen = (await sh(g, `ls -a /tmp/pd/${name} 2>/dev/null`, "watch the copy")).stdoutText;
+          await Bun.sleep(50);
+        }
+        cp.kill("SIGKILL");
+        await cp.exited;
+        expect(seen).toMatch(/zbig\.vge-/);
+        let files = "";
+        for (let i = 0; i < 40; i++) {
+          files = (await sh(g, `find /tmp/pd -type f`, "files after the kill")).stdoutText.trim();
+          if (!/\.vge-/.test(files)) break;
+          await Bun.sleep(250);
+        }
+        // "small" may have landed whole before the kill; the big one must not be there, whole or partial.
+        expect(files.split("\n").filter(Boolean).map((f) => f.split("/").pop())).not.toContain("zbig");
+        expect(files).not.toMatch(/\.vge-/);
+        console.error(`contain: host SIGKILLed mid-PUTDIR: left ${JSON.stringify(files)}`);
+      } finally {
+        (await import("node:fs")).rmSync(src, { recursive: true, force: true });
+      }
 
       // Per-exec cost of containment: 20 `true` in a row.
       const t2 = performance.now();
