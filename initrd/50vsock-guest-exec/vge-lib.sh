@@ -128,8 +128,13 @@ vge_holding() {
 # Containment (rd.vge.contain, default on; SECURITY.md "Contained executions"): prints the agent's options.
 # Each execution gets a cgroup v2 leaf under /sys/fs/cgroup/vge (cgroup2 is mounted here if nothing has
 # mounted it yet), and the agent's OOM score is -1000 (--protect). With rd.vge.contain=0: nothing.
+# Under a systemd initrd the cgroup tree is systemd's: --protect only (not tested there yet).
 vge_contain_opts() {
     getargbool 1 rd.vge.contain || return 0
+    if [ -d /run/systemd/system ]; then
+        echo "--protect"
+        return 0
+    fi
     if [ ! -e /sys/fs/cgroup/cgroup.procs ]; then
         mkdir -p /sys/fs/cgroup
         mount -t cgroup2 none /sys/fs/cgroup 2> /dev/null \
