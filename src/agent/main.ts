@@ -51,6 +51,8 @@ LIMITS (v2)
   stream over --max-tcp-per-conn TCP_CLOSED {ok:false, errno:"EAGAIN"}; the connection goes on. A bad field in any frame gets ERROR {code:"EPROTO"} and that connection closes.
   A host that has not completed the hello within --handshake-timeout gets ERROR {code:"ETIMEDOUT"}.
   The agent stops reading a host that does not read its answers (no unbounded queue).
+  With --cgroup DIR every execution runs in a cgroup leaf of its own: its whole tree ends with it and
+  EXEC limits (memoryBytes, pids, cpu) are enforced; without it limits get EXIT errno "ENOTSUP".
   Detached executions (EXEC detach) survive their connection; their output kept for a later ATTACH is
   bounded by --detach-memory in all, and --max-detached of them keep output at once.
 `;
