@@ -149,3 +149,25 @@ vge_alive() {
 vge_holding() {
     vge_alive "$1" && [ ! -e "$VGE_RUN/release" ]
 }
+
+# Containment (rd.vge.contain, default on; SECURITY.md "Contained executions"): prints the agent's options.
+# Each execution gets a cgroup v2 leaf under /sys/fs/cgroup/vge (cgroup2 is mounted here if nothing has
+# mounted it yet), and the agent's OOM score is -1000 (--protect). With rd.vge.contain=0: nothing.
+# Under a systemd initrd the cgroup tree is systemd's: --protect only (not tested there yet).
+vge_contain_opts() {
+    getargbool 1 rd.vge.contain || return 0
+    if [ -d /run/systemd/system ]; then
+        echo "--protect"
+        return 0
+    fi
+    if [ ! -e /sys/fs/cgroup/cgroup.procs ]; then
+        mkdir -p /sys/fs/cgroup
+        mount -t cgroup2 none /sys/fs/cgroup 2> /dev/null \
+            || warn "vsock-guest-exec: cannot mount cgroup2 on /sys/fs/cgroup; executions are not contained (--protect only)"
+    fi
+    if [ -e /sys/fs/cgroup/cgroup.procs ]; then
+        echo "--cgroup /sys/fs/cgroup/vge --protect"
+    else
+        echo "--protect"
+    fi
+}

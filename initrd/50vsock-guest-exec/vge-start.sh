@@ -25,8 +25,9 @@ case $VGE_MODE in
         mkdir -p "$VGE_RUN"
         vge_agent_mount
         vge_say "persistent: dialing CID $VGE_CID port $VGE_PORT (retry ${VGE_RETRY}s${VGE_RECONNECT:+, again whenever the host goes away}) in the background"
-        # shellcheck disable=SC2086 # VGE_VERBOSE is empty or one word
-        "$VGE_BIN" --retry "$VGE_RETRY" ${VGE_RECONNECT:+--reconnect} ${VGE_TOKENFILE:+--token-file "$VGE_TOKENFILE"} ${VGE_HANDSHAKE:+--handshake-timeout "$VGE_HANDSHAKE"} $VGE_VERBOSE "$VGE_CID:$VGE_PORT" persistent \
+        VGE_CONTAIN=$(vge_contain_opts)
+        # shellcheck disable=SC2086 # VGE_VERBOSE is empty or one word, VGE_CONTAIN a word list
+        "$VGE_BIN" $VGE_CONTAIN --retry "$VGE_RETRY" ${VGE_RECONNECT:+--reconnect} ${VGE_TOKENFILE:+--token-file "$VGE_TOKENFILE"} ${VGE_HANDSHAKE:+--handshake-timeout "$VGE_HANDSHAKE"} $VGE_VERBOSE "$VGE_CID:$VGE_PORT" persistent \
             < /dev/console > /dev/console 2>&1 &
         echo $! > "$VGE_RUN/agent.pid"
         ;;
@@ -37,8 +38,9 @@ case $VGE_MODE in
         mkdir -p "$VGE_RUN"
         vge_agent_mount
         vge_say "listen: listening on port $VGE_PORT for CID ${VGE_ALLOWCID:-2} in the background"
-        # shellcheck disable=SC2086 # VGE_VERBOSE is empty or one word
-        "$VGE_BIN" --listen ${VGE_ALLOWCID:+"--allow-cid=$VGE_ALLOWCID"} ${VGE_TOKENFILE:+--token-file "$VGE_TOKENFILE"} ${VGE_HANDSHAKE:+--handshake-timeout "$VGE_HANDSHAKE"} $VGE_VERBOSE ":$VGE_PORT" persistent \
+        VGE_CONTAIN=$(vge_contain_opts)
+        # shellcheck disable=SC2086 # VGE_VERBOSE is empty or one word, VGE_CONTAIN a word list
+        "$VGE_BIN" $VGE_CONTAIN --listen ${VGE_ALLOWCID:+"--allow-cid=$VGE_ALLOWCID"} ${VGE_TOKENFILE:+--token-file "$VGE_TOKENFILE"} ${VGE_HANDSHAKE:+--handshake-timeout "$VGE_HANDSHAKE"} $VGE_VERBOSE ":$VGE_PORT" persistent \
             < /dev/console > /dev/console 2>&1 &
         echo $! > "$VGE_RUN/agent.pid"
         ;;

@@ -9,6 +9,7 @@
 #                    several scenarios; boots are the slow part, ~15 s for an arm64 guest under TCG)
 #   vge_agent_disk=DEVICE   run the agent from the squashfs image on DEVICE (scripts/build-agent-image.sh;
 #                    an image built with --agent-on-disk carries no agent of its own)
+#   vge_cgroup2=1    mount cgroup2 on /sys/fs/cgroup (for the agent's --cgroup; the agent enables controllers)
 # Markers on the console: "VGE-INIT: up", "VGE-INIT: agent exited N", "VGE-INIT: poweroff".
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
@@ -16,6 +17,9 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /tmp /run
 mount -t tmpfs tmpfs /tmp
+if [ "${vge_cgroup2:-}" = 1 ]; then
+    mount -t cgroup2 none /sys/fs/cgroup || echo "VGE-INIT: cgroup2 mount failed"
+fi
 
 up() { read -r _s _ < /proc/uptime; echo "$_s"; }
 echo "VGE-INIT: up uptime=$(up)"

@@ -30,6 +30,8 @@ export const agentArgs = {
   "token-file": { type: "string", valueHint: "PATH", description: "Serve only v2 hosts that prove they hold the token in this file (read once; one trailing newline ignored; at least 16 bytes)" },
   "allow-legacy": { type: "boolean", description: "With --token-file: still serve hosts speaking the original formats, which cannot authenticate" },
   "privileged-port": { type: "boolean", description: "Listen mode on AF_VSOCK: accept only peers whose source port is below 1024 (bound by root on the host)" },
+  cgroup: { type: "string", valueHint: "DIR", description: "v2: run each execution in a cgroup v2 leaf of its own under DIR (the agent moves itself into DIR/agent): its whole tree ends with it, and EXEC limits are enforced; without it limits are refused (ENOTSUP). `self`: the agent's own cgroup (systemd Delegate=yes)" },
+  protect: { type: "boolean", description: "Set the agent's OOM score to -1000 (the kernel's OOM killer never picks it); executions are born at 0" },
   verbose: { type: "boolean", alias: "v", description: "Log command texts and connection details" },
   version: { type: "boolean", alias: "V", description: "Print the version" },
 } as const;
@@ -52,9 +54,13 @@ export interface AgentConfig {
   token?: Uint8Array;
   allowLegacy: boolean;
   privilegedPort: boolean;
+  /** --cgroup DIR: contain executions there (v2/contain.ts). */
+  cgroupDir?: string;
+  /** --protect: OOM score -1000 for the agent, 0 for what it runs. */
+  protect: boolean;
 }
 
-type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; "handshake-timeout"?: string; verbose?: boolean; listen?: boolean; "allow-cid"?: string; reconnect?: boolean; "max-execs"?: string; "max-execs-per-conn"?: string; "max-ptys"?: string; "max-detached"?: string; "detach-memory"?: string; "max-files-per-conn"?: string; "max-tcp-per-conn"?: string; "max-conns"?: string; "token-file"?: string; "allow-legacy"?: boolean; "privileged-port"?: boolean; _: string[] };
+type Parsed = { address?: string; mode?: string; cid?: string; port?: string; unix?: string; retry?: string; pause?: string; "handshake-timeout"?: string; verbose?: boolean; listen?: boolean; "allow-cid"?: string; reconnect?: boolean; "max-execs"?: string; "max-execs-per-conn"?: string; "max-ptys"?: string; "max-detached"?: string; "detach-memory"?: string; "max-files-per-conn"?: string; "max-tcp-per-conn"?: string; "max-conns"?: string; "token-file"?: string; "allow-legacy"?: boolean; "privileged-port"?: boolean; cgroup?: string; protect?: boolean; _: string[] };
 
 function num(name: string, text: string, min: number, max: number): number {
   const n = parseUint(name, text, min, max);
@@ -118,7 +124,8 @@ export function toConfig(args: Parsed): AgentConfig {
   };
   if (!listen && args["max-conns"] !== undefined) throw new UsageError("--max-conns only applies with --listen");
   const auth = authConfig(args, listen, target);
-  return { target, mode, retryMs, pauseMs, handshakeTimeoutMs, verbose: !!args.verbose, listen, allowCids, reconnect: !!args.reconnect, limits, warnings, ...auth };
+  if (args.cgroup !== undefined && !args.cgroup.startsWith("/") && args.cgroup !== "self") throw new UsageError("--cgroup needs an absolute DIR on a cgroup2 mount, e.g. /sys/fs/cgroup/vge, or `self` (the agent's own cgroup, under a systemd unit with Delegate=yes)");
+  return { target, mode, retryMs, pauseMs, handshakeTimeoutMs, verbose: !!args.verbose, listen, allowCids, reconnect: !!args.reconnect, limits, warnings, ...auth, cgroupDir: args.cgroup, protect: !!args.protect };
 }
 
 function authConfig(args: Parsed, listen: boolean, target: Target): Pick<AgentConfig, "tokenFile" | "allowLegacy" | "privilegedPort"> {

@@ -16,6 +16,7 @@ import { TokenError } from "../protocol/v2/auth.ts";
 import { readTokenFile } from "../common/token-file.ts";
 import { PTY_EXEC_ARG, ptyExecMain } from "./pty-exec.ts";
 import { onFdWatchFailure } from "../sys/fdwatch.ts";
+import { setupContainment } from "./v2/contain.ts";
 
 // A PTY execution's first moments (pty-exec.ts): before anything else runs, no handlers, no logging.
 if (process.argv[2] === PTY_EXEC_ARG) ptyExecMain(process.argv.slice(3));
@@ -50,6 +51,8 @@ LIMITS (v2)
   stream over --max-tcp-per-conn TCP_CLOSED {ok:false, errno:"EAGAIN"}; the connection goes on. A bad field in any frame gets ERROR {code:"EPROTO"} and that connection closes.
   A host that has not completed the hello within --handshake-timeout gets ERROR {code:"ETIMEDOUT"}.
   The agent stops reading a host that does not read its answers (no unbounded queue).
+  With --cgroup DIR every execution runs in a cgroup leaf of its own: its whole tree ends with it and
+  EXEC limits (memoryBytes, pids, cpu) are enforced; without it limits get EXIT errno "ENOTSUP".
   Detached executions (EXEC detach) survive their connection; their output kept for a later ATTACH is
   bounded by --detach-memory in all, and --max-detached of them keep output at once.
 `;
@@ -84,6 +87,17 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   for (const w of cfg.warnings) log.warn(w);
+  if (cfg.cgroupDir !== undefined || cfg.protect) {
+    try {
+      const c = setupContainment({ cgroupDir: cfg.cgroupDir, protect: cfg.protect, warn: (m) => log.warn(m) });
+      if (c.tree) log.info(`executions are contained in cgroups under ${c.tree.dir} (controllers: ${[...c.tree.controllers].join(" ") || "none"})`);
+      if (c.protect) log.info("OOM score -1000: the OOM killer never picks the agent; executions run at 0");
+    } catch (e) {
+      // Told to contain: running uncontained instead would be a silent downgrade.
+      log.error((e as Error).message);
+      return EXIT.usage;
+    }
+  }
   exitGracefullyOnTerm(log);
   onFdWatchFailure((e) => log.error(`${e.message}; output is read by timer polling until the next wait restarts it`));
 

@@ -20,6 +20,6 @@ export { fcHandshake } from "./transports/firecracker.ts";
 export { connectConn as connectRaw, listenConns as listenRaw } from "./transports/open.ts";
 export type { Accepted, ConnListener, DialOptions } from "./transports/types.ts";
 export type { Conn } from "../transport/stream.ts";
-export type { ExitResult, Welcome } from "../protocol/v2/messages.ts";
+export type { ExecLimits, ExecUsage, ExitResult, Welcome } from "../protocol/v2/messages.ts";
 export type { Attached, JobInfo } from "../protocol/v2/jobs.ts";
 export { printable, printableJson } from "../protocol/printable.ts";

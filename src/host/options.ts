@@ -1,7 +1,7 @@
 // What a caller asks of an execution, and its translation into the EXEC body (PROTOCOL.md §5). Checked
 // here with the agent's own validator, so a mistake is a TypeError at the call, not a lost connection.
 import { ProtocolError } from "../protocol/v2/frame.ts";
-import { validateExec, type ExecRequest } from "../protocol/v2/messages.ts";
+import { validateExec, type ExecLimits, type ExecRequest } from "../protocol/v2/messages.ts";
 import { GuestError } from "./errors.ts";
 import { signalName } from "./_signals.ts";
 
@@ -31,6 +31,13 @@ export interface ExecOptions {
    * job number). `keep`: bytes of output kept per stream for that replay (default 1 MiB, at most 64 MiB).
    */
   detach?: true | { tag?: string; keep?: number };
+  /**
+   * Limits of the execution's own cgroup (PROTOCOL.md §5.2): memoryBytes (memory.max), pids (pids.max),
+   * cpu (CPUs, cpu.max). An agent without --cgroup refuses them: status "error", errno ENOTSUP.
+   */
+  limits?: ExecLimits;
+  /** Ask for `usage` (CPU time, peak memory) and `oom` in the result; implied by `limits`. */
+  usage?: boolean;
 }
 
 export function toExecRequest(cmd: Command, o: ExecOptions = {}): ExecRequest {
@@ -50,6 +57,8 @@ export function toExecRequest(cmd: Command, o: ExecOptions = {}): ExecRequest {
   if (o.timeoutMs !== undefined) req.timeoutMs = Math.ceil(o.timeoutMs);
   if (o.killSignal !== undefined) req.killSignal = signalName(o.killSignal);
   if (o.detach) req.detach = o.detach === true ? {} : { ...(o.detach.tag !== undefined ? { tag: o.detach.tag } : {}), ...(o.detach.keep !== undefined ? { keep: o.detach.keep } : {}) };
+  if (o.limits !== undefined) req.limits = { ...o.limits };
+  if (o.usage !== undefined) req.usage = o.usage;
   try {
     return validateExec(req as Record<string, unknown>);
   } catch (e) {

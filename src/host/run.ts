@@ -31,6 +31,10 @@ export interface RunResult {
   readonly stderrText: string;
   result: ExitResult;
   durationMs: number;
+  /** What the execution used, when asked for (`usage` or `limits`); see PROTOCOL.md §5.2. */
+  usage?: ExitResult["usage"];
+  /** True when the kernel's OOM killer ended a process of the execution (agent with --cgroup). */
+  oom?: boolean;
 }
 
 const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
@@ -70,6 +74,8 @@ export async function runProcess(exec: (cmd: Command, o: ExecOptions) => RemoteP
     },
     result,
     durationMs: performance.now() - t0,
+    ...(result.usage ? { usage: result.usage } : {}),
+    ...(result.oom !== undefined ? { oom: result.oom } : {}),
   };
 }
 

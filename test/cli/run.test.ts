@@ -72,6 +72,26 @@ describe("vge run on a connect address", () => {
     expect(JSON.parse(t.stdout)).toMatchObject({ status: "timeout", signal: "SIGKILL" });
   });
 
+  test("--json carries usage (rusage without --cgroup); --memory/--pids/--cpus on an agent without --cgroup: ENOTSUP, nothing run", async () => {
+    const r = await vge(["run", ADDR, "--json", "--shell", "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done"]);
+    const j = JSON.parse(r.stdout);
+    expect(j.usage.from).toBe("rusage");
+    expect(j.usage.userUsec + j.usage.systemUsec).toBeGreaterThan(1000);
+    expect(j.usage.memoryPeak).toBeGreaterThan(100_000);
+    const marker = `/tmp/vge-limits-${crypto.randomUUID()}`;
+    for (const flags of [["--memory", "64M"], ["--pids", "8"], ["--cpus", "0.5"]]) {
+      const l = await vge(["run", ADDR, "--json", ...flags, "--", "touch", marker]);
+      expect(JSON.parse(l.stdout)).toMatchObject({ status: "error", errno: "ENOTSUP" });
+      expect(JSON.parse(l.stdout).message).toMatch(/--cgroup/);
+    }
+    expect(await Bun.file(marker).exists()).toBe(false);
+    for (const [flag, value] of [["--memory", "12Q"], ["--memory", "1K"], ["--pids", "0"], ["--cpus", "-1"], ["--cpus", "0.001"]]) {
+      const bad = await vge(["run", ADDR, flag!, value!, "--", "true"]);
+      expect(bad.code).toBe(2);
+      expect(vgeLines(bad.stderr).join("\n")).toMatch(new RegExp(flag!));
+    }
+  });
+
   test("Ctrl-C is passed to the remote process group (130)", async () => {
     const run = startVge(["run", ADDR, "--", "sleep", "30"]);
     await Bun.sleep(1000);

@@ -16,7 +16,8 @@ the host authenticates (PROTOCOL.md §11): a nonce in HELLO, the agent's proof c
 once WELCOME has arrived (or at once with "no_wait_welcome": true), concurrently, each when the ops named
 in its "after" list are done and a further "delay_ms" has passed. Every op has a non-zero "id".
 
-    {"op": "exec", "id": 1, "req": {ExecRequest},
+    {"op": "exec", "id": 1, "req": {ExecRequest},       sent as given: "limits" and "usage" too (§5.2);
+                                                    the EXIT's "usage" and "oom" are reported as received
      "stdin": TEXT | "stdin_hex": HEX | "stdin_gen": {"size": N, "seed": S},   sent within stdin credit
      "eof": true,                                   STDIN_EOF once all stdin is sent
      "ignore_credit": true,                         send stdin regardless of credit (to provoke EFLOW)

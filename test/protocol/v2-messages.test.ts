@@ -94,3 +94,14 @@ test("one signal table: names, short names, numbers", () => {
   expect(lookupSignal(15)).toEqual({ name: "SIGTERM", signo: 15 });
   expect(lookupSignal("SIGFOO")).toBeUndefined();
 });
+
+test("EXEC limits and usage decode typed; EXIT usage and oom are held to their types by the host", async () => {
+  const { validateExit } = await import("../../src/protocol/v2/messages.ts");
+  expect(decodeExec({ argv: ["x"], limits: { memoryBytes: 1 << 20, pids: 1, cpu: 0.01 }, usage: true })).toMatchObject({ limits: { memoryBytes: 1 << 20, pids: 1, cpu: 0.01 }, usage: true });
+  const usage = { userUsec: 1, systemUsec: 2, memoryPeak: 3, from: "cgroup" };
+  expect(validateExit({ status: "exited", code: 0, usage, oom: false })).toEqual({ status: "exited", code: 0, usage: usage as never, oom: false });
+  expect(validateExit({ status: "exited", code: 0, usage: { userUsec: 1, systemUsec: 2, from: "rusage" } }).usage).toEqual({ userUsec: 1, systemUsec: 2, from: "rusage" });
+  for (const bad of [{ usage: 1 }, { usage: { ...usage, userUsec: -1 } }, { usage: { ...usage, memoryPeak: "3" } }, { usage: { ...usage, from: "guess" } }, { usage: { ...usage, systemUsec: 2 ** 60 } }, { oom: "yes" }]) {
+    expect(() => validateExit({ status: "exited", code: 0, ...bad })).toThrow(ProtocolError);
+  }
+});

@@ -14,6 +14,7 @@ import { StdinQueue } from "./stdin-queue.ts";
 import { UserError } from "./users.ts";
 import { monotonicMs } from "../../common/clock.ts";
 import { leaderExited, signalOrphanedGroup } from "./groups.ts";
+import { ExecBox } from "./contain.ts";
 
 /** After the process exits, output still in its pipes is sent; a descendant that holds them open longer is cut off after this quiet period. */
 const QUIET_AFTER_EXIT_MS = 500;
@@ -45,6 +46,8 @@ export class Execution {
   private aborted = false;
   private done = false;
   private pty: PtyTerminal | undefined;
+  /** Its cgroup leaf and OOM score (contain.ts); a no-op box without --cgroup and --protect. */
+  private box: ExecBox | undefined;
 
   constructor(
     readonly id: number,
@@ -62,11 +65,17 @@ export class Execution {
     startFdWatch();
     try {
       const plan = planSpawn(this.req);
+      // contain: the box's spawn() makes the child be born in the execution's cgroup leaf; its command()
+      // resets the OOM score of a protected agent's child before the program runs.
+      const box = (this.box = ExecBox.open(this.req.limits));
+      plan.cmd = box.command(plan.cmd, plan.env, plan.cwd);
       if (this.req.pty) {
-        this.pty = PtyTerminal.spawn(plan, this.req.pty.cols, this.req.pty.rows);
+        this.pty = box.spawn(() => PtyTerminal.spawn(plan, this.req.pty!.cols, this.req.pty!.rows));
         this.proc = this.pty.proc;
-      } else this.proc = this.spawnWithPipes(plan);
+      } else this.proc = box.spawn(() => this.spawnWithPipes(plan));
     } catch (e) {
+      this.box?.killAll();
+      void this.box?.close();
       const { errno, message } = e instanceof UserError ? { errno: e.errno, message: e.message } : startError(e, cmd);
       this.finish({ status: "error", errno, message });
       return;
@@ -116,6 +125,7 @@ export class Execution {
     // and gives its slot back, instead of the failure reaching the process-wide handler.
     this.run().catch((e) => {
       this.abortProcess();
+      void this.box?.close();
       this.finish({ status: "error", errno: "EIO", message: `internal error: ${(e as Error).message ?? e}` });
     });
   }
@@ -149,6 +159,8 @@ export class Execution {
     }
     await proc.exited;
     leaderExited(proc.pid, this.owner);
+    // contain: the tree ends with its leader; what it left running (setsid'd daemons too) is killed now.
+    this.box?.killAll();
     // Quiet is counted from the exit at the earliest: what the process wrote just before it ended may still
     // be on its way to a pump (the readiness wake-up can lag, e.g. under emulation), and must not be cut off.
     const exitedAt = monotonicMs();
@@ -161,7 +173,18 @@ export class Execution {
       if (!done && quiet && this.output.room(T.STDOUT) > 0) break;
     }
     this.stopReading();
-    this.finish(this.result(proc));
+    const used = await this.used(proc);
+    this.finish({ ...this.result(proc), ...used });
+  }
+
+  /** Closes the box (the leaf is emptied and removed) and returns usage for the EXIT when asked for. */
+  private async used(proc: Subprocess<any, any, any>): Promise<Pick<ExitResult, "usage" | "oom">> {
+    const fromLeaf = await this.box?.close().catch(() => undefined);
+    if (!this.req.usage && !this.req.limits) return {};
+    if (fromLeaf?.usage) return fromLeaf;
+    const ru = proc.resourceUsage();
+    if (!ru) return {};
+    return { usage: { userUsec: Number(ru.cpuTime.user), systemUsec: Number(ru.cpuTime.system), memoryPeak: ru.maxRSS, from: "rusage" } };
   }
 
   private result(proc: Subprocess<any, any, any>): ExitResult {
@@ -207,6 +230,8 @@ export class Execution {
     // Names come from our own code (the PTY's SIGSTOP/SIGCONT); a host's signal arrives as a number.
     const signo = typeof sig === "number" ? sig : signalNumber(sig);
     if (!pid || signo === undefined) return;
+    // contain: SIGKILL reaches the whole leaf, processes that left the group included.
+    if (signo === SIGKILL) this.box?.killAll();
     // The leader reaped: its pid may have been reused (groups.ts decides whether the group is still ours).
     if (this.proc!.exitCode !== null || this.proc!.signalCode !== null) return signalOrphanedGroup(pid, signo);
     try {

@@ -11,6 +11,7 @@ import { vgeLog, type Log } from "./_log.ts";
 import { forwardSignals, pumpIn, pumpOut, writeAll } from "./_stdio.ts";
 import { attachTerminal, localPty } from "./_tty.ts";
 import { checkStdin, stdinIsTTY } from "./_stdin.ts";
+import { limitArgs, parseLimits } from "./_limits.ts";
 
 export const runArgs = {
   ...addressArg,
@@ -19,10 +20,11 @@ export const runArgs = {
   ...execArgs,
   timeout: { type: "string", valueHint: "SECONDS", description: "Kill the command's process group after this long (status 124)" },
   "kill-signal": { type: "string", valueHint: "SIGNAL", description: "Signal for --timeout (default SIGKILL)" },
+  ...limitArgs,
   tty: { type: "boolean", alias: "t", description: "Run on a pseudo-terminal (raw mode here, window size follows)" },
   merge: { type: "boolean", description: "Send stderr to stdout, in write order" },
   stdin: { type: "boolean", default: true, description: "Pass stdin through (when it is a pipe or file)", negativeDescription: "Give the command a closed stdin (default when stdin is a terminal without -t)" },
-  json: { type: "boolean", description: "Collect output; print {status, code, signal, stdout, stderr, durationMs} as JSON" },
+  json: { type: "boolean", description: "Collect output; print {status, code, signal, stdout, stderr, durationMs, usage, oom} as JSON" },
   detach: { type: "string", valueHint: "TAG", description: "Start it detached under TAG: print the tag and return at once; it survives vge (see vge attach, ps, kill)" },
   keep: { type: "string", valueHint: "BYTES", description: "With --detach: output kept per stream for a later attach, e.g. 4M (default 1M, at most 64M)" },
   ...waitArg,
@@ -35,6 +37,7 @@ EXAMPLES
   vge run fc:/run/fc/v.sock:1024 --timeout 60 -- make -j4
   tar c src | vge run vsock:3:1024 -- tar x -C /work
   vge run unix:/run/agent.sock --json --shell 'uname -a'
+  vge run vsock:3:1024 --memory 256M --pids 64 --cpus 0.5 -- ./build.sh   # agent started with --cgroup DIR
   vge run --detach provision fc:/run/fc/v.sock:1024 -- /srv/provision.sh   # then: vge attach ... provision
 `;
 
@@ -126,6 +129,7 @@ export default defineCommand({
       timeoutMs,
       killSignal: args["kill-signal"],
       ...(tty ? { pty: localPty() } : {}),
+      limits: parseLimits(args),
     };
     const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
     const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
@@ -133,8 +137,9 @@ export default defineCommand({
       if (tag !== undefined) return await detached(guest, cmd, o, tag, keep, log);
       if (args.json) {
         const { stdin: _closed, ...runOpts } = o;
-        const r = await guarded(guest.run(cmd, runOpts), timeoutMs);
-        const out = { status: r.status, code: r.code, signal: r.signal, ...(r.errno ? { errno: r.errno, message: r.message } : {}), stdout: r.stdoutText, ...(o.merge ? {} : { stderr: r.stderrText }), durationMs: Math.round(r.durationMs) };
+        const r = await guarded(guest.run(cmd, { ...runOpts, usage: true }), timeoutMs);
+        const used = { ...(r.usage ? { usage: r.usage } : {}), ...(r.oom !== undefined ? { oom: r.oom } : {}) };
+        const out = { status: r.status, code: r.code, signal: r.signal, ...(r.errno ? { errno: r.errno, message: r.message } : {}), stdout: r.stdoutText, ...(o.merge ? {} : { stderr: r.stderrText }), durationMs: Math.round(r.durationMs), ...used };
         await writeAll(process.stdout, `${printableJson(out)}\n`);
         return r.exitStatus;
       }

@@ -52,6 +52,39 @@ export interface ExecRequest {
   killSignal?: string;
   /** Survive the loss of the connection (PROTOCOL.md §5.1): reattach by tag or job number. */
   detach?: DetachRequest;
+  /** Limits of this execution's cgroup (PROTOCOL.md §5.2); an agent without --cgroup answers EXIT error ENOTSUP. */
+  limits?: ExecLimits;
+  /** Ask for `usage` in the EXIT (CPU time, peak memory); always there when `limits` is given. */
+  usage?: boolean;
+}
+
+/** Per-execution limits (PROTOCOL.md §5.2): each one a cgroup v2 control of the execution's own leaf. */
+export interface ExecLimits {
+  /** memory.max, bytes: over it the kernel reclaims, then OOM-kills inside the execution only. */
+  memoryBytes?: number;
+  /** pids.max: processes and threads at once; a fork over it fails with EAGAIN. */
+  pids?: number;
+  /** cpu.max as a number of CPUs (0.5 = half of one), over a 100 ms period. */
+  cpu?: number;
+}
+
+/** Smallest memory limit: the agent's own spawn runs inside the leaf for a moment (contain.ts). */
+export const MIN_MEMORY_LIMIT = 1024 * 1024;
+/** Largest pids limit: the kernel's PID_MAX_LIMIT. */
+export const MAX_PIDS_LIMIT = 4_194_304;
+/** cpu limits, in CPUs: cpu.max takes a quota of at least 1 ms per 100 ms period. */
+export const MIN_CPU_LIMIT = 0.01;
+export const MAX_CPU_LIMIT = 4096;
+
+/** What an execution used (PROTOCOL.md §5.2), in EXIT when asked for. */
+export interface ExecUsage {
+  /** CPU time in user and kernel mode, microseconds. */
+  userUsec: number;
+  systemUsec: number;
+  /** Peak memory, bytes: the cgroup's memory.peak (the whole tree), else the leader's max RSS. */
+  memoryPeak?: number;
+  /** "cgroup": the whole tree, from its leaf; "rusage": the leader and the children it waited for. */
+  from: "cgroup" | "rusage";
 }
 
 export interface DetachRequest {
@@ -68,11 +101,17 @@ export const MAX_KEEP = 64 * 1024 * 1024;
 /** A detached execution's tag: short, printable on any terminal, usable as a file name. */
 export const TAG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-export type ExitResult =
+export type ExitResult = (
   | { status: "exited"; code: number }
   | { status: "signaled"; signal: string; signo: number }
   | { status: "timeout"; signal: string; signo: number; code?: number | null }
-  | { status: "error"; errno: string; message: string };
+  | { status: "error"; errno: string; message: string }
+) & {
+  /** Present when the EXEC asked for it (usage or limits). */
+  usage?: ExecUsage;
+  /** True when the kernel's OOM killer ended a process of the execution (known with the memory controller only). */
+  oom?: boolean;
+};
 
 export interface PutRequest {
   path: string;
@@ -193,6 +232,19 @@ export function decodeExec(b: Body): ExecSpec {
     }
     if (d.keep !== undefined) spec.detach.keep = int("detach.keep", d.keep, 0, MAX_KEEP);
   }
+  if (b.limits !== undefined) {
+    const l = b.limits as Body;
+    if (typeof l !== "object" || l === null || Array.isArray(l)) fail("limits must be an object {memoryBytes?, pids?, cpu?}");
+    for (const k of Object.keys(l)) if (!["memoryBytes", "pids", "cpu"].includes(k)) fail(`limits.${k} is not a known limit`);
+    spec.limits = {};
+    if (l.memoryBytes !== undefined) spec.limits.memoryBytes = int("limits.memoryBytes", l.memoryBytes, MIN_MEMORY_LIMIT, Number.MAX_SAFE_INTEGER);
+    if (l.pids !== undefined) spec.limits.pids = int("limits.pids", l.pids, 1, MAX_PIDS_LIMIT);
+    if (l.cpu !== undefined) {
+      if (typeof l.cpu !== "number" || !Number.isFinite(l.cpu) || l.cpu < MIN_CPU_LIMIT || l.cpu > MAX_CPU_LIMIT) fail(`limits.cpu must be a number of CPUs ${MIN_CPU_LIMIT}..${MAX_CPU_LIMIT}`);
+      spec.limits.cpu = l.cpu as number;
+    }
+  }
+  if (b.usage !== undefined) spec.usage = bool("usage", b.usage);
   return spec;
 }
 
@@ -310,8 +362,27 @@ export function validateWelcome(b: Record<string, unknown>): Welcome {
   };
 }
 
-/** An EXIT body: known status, codes in range, names as tokens, the message escaped. */
+/** An EXIT body: known status, codes in range, names as tokens, the message escaped; usage and oom checked. */
 export function validateExit(b: Record<string, unknown>): ExitResult {
+  const r = validateExitStatus(b);
+  if (b.usage !== undefined) r.usage = validateUsage(b.usage);
+  if (b.oom !== undefined) {
+    if (typeof b.oom !== "boolean") bad("EXIT", "oom must be a boolean");
+    r.oom = b.oom;
+  }
+  return r;
+}
+
+function validateUsage(u: unknown): ExecUsage {
+  const w = "EXIT";
+  if (typeof u !== "object" || u === null || Array.isArray(u)) bad(w, "usage must be an object");
+  const o = u as Record<string, unknown>;
+  const count = (f: string) => (isUint(o[f], Number.MAX_SAFE_INTEGER) ? (o[f] as number) : bad(w, `usage.${f} must be an integer count`));
+  if (o.from !== "cgroup" && o.from !== "rusage") bad(w, 'usage.from must be "cgroup" or "rusage"');
+  return { userUsec: count("userUsec"), systemUsec: count("systemUsec"), ...(o.memoryPeak !== undefined ? { memoryPeak: count("memoryPeak") } : {}), from: o.from as ExecUsage["from"] };
+}
+
+function validateExitStatus(b: Record<string, unknown>): ExitResult {
   const w = "EXIT";
   const signal = () => ({ signal: token(w, b.signal, "signal"), signo: isUint(b.signo, 127) ? b.signo : bad(w, "signo must be 0..127") });
   switch (b.status) {

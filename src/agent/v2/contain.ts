@@ -1,0 +1,199 @@
+// Containment of one execution (--cgroup DIR, --protect): where its processes are born, what they may
+// take, how they all end, and what they used.
+//
+// Placement without a race: neither Bun.spawn nor posix_spawn can put a child into a cgroup, and a child
+// moved after it started may already have forked. So the agent hops in: it moves ITSELF into the
+// execution's leaf, spawns (the child is born there, as is everything it ever forks), and moves back.
+// The window, documented in SECURITY.md: until the agent runs again after the spawn (measured under TCG:
+// the child can run its first commands before that) the agent sits in the leaf: memory it faults in is
+// charged to the leaf, pids.max counts the agent's threads (so it is raised by that many, then set
+// exactly), and cpu.max is set only once the agent is out (a throttled leaf would stall the agent).
+// The agent keeps its OOM score of -1000 throughout, so a leaf OOM in that window never picks it.
+//
+// The OOM score: a child inherits the agent's -1000 at fork, and no code of ours runs in it between fork
+// and exec. So with --protect the program is started through a one-line /bin/sh trampoline that sets its
+// own score to 0 and execs the program: the user's program never runs with the immunity. (Setting the
+// agent to 0 around the spawn instead was measured to leave the agent at 0 while the child already ran.)
+import { accessSync, constants, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { ExecLimits, ExecUsage } from "../../protocol/v2/messages.ts";
+import { CgroupTree, type CgroupFs, type Leaf } from "./cgroup.ts";
+import { UserError } from "./users.ts";
+
+/** The OOM score of a protected agent: never chosen by the OOM killer. */
+export const PROTECTED_OOM_SCORE = -1000;
+/**
+ * The agent's own OOM score file. Tests on a development machine must never write the real one: they
+ * point VGE_TEST_OOM_SCORE_ADJ_FILE at a file in a temp directory.
+ */
+const OOM_FILE = process.env.VGE_TEST_OOM_SCORE_ADJ_FILE ?? "/proc/self/oom_score_adj";
+
+export interface ContainConfig {
+  tree?: CgroupTree;
+  /** The agent's OOM score is PROTECTED_OOM_SCORE; children are born at 0. */
+  protect: boolean;
+  oomFile: string;
+}
+
+let config: ContainConfig = { protect: false, oomFile: OOM_FILE };
+
+/** Where cgroup2 is mounted on every system that has it (systemd, the dracut module, busybox /init). */
+export const CGROUP_MOUNT = "/sys/fs/cgroup";
+
+/**
+ * `--cgroup self`: the agent's own cgroup (from /proc/self/cgroup's "0::PATH" line), as under a systemd unit
+ * with Delegate=yes, where the unit's cgroup is the agent's to divide.
+ */
+export function ownCgroupDir(procSelfCgroup: string, mount = CGROUP_MOUNT): string {
+  const line = procSelfCgroup.split("\n").find((l) => l.startsWith("0::"));
+  if (!line) throw new Error("--cgroup self: this process is not in a cgroup v2 hierarchy (no 0:: line in /proc/self/cgroup)");
+  const path = line.slice(3).trim();
+  return path === "/" ? mount : `${mount}${path}`;
+}
+
+/** Called once at start (main.ts) for --cgroup DIR / --protect; throws with a clear message if it cannot. */
+export function setupContainment(opts: { cgroupDir?: string; protect?: boolean; fs?: CgroupFs; oomFile?: string; warn?: (m: string) => void }): ContainConfig {
+  const oomFile = opts.oomFile ?? OOM_FILE;
+  const dir = opts.cgroupDir === "self" ? ownCgroupDir(readFileSync("/proc/self/cgroup", "utf8")) : opts.cgroupDir;
+  const tree = dir !== undefined ? CgroupTree.setup(dir, process.pid, opts.fs, opts.warn) : undefined;
+  if (opts.protect) {
+    try {
+      writeFileSync(oomFile, String(PROTECTED_OOM_SCORE));
+    } catch (e) {
+      throw new Error(`--protect: cannot set the agent's OOM score in ${oomFile}: ${(e as { code?: string }).code ?? (e as Error).message}`);
+    }
+  }
+  config = { tree, protect: !!opts.protect, oomFile };
+  return config;
+}
+
+/** For tests: the containment in force. */
+export function containment(): ContainConfig {
+  return config;
+}
+
+/** `sh -c` text of the trampoline: $1 the OOM score file, then the program (a path) and its arguments. */
+const TRAMPOLINE = 'echo 0 > "$1" || exit 126; shift; exec "$@"';
+
+/** Threads of this process now (pids.max counts them while the agent is inside a leaf). */
+function ownThreads(): number {
+  try {
+    const m = /^Threads:\s+(\d+)/m.exec(readFileSync("/proc/self/status", "utf8"));
+    return m ? Number(m[1]) : 64;
+  } catch {
+    return 64;
+  }
+}
+
+/** One execution's containment; without --cgroup and --protect every method is a no-op. */
+export class ExecBox {
+  private constructor(
+    private readonly cfg: ContainConfig,
+    private readonly leaf: Leaf | undefined,
+    private readonly limits: ExecLimits,
+  ) {}
+
+  /** The box for an execution with `limits`: UserError ENOTSUP for limits this agent cannot enforce. */
+  static open(limits: ExecLimits | undefined, cfg: ContainConfig = config): ExecBox {
+    const asked = limits && Object.keys(limits).length > 0 ? limits : undefined;
+    if (asked && !cfg.tree) throw new UserError("ENOTSUP", "limits need an agent started with --cgroup DIR (cgroup v2); nothing was run");
+    if (asked) {
+      const no = cfg.tree!.unsupported(asked);
+      if (no.length) throw new UserError("ENOTSUP", `this guest's cgroup has no controller for ${no.join(", ")}; nothing was run`);
+    }
+    if (!cfg.tree) return new ExecBox(cfg, undefined, {});
+    let leaf: Leaf;
+    try {
+      leaf = cfg.tree.createLeaf();
+    } catch (e) {
+      throw new UserError((e as { code?: string }).code ?? "EIO", `cannot create the execution's cgroup: ${(e as Error).message}`);
+    }
+    try {
+      leaf.setEarlyLimits(limits ?? {}, ownThreads() + 1);
+    } catch (e) {
+      void leaf.remove(0);
+      throw new UserError("EINVAL", `cannot set the execution's limits: ${(e as Error).message}`);
+    }
+    return new ExecBox(cfg, leaf, limits ?? {});
+  }
+
+  /** True when the execution has a cgroup leaf of its own. */
+  get contained(): boolean {
+    return this.leaf !== undefined;
+  }
+
+  /**
+   * The command line to spawn for `cmd`: itself, or with --protect the trampoline that resets the OOM
+   * score first. The program is looked up here (PATH of `env`, relative to `cwd`), so that a missing one
+   * is still a start failure (ENOENT, EACCES), not the trampoline's exit 127.
+   */
+  command(cmd: string[], env: Record<string, string>, cwd: string | undefined): string[] {
+    if (!this.cfg.protect) return cmd;
+    const prog = cmd[0]!;
+    let path: string | null = prog;
+    if (!prog.includes("/")) path = Bun.which(prog, { PATH: env.PATH ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", cwd });
+    if (path === null) throw Object.assign(new Error(`program not found: ${prog}`), { code: "ENOENT" });
+    const abs = path.startsWith("/") ? path : join(cwd ?? process.cwd(), path);
+    try {
+      accessSync(abs, constants.X_OK);
+    } catch (e) {
+      throw Object.assign(new Error(`${(e as { code?: string }).code === "ENOENT" ? "program not found" : "cannot execute"}: ${prog}`), { code: (e as { code?: string }).code ?? "EACCES" });
+    }
+    return ["/bin/sh", "-c", TRAMPOLINE, "vge-exec", this.cfg.oomFile, abs, ...cmd.slice(1)];
+  }
+
+  /** Runs `spawn` with the agent inside the leaf, so that the child is born there; see the top. */
+  spawn<T>(spawn: () => T): T {
+    const { leaf } = this;
+    if (!leaf) return spawn();
+    leaf.enter(process.pid);
+    try {
+      try {
+        return spawn();
+      } finally {
+        this.goHome();
+      }
+    } finally {
+      leaf.setLateLimits(this.limits);
+    }
+  }
+
+  /** Back to DIR/agent; a failure is retried, and if it persists the leaf is never killed (it holds the agent). */
+  private goHome(): void {
+    const home = `${this.cfg.tree!.home}/cgroup.procs`;
+    for (let i = 0; ; i++) {
+      try {
+        this.cfg.tree!.fs.write(home, String(process.pid));
+        return;
+      } catch (e) {
+        if (i >= 3) {
+          this.agentInside = true;
+          throw e;
+        }
+      }
+    }
+  }
+
+  private agentInside = false;
+
+  /** SIGKILLs every process of the execution, however it detached itself (no-op without a leaf). */
+  killAll(): void {
+    if (this.leaf && !this.agentInside) this.leaf.kill(process.pid);
+  }
+
+  /**
+   * The execution is over: what is left of its tree is killed, the leaf emptied and removed; returns the
+   * tree's usage (without a leaf: undefined, the caller falls back on rusage).
+   */
+  async close(): Promise<{ usage?: ExecUsage; oom?: boolean } | undefined> {
+    const leaf = this.leaf;
+    if (!leaf || this.agentInside) return undefined;
+    leaf.kill(process.pid);
+    const deadline = performance.now() + 5000;
+    while (leaf.populated() && performance.now() < deadline) await Bun.sleep(5);
+    // Read before rmdir: the files go with the leaf.
+    const used = leaf.usage();
+    await leaf.remove();
+    return used;
+  }
+}
