@@ -46,6 +46,10 @@ type Cmd struct {
 	KillSignal string
 	// Detach makes the execution a job that outlives the connection (PROTOCOL.md §5.1).
 	Detach *Detach
+	// Limits caps memory, processes and CPU for the whole tree (PROTOCOL.md §5.2; an agent without
+	// --cgroup refuses with ENOTSUP rather than run unlimited). Usage asks for Result.Usage without limits.
+	Limits *Limits
+	Usage  bool
 	// WaitDelay bounds the wait for the EXIT after ctx is done and SIGKILL was sent (default 5 s).
 	WaitDelay time.Duration
 
@@ -128,6 +132,11 @@ func (c *Cmd) body() (*wire.ExecBody, error) {
 			b.Detach.Keep = &k
 		}
 	}
+	if c.Limits != nil {
+		l := *c.Limits
+		b.Limits = &l
+	}
+	b.Usage = c.Usage
 	if err := b.Check(); err != nil {
 		return nil, errorf("EINVAL", err.Error(), nil)
 	}

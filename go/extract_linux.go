@@ -32,9 +32,9 @@ type extractor struct {
 	preserve bool
 	// One record per distinct directory (a repeated entry updates it), at most maxDirs: a hostile stream
 	// repeating or inventing directory entries cannot grow the host without bound.
-	dirs     map[string]dirMeta
-	cur      *curFile
-	counts   DirCounts
+	dirs   map[string]dirMeta
+	cur    *curFile
+	counts DirCounts
 }
 
 // maxDirs bounds the distinct directories one stream may name (the Python host's cap too).

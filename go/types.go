@@ -14,6 +14,12 @@ import "github.com/vsock-guest-exec/vge-go/wire"
 // or "error" (Errno, Message: the program never started).
 type ExitResult = wire.ExitResult
 
+// Limits caps one execution: memory bytes, processes and threads, CPUs (PROTOCOL.md §5.2).
+type Limits = wire.Limits
+
+// Usage is what an execution used (CPU time, peak memory), when asked for (PROTOCOL.md §5.2).
+type Usage = wire.Usage
+
 // Info is the agent's WELCOME: version, capabilities, hostname, kernel, arch, initrd, pid, window.
 type Info = wire.WelcomeBody
 

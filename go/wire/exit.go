@@ -18,6 +18,18 @@ type ExitResult struct {
 	// Errno and Message: why the program could not start ("error").
 	Errno   string
 	Message string
+	// Usage is what the execution used, when the EXEC asked for it (usage or limits, §5.2).
+	Usage *Usage
+	// OOM reports that the kernel's OOM killer killed a process of the execution (agent with --cgroup).
+	OOM bool
+}
+
+// Usage is an EXIT's usage (§5.2): CPU time, peak memory, and where the agent read them.
+type Usage struct {
+	UserUsec   int64  `json:"userUsec"`
+	SystemUsec int64  `json:"systemUsec"`
+	MemoryPeak *int64 `json:"memoryPeak,omitempty"`
+	From       string `json:"from"`
 }
 
 // Success reports exit code 0.
@@ -84,9 +96,18 @@ func (r *ExitResult) UnmarshalJSON(b []byte) error {
 		Signo   *uint8          `json:"signo"`
 		Errno   *string         `json:"errno"`
 		Message *string         `json:"message"`
+		Usage   *Usage          `json:"usage"`
+		OOM     *bool           `json:"oom"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return Protof("EXIT frame: %v", err)
+	}
+	if u := raw.Usage; u != nil {
+		const maxSafe = 1<<53 - 1
+		if u.UserUsec < 0 || u.UserUsec > maxSafe || u.SystemUsec < 0 || u.SystemUsec > maxSafe ||
+			(u.MemoryPeak != nil && (*u.MemoryPeak < 0 || *u.MemoryPeak > maxSafe)) || (u.From != "cgroup" && u.From != "rusage") {
+			return Protof("EXIT frame: usage must be non-negative integers and from \"cgroup\" or \"rusage\"")
+		}
 	}
 	code := func(required bool) (int, bool, error) {
 		if raw.Code == nil || string(raw.Code) == "null" {
@@ -109,7 +130,7 @@ func (r *ExitResult) UnmarshalJSON(b []byte) error {
 		r.Signal, r.Signo = s, int(*raw.Signo)
 		return err
 	}
-	*r = ExitResult{Status: raw.Status}
+	*r = ExitResult{Status: raw.Status, Usage: raw.Usage, OOM: raw.OOM != nil && *raw.OOM}
 	var err error
 	switch raw.Status {
 	case "exited":

@@ -99,10 +99,30 @@ type ExecBody struct {
 	TimeoutMs  uint32             `json:"timeoutMs,omitempty"`
 	KillSignal string             `json:"killSignal,omitempty"`
 	Detach     *DetachBody        `json:"detach,omitempty"`
+	Limits     *Limits            `json:"limits,omitempty"`
+	Usage      bool               `json:"usage,omitempty"`
+}
+
+// Limits caps one execution (§5.2; the agent needs --cgroup): memory in bytes, processes and threads at
+// once, CPUs (0.5 = half a CPU). Zero leaves that one unset.
+type Limits struct {
+	MemoryBytes int64   `json:"memoryBytes,omitempty"`
+	Pids        int64   `json:"pids,omitempty"`
+	CPU         float64 `json:"cpu,omitempty"`
 }
 
 // Check applies the rules the agent applies (§3, §5), so a mistake is caught before it costs the connection.
 func (b *ExecBody) Check() error {
+	if l := b.Limits; l != nil {
+		switch {
+		case l.MemoryBytes != 0 && (l.MemoryBytes < 1<<20 || l.MemoryBytes > 1<<53-1):
+			return fmt.Errorf("EXEC: limits.memoryBytes must be 1048576..2^53-1")
+		case l.Pids != 0 && (l.Pids < 1 || l.Pids > 4194304):
+			return fmt.Errorf("EXEC: limits.pids must be 1..4194304")
+		case l.CPU != 0 && (l.CPU < 0.01 || l.CPU > 4096):
+			return fmt.Errorf("EXEC: limits.cpu must be 0.01..4096")
+		}
+	}
 	if (len(b.Argv) > 0) == (b.Shell != nil) {
 		return fmt.Errorf("EXEC: exactly one of argv and shell is required")
 	}

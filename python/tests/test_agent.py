@@ -353,3 +353,17 @@ def test_asyncio(agent: Agent) -> None:
             return out
 
     assert asyncio.run(main()) == b"async"
+
+
+def test_limits_refused_without_cgroup_and_usage_from_rusage(guest: Guest) -> None:
+    r = guest.run(["true"], limits={"memory_bytes": 64 << 20, "pids": 16})
+    assert r.result.status == "error" and r.result.errno == "ENOTSUP"
+    r = guest.run("i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done", shell=True, usage=True)
+    assert r.returncode == 0 and r.result.usage is not None and r.result.usage.source == "rusage"
+    assert r.result.usage.user_usec + r.result.usage.system_usec > 0
+    from vsock_guest_exec import ArgumentError
+
+    with pytest.raises(ArgumentError):
+        guest.exec(["true"], limits={"memory_bytes": 1})
+    with pytest.raises(ValueError):
+        guest.exec(["true"], limits={"gpus": 1})

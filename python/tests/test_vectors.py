@@ -74,3 +74,9 @@ def test_dir_entry_vectors_decode_as_entries() -> None:
         if v["type"] == "DIR_ENTRY":
             e = _messages.entry(v["json"])
             assert e.path == v["json"]["path"] and e.type == v["json"]["type"]
+
+
+def test_exit_usage_vector() -> None:
+    v = next(v for v in DOC["vectors"] if v["name"] == "exit with usage")
+    r = _messages.exit_result(v["json"])
+    assert r.oom is True and r.usage is not None and r.usage.source == "cgroup" and r.usage.memory_peak == v["json"]["usage"]["memoryPeak"]

@@ -14,12 +14,12 @@ from .address import ADDRESS_FORMS, Address, parse_address  # noqa: E402
 from .dirs import DirCounts  # noqa: E402
 from .errors import AddressError, ArgumentError, FileError, GuestError, ProtocolError, TcpError  # noqa: E402
 from .guest import CompletedProcess, Guest, Listener, ProcessError, connect, listen  # noqa: E402
-from ._messages import Attached, ExitResult, JobInfo, Welcome  # noqa: E402
+from ._messages import Attached, ExitResult, JobInfo, Usage, Welcome  # noqa: E402
 from .process import Process  # noqa: E402
 from .tcp import TcpStream  # noqa: E402
 
 __all__ = [
     "ADDRESS_FORMS", "Address", "AddressError", "ArgumentError", "Attached", "CompletedProcess", "DirCounts", "ExitResult",
     "FileError", "Guest", "GuestError", "JobInfo", "Listener", "Process", "ProcessError", "ProtocolError",
-    "TcpError", "TcpStream", "Welcome", "connect", "listen", "parse_address",
+    "TcpError", "TcpStream", "Usage", "Welcome", "connect", "listen", "parse_address",
 ]

@@ -115,6 +115,8 @@ class ExitResult:
     signo: Optional[int] = None
     errno: Optional[str] = None
     message: Optional[str] = None
+    usage: Optional["Usage"] = None
+    oom: bool = False
 
     @property
     def returncode(self) -> int:
@@ -129,7 +131,37 @@ class ExitResult:
         return 127 if self.errno == "ENOENT" else 126
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What an execution used (PROTOCOL.md §5.2), when the EXEC asked for it."""
+
+    user_usec: int
+    system_usec: int
+    memory_peak: Optional[int]
+    source: str  # "cgroup" (the whole tree) or "rusage" (the leader and its waited-for children)
+
+
+def _usage(w: str, v: Any) -> Optional[Usage]:
+    if v is None:
+        return None
+    if not isinstance(v, dict) or v.get("from") not in ("cgroup", "rusage"):
+        _bad(w, 'usage must be an object with from "cgroup" or "rusage"')
+    peak = v.get("memoryPeak")
+    return Usage(_uint(w, v.get("userUsec"), "usage.userUsec"), _uint(w, v.get("systemUsec"), "usage.systemUsec"),
+                 None if peak is None else _uint(w, peak, "usage.memoryPeak"), str(v["from"]))
+
+
 def exit_result(b: Body) -> ExitResult:
+    from dataclasses import replace
+
+    r = _exit_result(b)
+    oom = b.get("oom")
+    if oom is not None and not isinstance(oom, bool):
+        _bad("EXIT", "oom must be a boolean")
+    return replace(r, usage=_usage("EXIT", b.get("usage")), oom=bool(oom))
+
+
+def _exit_result(b: Body) -> ExitResult:
     w = "EXIT"
     status = b.get("status")
     if status == "exited":

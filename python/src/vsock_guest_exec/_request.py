@@ -46,6 +46,8 @@ def exec_body(
     timeout: Optional[float] = None,
     kill_signal: Optional[Union[str, int]] = None,
     detach: Optional[Mapping[str, Any]] = None,
+    limits: Optional[Mapping[str, Any]] = None,
+    usage: bool = False,
 ) -> Dict[str, Any]:
     body: Dict[str, Any] = {}
     if shell or isinstance(argv, str):
@@ -105,7 +107,28 @@ def exec_body(
                 raise ArgumentError(f"keep must be 0..{MAX_KEEP} bytes")
             d["keep"] = keep
         body["detach"] = d
+    if limits is not None:
+        body["limits"] = limits_body(limits)
+    if usage:
+        body["usage"] = True
     return body
+
+
+_LIMITS = {"memory_bytes": ("memoryBytes", 1 << 20, SAFE_INT_MAX), "pids": ("pids", 1, 4194304), "cpu": ("cpu", 0.01, 4096)}
+
+
+def limits_body(limits: Mapping[str, Any]) -> Dict[str, Any]:
+    """`{"memory_bytes": 256 << 20, "pids": 64, "cpu": 0.5}` (each optional) as PROTOCOL.md §5.2's `limits`."""
+    out: Dict[str, Any] = {}
+    for k, v in limits.items():
+        if k not in _LIMITS:
+            raise ArgumentError(f"unknown limit {k!r}; expected memory_bytes, pids or cpu")
+        name, lo, hi = _LIMITS[k]
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi and (k == "cpu" or isinstance(v, int))
+        if not ok:
+            raise ArgumentError(f"limit {k} must be {lo}..{hi}")
+        out[name] = v
+    return out
 
 
 def timeout_ms(seconds: float) -> int:

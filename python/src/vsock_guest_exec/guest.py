@@ -105,13 +105,17 @@ class Guest:
              env: Optional[Mapping[str, Optional[str]]] = None, clear_env: bool = False, cwd: Optional[str] = None,
              user: Optional[Union[str, int]] = None, uid: Optional[int] = None, gid: Optional[int] = None,
              pty: Optional[Mapping[str, Any]] = None, merge: bool = False, timeout: Optional[float] = None,
-             kill_signal: Optional[Union[str, int]] = None, detach: Optional[Mapping[str, Any]] = None) -> Process:
+             kill_signal: Optional[Union[str, int]] = None, detach: Optional[Mapping[str, Any]] = None,
+             limits: Optional[Mapping[str, Any]] = None, usage: bool = False) -> Process:
         """Starts a process (argv list, or a shell command with shell=True / a str). `timeout` (seconds) is
-        enforced by the agent: it kills the process group and the result's status is "timeout"."""
+        enforced by the agent: it kills the process group and the result's status is "timeout". `limits`
+        (`memory_bytes`, `pids`, `cpu`) cap the whole tree on an agent with --cgroup (else the result is an
+        error ENOTSUP and nothing runs); `usage=True` (or any limit) fills `result.usage`."""
         if detach is not None:
             self._need("detach")
         body = exec_body(argv, shell=shell, env=env, clear_env=clear_env, cwd=cwd, user=user, uid=uid, gid=gid,
-                         stdin=stdin, pty=pty, merge=merge, timeout=timeout, kill_signal=kill_signal, detach=detach)
+                         stdin=stdin, pty=pty, merge=merge, timeout=timeout, kill_signal=kill_signal, detach=detach,
+                         limits=limits, usage=usage)
         conn = self._conn
         ch = conn.open(lambda fid: _Channel(conn, fid, conn.welcome.window, attach=False))
         assert isinstance(ch, _Channel)
