@@ -8,6 +8,7 @@ import { tempDir, type TempDir } from "../../helpers/tmp.ts";
 import { vmRssKiB } from "../../helpers/proc.ts";
 import { listeningAgent, type Agent } from "./_agent.ts";
 import { V2Host, json, type Json } from "./_host.ts";
+import { WINDOW, attach, list, seq, stdout } from "./_jobs.ts";
 
 let dir: TempDir | undefined;
 let agent: Agent | undefined;
@@ -34,33 +35,6 @@ async function host(path: string): Promise<V2Host> {
   return h;
 }
 
-const WINDOW = 262144;
-const text = new TextDecoder();
-const stdout = (h: V2Host, id: number) => text.decode(Buffer.concat(h.of(id).filter((f) => f.type === T.STDOUT).map((f) => f.payload)));
-const seq = (n: number) => Array.from({ length: n }, (_, i) => `${i + 1}\n`).join("");
-
-async function list(h: V2Host, id: number): Promise<Json[]> {
-  await h.sendJson(T.LIST, id, {});
-  const jobs: Json[] = [];
-  for (let seen = 0; ; ) {
-    const page = await h.until((f) => f.id === id && f.type === T.LISTING && h.of(id).filter((g) => g.type === T.LISTING).indexOf(f) === seen, 5000, "LISTING");
-    seen++;
-    jobs.push(...json(page).jobs);
-    if (!json(page).more) return jobs;
-  }
-}
-
-/**
- * ATTACH, and the answer. An ATTACHED's `stdin` is the credit this follower starts with; the helper's count
- * assumes a whole window, so the difference is counted as spent (an agent without the field: a whole window).
- */
-async function attach(h: V2Host, id: number, body: Json): Promise<Json> {
-  await h.sendJson(T.ATTACH, id, body);
-  const f = await h.until((f) => f.id === id && (f.type === T.ATTACHED || f.type === T.DETACHED), 5000, "ATTACHED");
-  const a: Json = { type: f.type, ...json(f) };
-  if (a.type === T.ATTACHED) h.spend(id, WINDOW - (a.stdin ?? WINDOW));
-  return a;
-}
 
 /** Runs a detached job to its end on `h` and returns its job number. */
 async function finished(h: V2Host, id: number, req: Json): Promise<number> {

@@ -8,6 +8,7 @@ import { MAGIC, T, encodeJson } from "../../../src/protocol/v2/frame.ts";
 import { tempDir, type TempDir } from "../../helpers/tmp.ts";
 import { dialingAgent, listeningAgent, type Agent } from "./_agent.ts";
 import { V2Host, json, type Json } from "./_host.ts";
+import { attach, list, seq, stdout } from "./_jobs.ts";
 import { groupGone, isAlive, vmRssKiB } from "../../helpers/proc.ts";
 
 let dir: TempDir | undefined;
@@ -37,28 +38,6 @@ async function host(path: string): Promise<V2Host> {
   return h;
 }
 
-const text = new TextDecoder();
-/** STDOUT bytes of `id` as text. */
-const stdout = (h: V2Host, id: number) => text.decode(Buffer.concat(h.of(id).filter((f) => f.type === T.STDOUT).map((f) => f.payload)));
-/** What `seq 1 n` prints. */
-const seq = (n: number) => Array.from({ length: n }, (_, i) => `${i + 1}\n`).join("");
-
-async function list(h: V2Host, id: number): Promise<Json[]> {
-  await h.sendJson(T.LIST, id, {});
-  const jobs: Json[] = [];
-  for (let seen = 0; ; ) {
-    const page = await h.until((f) => f.id === id && f.type === T.LISTING && h.of(id).filter((g) => g.type === T.LISTING).indexOf(f) === seen, 5000, "LISTING");
-    seen++;
-    jobs.push(...json(page).jobs);
-    if (!json(page).more) return jobs;
-  }
-}
-
-async function attach(h: V2Host, id: number, body: Json): Promise<Json> {
-  await h.sendJson(T.ATTACH, id, body);
-  const f = await h.until((f) => f.id === id && (f.type === T.ATTACHED || f.type === T.DETACHED), 5000, "ATTACHED");
-  return { type: f.type, ...json(f) };
-}
 
 describe("a hostile host's detach, ATTACH, KILL and LIST fields: ERROR EPROTO, the agent serves on", () => {
   const exec = (detach: unknown) => encodeJson(T.EXEC, 1, { argv: ["true"], detach });
