@@ -320,7 +320,10 @@ func TestHostileStreams(t *testing.T) {
 		call func(g *Guest) error
 		fake func(f *fake)
 	}{
-		{"GET flood", "EFLOW", func(g *Guest) error { _, err := g.GetFile(tctx(t), "/x", io.Discard, nil); return err },
+		// The destination takes nothing until the connection has ended: no credit goes back, so the flood is
+		// past the window whatever the timing (with io.Discard a host that kept up returned credit in time,
+		// took all 64 MiB legitimately and then waited for a RESULT that never came).
+		{"GET flood", "EFLOW", func(g *Guest) error { _, err := g.GetFile(tctx(t), "/x", stalled{g.Done()}, nil); return err },
 			func(f *fake) { flood(f, wire.FileData, f.expect(wire.Get).ID) }},
 		{"TCP flood", "EFLOW", func(g *Guest) error {
 			c, err := g.DialTCP(tctx(t), "127.0.0.1", 80)
@@ -388,4 +391,12 @@ func TestHostileStreams(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stalled is a writer that takes nothing until done is closed, then fails.
+type stalled struct{ done <-chan struct{} }
+
+func (w stalled) Write([]byte) (int, error) {
+	<-w.done
+	return 0, io.ErrClosedPipe
 }
