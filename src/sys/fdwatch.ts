@@ -9,6 +9,8 @@ import { close, write } from "./socket.ts";
 import { waitFd } from "./vsock.ts";
 
 interface Waiter {
+  /** Which wait this is (see _fdwatch-records.ts): a report for an earlier wait on the same fd is not ours. */
+  id: number;
   resolve: (revents: number) => void;
   reject: (err: Error) => void;
   /** The same wait done by timer polling: what a waiter falls back to if the thread fails. */
@@ -20,6 +22,7 @@ class Watcher {
   private readonly worker: Worker;
   private readonly control: { read: number; write: number };
   private dead = false;
+  private lastId = 0;
 
   constructor(private readonly onDead: () => void) {
     this.control = pipe();
@@ -35,14 +38,16 @@ class Watcher {
     if (signal?.aborted) return Promise.reject(signal.reason ?? new Error("aborted"));
     const key = `${fd}:${events}`;
     if (this.waiters.has(key)) return Promise.reject(new Error(`fd watcher: fd ${fd} is waited on twice`));
+    const id = (this.lastId = (this.lastId + 1) >>> 0);
     return new Promise<number>((resolve, reject) => {
       const onAbort = () => {
         if (this.waiters.get(key) !== waiter) return;
         this.track(() => this.waiters.delete(key));
-        this.send(fd, events, OP_REMOVE);
+        this.send(fd, events, OP_REMOVE, id);
         reject(signal!.reason ?? new Error("aborted"));
       };
       const waiter: Waiter = {
+        id,
         poll: () => waitFd(fd, events, { signal }),
         resolve: (rev) => {
           signal?.removeEventListener("abort", onAbort);
@@ -55,7 +60,7 @@ class Watcher {
       };
       this.track(() => this.waiters.set(key, waiter));
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.send(fd, events, OP_ADD);
+      this.send(fd, events, OP_ADD, id);
     });
   }
 
@@ -68,11 +73,11 @@ class Watcher {
     if (before > 0 && after === 0) this.worker.unref();
   }
 
-  private send(fd: number, events: number, op: number): void {
+  private send(fd: number, events: number, op: number, id: number): void {
     if (this.dead) return;
     try {
       // A blocking write of one atomic record: the thread drains the pipe at once, so this never waits long.
-      write(this.control.write, encodeRecord(fd, events, op));
+      write(this.control.write, encodeRecord(fd, events, op, id));
     } catch (e) {
       this.fail(e as Error);
     }
@@ -80,11 +85,12 @@ class Watcher {
 
   private onReady(data: number[] | { error: string }): void {
     if (!Array.isArray(data)) return this.fail(new Error(`fd watcher: ${data.error}`));
-    for (let i = 0; i + 2 < data.length; i += 3) {
+    for (let i = 0; i + 3 < data.length; i += 4) {
       const key = `${data[i]}:${data[i + 1]}`;
       const w = this.waiters.get(key);
-      // No waiter: it was aborted after the thread had seen the fd ready; nothing to do.
-      if (!w) continue;
+      // No waiter, or another one: the wait reported was aborted after the thread had seen the fd ready (and
+      // the number may since name another file); nothing to do.
+      if (!w || w.id !== data[i + 3]) continue;
       this.track(() => this.waiters.delete(key));
       w.resolve(data[i + 2]!);
     }

@@ -165,3 +165,25 @@ test("if the poll thread fails, its waiters go on by polling and still resolve; 
   expect(r.failures[0]).toMatch(/fd watcher: poll: EINVAL/);
   expect(err).toBe("");
 });
+
+test("a report for an aborted wait never wakes a new wait on the same fd number (closed and reused)", async () => {
+  const a = pipe();
+  setNonblocking(a.read, true);
+  const ac = new AbortController();
+  const stale = fdReady(a.read, POLLIN, ac.signal);
+  stale.catch(() => {});
+  write(a.write, new Uint8Array([1]));
+  // Without yielding: the thread sees the byte and posts its report, which waits in this thread's queue.
+  Bun.sleepSync(50);
+  ac.abort();
+  const number = a.read;
+  close(a.read);
+  close(a.write);
+  // The lowest free numbers come back: the new pipe's read end takes the number just closed.
+  const b = nonblockingPipe();
+  expect(b.read).toBe(number);
+  const wait = fdReady(b.read, POLLIN);
+  expect(await settled(wait, 150)).toBe(false);
+  write(b.write, new Uint8Array([2]));
+  expect((await wait) & POLLIN).toBe(POLLIN);
+});
