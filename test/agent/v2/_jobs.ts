@@ -1,7 +1,47 @@
-// Detached-job steps for the agent tests that speak v2 through V2Host: LIST across its pages, ATTACH with
-// the job's stdin credit (PROTOCOL.md §5.1), and the text a follower received.
+// Detached-job steps for the agent tests that speak v2 through V2Host: the agent and hosts they set up, LIST
+// across its pages, ATTACH with the job's stdin credit (PROTOCOL.md §5.1), and the text a follower received.
+import { afterEach } from "bun:test";
 import { T } from "../../../src/protocol/v2/frame.ts";
+import { tempDir, type TempDir } from "../../helpers/tmp.ts";
+import { listeningAgent, type Agent } from "./_agent.ts";
 import { V2Host, json, type Json } from "./_host.ts";
+
+/** A compiled agent in a temp dir and the hosts connected to it; all of it gone after each test of the file. */
+export class AgentFixture {
+  dir: TempDir | undefined;
+  agent: Agent | undefined;
+  readonly hosts: V2Host[] = [];
+  readonly cleanups: (() => void)[] = [];
+
+  constructor() {
+    afterEach(() => this.reset());
+  }
+
+  /** Starts the agent listening on a socket in a new temp dir; returns the socket's path. */
+  async listening(prefix: string, extra: string[] = []): Promise<string> {
+    this.dir = tempDir(prefix);
+    const path = this.dir.file("agent.sock");
+    this.agent = await listeningAgent(path, 120_000, extra);
+    return path;
+  }
+
+  /** A host connected to `path` that has said hello. */
+  async host(path: string): Promise<V2Host> {
+    const h = await V2Host.connect(path);
+    this.hosts.push(h);
+    await h.hello();
+    return h;
+  }
+
+  private async reset(): Promise<void> {
+    for (const h of this.hosts.splice(0)) h.close();
+    for (const c of this.cleanups.splice(0)) c();
+    await this.agent?.stop();
+    this.agent = undefined;
+    this.dir?.remove();
+    this.dir = undefined;
+  }
+}
 
 export const WINDOW = 262144;
 const text = new TextDecoder();

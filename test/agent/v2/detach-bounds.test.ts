@@ -2,39 +2,13 @@
 // frames: stdin credit belongs to the job, not to each follower (agent RSS measured over 120 takeovers);
 // finished jobs are forgotten by end time and never while attached; every job counts against
 // --max-detached, keep 0 too; a refused EXEC leaves other jobs' output alone; a tag's own job gives way.
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { T } from "../../../src/protocol/v2/frame.ts";
-import { tempDir, type TempDir } from "../../helpers/tmp.ts";
 import { vmRssKiB } from "../../helpers/proc.ts";
-import { listeningAgent, type Agent } from "./_agent.ts";
 import { V2Host, json, type Json } from "./_host.ts";
-import { WINDOW, attach, list, seq, stdout } from "./_jobs.ts";
+import { AgentFixture, WINDOW, attach, list, seq, stdout } from "./_jobs.ts";
 
-let dir: TempDir | undefined;
-let agent: Agent | undefined;
-const hosts: V2Host[] = [];
-
-afterEach(async () => {
-  for (const h of hosts.splice(0)) h.close();
-  await agent?.stop();
-  agent = undefined;
-  dir?.remove();
-});
-
-async function listening(prefix: string, extra: string[] = []): Promise<string> {
-  dir = tempDir(prefix);
-  const path = dir.file("agent.sock");
-  agent = await listeningAgent(path, 120_000, extra);
-  return path;
-}
-
-async function host(path: string): Promise<V2Host> {
-  const h = await V2Host.connect(path);
-  hosts.push(h);
-  await h.hello();
-  return h;
-}
-
+const fx = new AgentFixture();
 
 /** Runs a detached job to its end on `h` and returns its job number. */
 async function finished(h: V2Host, id: number, req: Json): Promise<number> {
@@ -44,8 +18,8 @@ async function finished(h: V2Host, id: number, req: Json): Promise<number> {
 }
 
 test("stdin credit belongs to the job: 120 takeovers of a job that never reads stdin queue at most one window (agent VmRSS measured)", async () => {
-  const path = await listening("vge-detach-stdin-");
-  const h = await host(path);
+  const path = await fx.listening("vge-detach-stdin-");
+  const h = await fx.host(path);
   expect((await h.run(1, { argv: ["echo", "warm"] })).stdout).toBe("warm\n");
   await h.sendJson(T.EXEC, 2, { argv: ["sleep", "60"], detach: { tag: "deaf" } });
   await h.until((f) => f.id === 2 && f.type === T.STARTED);
@@ -53,7 +27,7 @@ test("stdin credit belongs to the job: 120 takeovers of a job that never reads s
   // The starting connection's whole window: queued for a process that never reads it.
   await h.stdin(2, chunk);
   await Bun.sleep(300);
-  const baseline = vmRssKiB(agent!.pid)!;
+  const baseline = vmRssKiB(fx.agent!.pid)!;
   let granted = 0;
   for (let i = 0; i < 120; i++) {
     const id = 100 + i;
@@ -65,7 +39,7 @@ test("stdin credit belongs to the job: 120 takeovers of a job that never reads s
     if (n > 0) await h.stdin(id, chunk.subarray(0, n));
   }
   await Bun.sleep(500);
-  const growthMiB = (vmRssKiB(agent!.pid)! - baseline) / 1024;
+  const growthMiB = (vmRssKiB(fx.agent!.pid)! - baseline) / 1024;
   console.log(`120 takeovers of a job not reading stdin: ${(granted / 1024).toFixed(0)} KiB of stdin credit granted after the first window; agent VmRSS ${Math.round(baseline / 1024)} MiB, +${growthMiB.toFixed(1)} MiB`);
   // Before: every ATTACH granted a fresh window, 120 × 256 KiB = 30 MiB queued; VmRSS +37 MiB.
   // What the pipe took (64 KiB) came back as credit once; nothing more, however many followers came.
@@ -74,21 +48,21 @@ test("stdin credit belongs to the job: 120 takeovers of a job that never reads s
   // The last follower sending beyond the credit it was given: EFLOW, the job goes on.
   await h.send(T.STDIN, 219, new Uint8Array(1));
   expect(json(await h.until((f) => f.type === T.ERROR, 5000, "ERROR"))).toMatchObject({ code: "EFLOW" });
-  const again = await host(path);
+  const again = await fx.host(path);
   expect((await list(again, 1)).find((j) => j.tag === "deaf")).toMatchObject({ state: "running" });
   await again.sendJson(T.KILL, 2, { tag: "deaf", signal: "KILL" });
   expect(json(await again.until((f) => f.id === 2 && f.type === T.DETACHED))).toEqual({});
 }, 60_000);
 
 test("stdin credit moves to the new follower: what the old one queued is read, the new one is given the credit back and its bytes follow in order", async () => {
-  const path = await listening("vge-detach-stdin-move-");
-  const h1 = await host(path);
+  const path = await fx.listening("vge-detach-stdin-move-");
+  const h1 = await fx.host(path);
   // Reads nothing for a second, then echoes stdin.
   await h1.sendJson(T.EXEC, 1, { shell: "sleep 1; exec cat", detach: { tag: "slowcat" } });
   await h1.until((f) => f.id === 1 && f.type === T.STARTED);
   const first = new Uint8Array(WINDOW).fill(0x31);
   await h1.stdin(1, first);
-  const h2 = await host(path);
+  const h2 = await fx.host(path);
   const a = await attach(h2, 1, { tag: "slowcat" });
   expect(a.type).toBe(T.ATTACHED);
   expect(a.stdin).toBeLessThan(WINDOW);
@@ -103,13 +77,13 @@ test("stdin credit moves to the new follower: what the old one queued is read, t
 }, 30_000);
 
 test("finished jobs are forgotten in the order they ended: a long job that ends after 260 short ones is listed and attachable", async () => {
-  const path = await listening("vge-detach-endorder-");
-  const h1 = await host(path);
+  const path = await fx.listening("vge-detach-endorder-");
+  const h1 = await fx.host(path);
   await h1.sendJson(T.EXEC, 1, { shell: "echo long; exec sleep 60", detach: { tag: "long" } });
   const { job } = json(await h1.until((f) => f.id === 1 && f.type === T.STARTED));
   await h1.waitFor(() => stdout(h1, 1) === "long\n", 5000, "output");
   h1.close();
-  const h = await host(path);
+  const h = await fx.host(path);
   for (let id = 10; id < 270; id++) await finished(h, id, { argv: ["true"], detach: {} });
   await h.sendJson(T.KILL, 2, { job, signal: "TERM" });
   expect(json(await h.until((f) => f.id === 2 && f.type === T.DETACHED))).toEqual({});
@@ -127,7 +101,7 @@ test("finished jobs are forgotten in the order they ended: a long job that ends 
 
 /** A finished job with more output than one window, attached with the credit held: its replay is under way. */
 async function replaying(path: string, tag: string): Promise<{ h: V2Host; id: number; all: string }> {
-  const h = await host(path);
+  const h = await fx.host(path);
   const all = seq(80_000);
   await finished(h, 1, { argv: ["seq", "1", "80000"], detach: { tag } });
   const id = 2;
@@ -138,9 +112,9 @@ async function replaying(path: string, tag: string): Promise<{ h: V2Host; id: nu
 }
 
 test("a job being replayed keeps its output when its tag is reused: the follower gets every byte, then the EXIT", async () => {
-  const path = await listening("vge-detach-replay-tag-");
+  const path = await fx.listening("vge-detach-replay-tag-");
   const { h, id, all } = await replaying(path, "t");
-  const other = await host(path);
+  const other = await fx.host(path);
   const r = await other.run(1, { argv: ["echo", "new"], detach: { tag: "t" } } as never);
   expect(r.stdout).toBe("new\n");
   await h.release(id);
@@ -152,9 +126,9 @@ test("a job being replayed keeps its output when its tag is reused: the follower
 }, 30_000);
 
 test("a job being replayed is not forgotten when 260 newer jobs end: the follower gets every byte; it is listed until its follower is done", async () => {
-  const path = await listening("vge-detach-replay-kept-");
+  const path = await fx.listening("vge-detach-replay-kept-");
   const { h, id, all } = await replaying(path, "old");
-  const other = await host(path);
+  const other = await fx.host(path);
   for (let i = 10; i < 270; i++) await finished(other, i, { argv: ["true"], detach: {} });
   expect((await list(other, 1)).find((j) => j.tag === "old")).toMatchObject({ state: "exited", attached: true });
   await h.release(id);
@@ -164,8 +138,8 @@ test("a job being replayed is not forgotten when 260 newer jobs end: the followe
 }, 90_000);
 
 test("--max-detached counts every job, keep 0 too: the third of three keep-0 jobs with a limit of 2 gets EAGAIN", async () => {
-  const path = await listening("vge-detach-keep0-", ["--max-detached", "2"]);
-  const h = await host(path);
+  const path = await fx.listening("vge-detach-keep0-", ["--max-detached", "2"]);
+  const h = await fx.host(path);
   for (const id of [1, 2]) {
     await h.sendJson(T.EXEC, id, { argv: ["sleep", "30"], detach: { keep: 0 } });
     await h.until((f) => f.id === id && f.type === T.STARTED);
@@ -176,8 +150,8 @@ test("--max-detached counts every job, keep 0 too: the third of three keep-0 job
 });
 
 test("an EXEC refused for another quota (--max-execs) leaves finished jobs' output alone", async () => {
-  const path = await listening("vge-detach-refused-", ["--max-detached", "1", "--max-execs", "1"]);
-  const h = await host(path);
+  const path = await fx.listening("vge-detach-refused-", ["--max-detached", "1", "--max-execs", "1"]);
+  const h = await fx.host(path);
   const job = await finished(h, 1, { argv: ["seq", "1", "1000"], detach: { tag: "kept" } });
   // The one execution the agent may run.
   await h.sendJson(T.EXEC, 2, { argv: ["sleep", "30"] });
@@ -188,8 +162,8 @@ test("an EXEC refused for another quota (--max-execs) leaves finished jobs' outp
 });
 
 test("a tag's finished job gives its slot to the job that reuses the tag: no EAGAIN with every other slot running", async () => {
-  const path = await listening("vge-detach-tagslot-", ["--max-detached", "2"]);
-  const h = await host(path);
+  const path = await fx.listening("vge-detach-tagslot-", ["--max-detached", "2"]);
+  const h = await fx.host(path);
   await h.sendJson(T.EXEC, 1, { argv: ["sleep", "30"], detach: {} });
   await h.until((f) => f.id === 1 && f.type === T.STARTED);
   await finished(h, 2, { argv: ["echo", "one"], detach: { tag: "t" } });

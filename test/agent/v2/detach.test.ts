@@ -2,42 +2,16 @@
 // its host's connection, a later connection attaches and gets every byte (or the count of what was
 // dropped) and the exit status; the rings are bounded in memory (measured); a hostile host's bad tags,
 // keeps and offsets are refused with EPROTO; LIST is bounded.
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { createServer, type Server } from "node:net";
 import { MAGIC, T, encodeJson } from "../../../src/protocol/v2/frame.ts";
-import { tempDir, type TempDir } from "../../helpers/tmp.ts";
-import { dialingAgent, listeningAgent, type Agent } from "./_agent.ts";
+import { tempDir } from "../../helpers/tmp.ts";
+import { dialingAgent } from "./_agent.ts";
 import { V2Host, json, type Json } from "./_host.ts";
-import { attach, list, seq, stdout } from "./_jobs.ts";
+import { AgentFixture, attach, list, seq, stdout } from "./_jobs.ts";
 import { groupGone, isAlive, vmRssKiB } from "../../helpers/proc.ts";
 
-let dir: TempDir | undefined;
-let agent: Agent | undefined;
-const hosts: V2Host[] = [];
-const cleanups: (() => void)[] = [];
-
-afterEach(async () => {
-  for (const h of hosts.splice(0)) h.close();
-  for (const c of cleanups.splice(0)) c();
-  await agent?.stop();
-  agent = undefined;
-  dir?.remove();
-});
-
-async function listening(prefix: string, extra: string[] = []): Promise<string> {
-  dir = tempDir(prefix);
-  const path = dir.file("agent.sock");
-  agent = await listeningAgent(path, 120_000, extra);
-  return path;
-}
-
-async function host(path: string): Promise<V2Host> {
-  const h = await V2Host.connect(path);
-  hosts.push(h);
-  await h.hello();
-  return h;
-}
-
+const fx = new AgentFixture();
 
 describe("a hostile host's detach, ATTACH, KILL and LIST fields: ERROR EPROTO, the agent serves on", () => {
   const exec = (detach: unknown) => encodeJson(T.EXEC, 1, { argv: ["true"], detach });
@@ -65,21 +39,21 @@ describe("a hostile host's detach, ATTACH, KILL and LIST fields: ERROR EPROTO, t
     ["LIST id 0", encodeJson(T.LIST, 0, {})],
   ];
   test.each(cases)("%s", async (_name, frame) => {
-    const path = await listening("vge-detach-bad-");
-    const h = await host(path);
+    const path = await fx.listening("vge-detach-bad-");
+    const h = await fx.host(path);
     await h.write(frame);
     const err = await h.until((f) => f.type === T.ERROR, 5000, "ERROR");
     expect(json(err).code).toBe("EPROTO");
     expect(await h.closedWithin(2000)).toBe(true);
     expect(h.frames.filter((f) => f.type === T.EXIT || f.type === T.STARTED)).toEqual([]);
-    const again = await host(path);
+    const again = await fx.host(path);
     expect((await again.run(1, { argv: ["echo", "still here"] })).stdout).toBe("still here\n");
   });
 });
 
 test("ATTACH and KILL of an unknown tag or job: DETACHED ENOENT naming it; an offset beyond the output: ERANGE; the connection goes on", async () => {
-  const path = await listening("vge-detach-unknown-");
-  const h = await host(path);
+  const path = await fx.listening("vge-detach-unknown-");
+  const h = await fx.host(path);
   const a = await attach(h, 1, { tag: "nosuch" });
   expect(a).toMatchObject({ type: T.DETACHED, errno: "ENOENT" });
   expect(a.message).toContain('"nosuch"');
@@ -92,8 +66,8 @@ test("ATTACH and KILL of an unknown tag or job: DETACHED ENOENT naming it; an of
 });
 
 test("a detached job survives its host's close; a new connection attaches and gets every byte in order, then the exit status", async () => {
-  const path = await listening("vge-detach-survive-");
-  const first = await host(path);
+  const path = await fx.listening("vge-detach-survive-");
+  const first = await fx.host(path);
   // About 3 s of output, a line every 10 ms.
   await first.sendJson(T.EXEC, 1, { shell: "for i in $(seq 1 300); do echo $i; sleep 0.01; done; exit 7", detach: { tag: "counter" } });
   // Copied: bun's toMatchObject with expect.any() replaces the matched property of the object it checks.
@@ -105,7 +79,7 @@ test("a detached job survives its host's close; a new connection attaches and ge
   await Bun.sleep(500);
   expect(isAlive(started.pid)).toBe(true);
 
-  const second = await host(path);
+  const second = await fx.host(path);
   const jobs = await list(second, 1);
   expect(jobs).toHaveLength(1);
   expect(jobs[0]).toMatchObject({ job: started.job, tag: "counter", pid: started.pid, state: "running", attached: false, argv: ["/bin/sh", "-c", expect.stringContaining("seq 1 300")] });
@@ -124,12 +98,12 @@ test("a detached job survives its host's close; a new connection attaches and ge
 });
 
 test("output beyond keep while nobody is attached is dropped and counted; the replay is the last keep bytes exactly", async () => {
-  const path = await listening("vge-detach-drop-");
-  const first = await host(path);
+  const path = await fx.listening("vge-detach-drop-");
+  const first = await fx.host(path);
   await first.sendJson(T.EXEC, 1, { argv: ["seq", "1", "20000"], detach: { tag: "many", keep: 4096 } });
   await first.until((f) => f.id === 1 && f.type === T.STARTED);
   first.close();
-  const second = await host(path);
+  const second = await fx.host(path);
   await second.waitFor(() => false, 1500).catch(() => {});
   const all = seq(20000);
   const a = await attach(second, 1, { tag: "many" });
@@ -140,11 +114,11 @@ test("output beyond keep while nobody is attached is dropped and counted; the re
 });
 
 test("a second ATTACH takes the job over: the first attacher gets DETACHED EBUSY; stdin and signals follow the new one", async () => {
-  const path = await listening("vge-detach-takeover-");
-  const h1 = await host(path);
+  const path = await fx.listening("vge-detach-takeover-");
+  const h1 = await fx.host(path);
   await h1.sendJson(T.EXEC, 1, { argv: ["cat"], detach: { tag: "cat" } });
   const { pid } = json(await h1.until((f) => f.id === 1 && f.type === T.STARTED));
-  const h2 = await host(path);
+  const h2 = await fx.host(path);
   expect(await attach(h2, 9, { tag: "cat" })).toMatchObject({ type: T.ATTACHED, pid });
   expect(json(await h1.until((f) => f.id === 1 && f.type === T.DETACHED))).toMatchObject({ errno: "EBUSY" });
   await h2.stdin(9, new TextEncoder().encode("via the second host\n"));
@@ -155,8 +129,8 @@ test("a second ATTACH takes the job over: the first attacher gets DETACHED EBUSY
 });
 
 test("tags are unique among running jobs; a finished job's tag may be reused; KILL signals the group", async () => {
-  const path = await listening("vge-detach-tags-");
-  const h = await host(path);
+  const path = await fx.listening("vge-detach-tags-");
+  const h = await fx.host(path);
   await h.sendJson(T.EXEC, 1, { argv: ["sleep", "30"], detach: { tag: "dup" } });
   const { pid } = json(await h.until((f) => f.id === 1 && f.type === T.STARTED));
   const r = await h.run(2, { argv: ["true"], detach: { tag: "dup" } } as never);
@@ -171,8 +145,8 @@ test("tags are unique among running jobs; a finished job's tag may be reused; KI
 });
 
 test("--max-detached: a running job over the limit gets EAGAIN; finished jobs give way; LIST keeps at most 256 finished", async () => {
-  const path = await listening("vge-detach-limit-", ["--max-detached", "2"]);
-  const h = await host(path);
+  const path = await fx.listening("vge-detach-limit-", ["--max-detached", "2"]);
+  const h = await fx.host(path);
   await h.sendJson(T.EXEC, 1, { argv: ["sleep", "30"], detach: {} });
   await h.sendJson(T.EXEC, 2, { argv: ["sleep", "30"], detach: {} });
   await h.until((f) => f.id === 2 && f.type === T.STARTED);
@@ -184,25 +158,25 @@ test("--max-detached: a running job over the limit gets EAGAIN; finished jobs gi
   const jobs = await list(h, 5);
   expect(jobs.filter((j) => j.state === "exited").length).toBe(256);
   expect(jobs.filter((j) => j.state === "running").length).toBe(1);
-  expect(isAlive(agent!.pid)).toBe(true);
+  expect(isAlive(fx.agent!.pid)).toBe(true);
 }, 60_000);
 
 test("a detached `yes` with nobody attached for 5 s: agent VmRSS grows by at most keep x 2 + 32 MiB; the dropped count is reported", async () => {
   const keep = 4 * 1048576;
-  const path = await listening("vge-detach-rss-");
-  const h = await host(path);
+  const path = await fx.listening("vge-detach-rss-");
+  const h = await fx.host(path);
   expect((await h.run(1, { argv: ["echo", "warm"] })).stdout).toBe("warm\n"); // loads what every execution uses
   await Bun.sleep(300);
-  const baseline = vmRssKiB(agent!.pid)!;
+  const baseline = vmRssKiB(fx.agent!.pid)!;
   await h.sendJson(T.EXEC, 2, { argv: ["yes", "detached output line"], detach: { tag: "yes", keep } });
   const { pid } = json(await h.until((f) => f.id === 2 && f.type === T.STARTED));
   h.close();
   let peak = baseline;
   for (const end = performance.now() + 5000; performance.now() < end; ) {
     await Bun.sleep(50);
-    peak = Math.max(peak, vmRssKiB(agent!.pid) ?? 0);
+    peak = Math.max(peak, vmRssKiB(fx.agent!.pid) ?? 0);
   }
-  const h2 = await host(path);
+  const h2 = await fx.host(path);
   const [job] = await list(h2, 1);
   const growthMiB = (peak - baseline) / 1024;
   console.log(`detached yes, 5 s unattached: ${(job!.stdout.total / 2 ** 20).toFixed(0)} MiB written, ${job!.stdout.kept} kept; agent VmRSS ${Math.round(baseline / 1024)} MiB, peak +${growthMiB.toFixed(1)} MiB`);
@@ -222,16 +196,16 @@ test("a detached `yes` with nobody attached for 5 s: agent VmRSS grows by at mos
 }, 60_000);
 
 test("dial mode with --reconnect: the registry outlives the connection; the next connection attaches and gets every byte", async () => {
-  dir = tempDir("vge-detach-dial-");
-  const path = dir.file("host.sock");
+  fx.dir = tempDir("vge-detach-dial-");
+  const path = fx.dir.file("host.sock");
   const queue: V2Host[] = [];
   const server: Server = createServer({ allowHalfOpen: true }, (sock) => {
     const h = new V2Host(sock);
-    hosts.push(h);
+    fx.hosts.push(h);
     queue.push(h);
   });
   await new Promise<void>((resolve) => server.listen(path, () => resolve()));
-  cleanups.push(() => server.close());
+  fx.cleanups.push(() => server.close());
   const next = async () => {
     for (let t = 0; queue.length === 0; t += 20) {
       if (t > 15_000) throw new Error("agent did not dial");
@@ -241,7 +215,7 @@ test("dial mode with --reconnect: the registry outlives the connection; the next
     await h.hello();
     return h;
   };
-  agent = dialingAgent(path, ["--reconnect", "persistent"]);
+  fx.agent = dialingAgent(path, ["--reconnect", "persistent"]);
   const first = await next();
   await first.sendJson(T.EXEC, 1, { shell: "for i in $(seq 1 100); do echo $i; sleep 0.01; done", detach: { tag: "dialed" } });
   await first.until((f) => f.id === 1 && f.type === T.STARTED);
@@ -255,14 +229,14 @@ test("dial mode with --reconnect: the registry outlives the connection; the next
 });
 
 test("a detached job on a PTY, and one with merge: the replay is the terminal's (or the merged) output, in order", async () => {
-  const path = await listening("vge-detach-pty-");
-  const h = await host(path);
+  const path = await fx.listening("vge-detach-pty-");
+  const h = await fx.host(path);
   await h.sendJson(T.EXEC, 1, { shell: "echo one; sleep 0.5; echo two", pty: { cols: 80, rows: 24 }, detach: { tag: "tty" } });
   await h.sendJson(T.EXEC, 2, { shell: "echo out; echo err >&2; sleep 0.5; echo out2", merge: true, detach: { tag: "merged" } });
   await h.until((f) => f.id === 2 && f.type === T.STARTED);
   h.close();
   await Bun.sleep(1500);
-  const h2 = await host(path);
+  const h2 = await fx.host(path);
   await attach(h2, 1, { tag: "tty" });
   expect((await h2.exit(1)).stdout).toBe("one\r\ntwo\r\n");
   await attach(h2, 2, { tag: "merged" });
@@ -272,14 +246,14 @@ test("a detached job on a PTY, and one with merge: the replay is the terminal's 
 });
 
 test("SIGTERM to the agent kills its detached jobs too: nothing it started outlives it", async () => {
-  const path = await listening("vge-detach-term-");
-  const h = await host(path);
+  const path = await fx.listening("vge-detach-term-");
+  const h = await fx.host(path);
   await h.sendJson(T.EXEC, 1, { shell: "sleep 30 & sleep 30", detach: { tag: "orphan" } });
   const { pid } = json(await h.until((f) => f.id === 1 && f.type === T.STARTED));
   h.close();
   await Bun.sleep(300);
   expect(isAlive(pid)).toBe(true);
-  agent!.proc.kill("SIGTERM");
-  expect(await agent!.exited).toBe(143);
+  fx.agent!.proc.kill("SIGTERM");
+  expect(await fx.agent!.exited).toBe(143);
   expect(await groupGone(pid)).toEqual([]);
 });
