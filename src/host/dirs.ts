@@ -12,7 +12,7 @@ import type { Mux } from "./_mux.ts";
 import { FileError, GuestError } from "./errors.ts";
 import { windowFrom } from "./_window.ts";
 
-/** What a directory copy moved: regular files, directories, symlinks, file bytes, and special files left out. */
+/** What a directory copy moved: regular files, directories, symlinks, file bytes, and what it left out (special files, non-UTF-8 names, entries gone mid-walk). */
 export type DirInfo = DirCounts;
 
 function fromResult(f: Frame, root: string): DirInfo {

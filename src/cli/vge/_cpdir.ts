@@ -31,6 +31,7 @@ export async function getTree(guest: Guest, remote: string, local: string, opts:
 
 /** One line for stderr: what moved. */
 export function describeTree(i: DirInfo): string {
-  const skipped = i.skipped ? `, ${i.skipped} special files skipped` : "";
+  // Skipped: special files (devices, fifos, sockets), names that are not UTF-8, entries that vanished mid-walk.
+  const skipped = i.skipped ? `, ${i.skipped} skipped (special files, non-UTF-8 names or vanished entries)` : "";
   return `${i.files} files, ${i.dirs} directories, ${i.symlinks} symlinks, ${i.bytes} bytes${skipped}`;
 }
