@@ -69,3 +69,20 @@ test("kill signals a running job (ps then shows the signal); an unknown tag is e
   expect(dup.stderr).toContain("EEXIST");
   await vge(["kill", ADDR, "twice", "-s", "KILL"]);
 }, 30_000);
+
+test("run --detach --open-stdin: the job waits on an open stdin; attach --stdin feeds it and its end closes it", async () => {
+  const started = await vge(["run", "--detach", "reader", "--open-stdin", ADDR, "--", "sh", "-c", "read first; echo got $first; cat | wc -l"]);
+  expect(started.code).toBe(0);
+  await Bun.sleep(300);
+  // Still waiting for its first line: nobody has written, and nobody closed its stdin.
+  expect((await vge(["ps", ADDR])).stdout.split("\n").find((l) => l.includes("reader"))).toMatch(/running/);
+  const input = "hello\n" + "x\n".repeat(999);
+  const att = await vge(["attach", ADDR, "reader", "--stdin"], { stdin: input });
+  expect(att.stdout.split("\n").map((l) => l.trim())).toEqual(["got hello", "999", ""]);
+  expect(att.code).toBe(0);
+  // Without --open-stdin the job's stdin is closed: read gets EOF at once.
+  expect((await vge(["run", "--detach", "closed", ADDR, "--", "sh", "-c", "read x || echo eof"])).code).toBe(0);
+  await Bun.sleep(300);
+  expect((await vge(["attach", ADDR, "closed"])).stdout).toBe("eof\n");
+  expect((await vge(["run", "--open-stdin", ADDR, "--", "true"])).code).toBe(2);
+});

@@ -11,13 +11,13 @@ export const ATTACH_NOTES = `
 EXAMPLES
   vge run --detach build fc:/run/fc/v.sock:1024 -- make -j4     # prints the tag, returns at once
   vge attach fc:/run/fc/v.sock:1024 build                        # the output kept so far, then live
-  vge attach fc:/run/fc/v.sock:1024 %3 --stdin < answers.txt     # job number 3; stdin passed on
+  vge attach fc:/run/fc/v.sock:1024 %3 --stdin < answers.txt     # job %3 started with --open-stdin
 `;
 
 export default defineCommand({
   meta: { name: "attach", description: "Follow a detached execution: its kept output, then live output; exit with its status" },
   args: jobArgs({
-    stdin: { type: "boolean", description: "Pass this stdin to the job (then close its stdin)" },
+    stdin: { type: "boolean", description: "Pass this stdin to the job, then close its stdin (a job started with vge run --detach --open-stdin)" },
   }),
   async run({ args }) {
     const { job, log, open } = jobTarget(args);

@@ -27,6 +27,7 @@ export const runArgs = {
   json: { type: "boolean", description: "Collect output; print {status, code, signal, stdout, stderr, durationMs, usage, oom} as JSON" },
   detach: { type: "string", valueHint: "TAG", description: "Start it detached under TAG: print the tag and return at once; it survives vge (see vge attach, ps, kill)" },
   keep: { type: "string", valueHint: "BYTES", description: "With --detach: output kept per stream for a later attach, e.g. 4M (default 1M, at most 64M)" },
+  "open-stdin": { type: "boolean", description: "With --detach: leave the job's stdin open (empty) for a later vge attach --stdin, instead of closed" },
   ...waitArg,
   ...tokenArg, ...commonArgs,
 } as const;
@@ -39,6 +40,7 @@ EXAMPLES
   vge run unix:/run/agent.sock --json --shell 'uname -a'
   vge run vsock:3:1024 --memory 256M --pids 64 --cpus 0.5 -- ./build.sh   # agent started with --cgroup DIR
   vge run --detach provision fc:/run/fc/v.sock:1024 -- /srv/provision.sh   # then: vge attach ... provision
+  vge run --detach db --open-stdin fc:/run/fc/v.sock:1024 -- psql   # later: vge attach ... db --stdin < q.sql
 `;
 
 /** `--keep 4M` → bytes; K, M as powers of 1024. */
@@ -52,8 +54,9 @@ function keepBytes(text: string | undefined): number | undefined {
 }
 
 /** --detach: start the command, say its tag, leave it running; the closing connection detaches it. */
-async function detached(guest: Guest, cmd: Command, o: ExecOptions, tag: string, keep: number | undefined, log: Log): Promise<number> {
-  const proc = guest.exec(cmd, { ...o, stdin: "closed", detach: { tag, ...(keep !== undefined ? { keep } : {}) } });
+async function detached(guest: Guest, cmd: Command, o: ExecOptions, tag: string, keep: number | undefined, openStdin: boolean, log: Log): Promise<number> {
+  // An open stdin that nobody writes: the job reads nothing until a follower's --stdin, whose end closes it.
+  const proc = guest.exec(cmd, { ...o, stdin: openStdin ? "pipe" : "closed", detach: { tag, ...(keep !== undefined ? { keep } : {}) } });
   if ((await proc.started) === null) {
     const r = await proc.result;
     log.error(r.status === "error" ? `${r.message} (${r.errno})` : `the command did not start`);
@@ -116,6 +119,7 @@ export default defineCommand({
     if (tag !== undefined && !TAG.test(tag)) throw new UsageError(`--detach needs a tag (1..64 of A-Z a-z 0-9 . _ -, starting with a letter or digit), got "${tag}"`);
     if (tag !== undefined && (tty || args.json)) throw new UsageError("--detach returns at once; it cannot be combined with --tty or --json (use vge attach)");
     if (tag === undefined && args.keep !== undefined) throw new UsageError("--keep only applies with --detach");
+    if (tag === undefined && args["open-stdin"]) throw new UsageError("--open-stdin only applies with --detach");
     const keep = keepBytes(args.keep);
     const stdin = !args.stdin || (!tty && stdinIsTTY()) || args.json || tag !== undefined ? "closed" : "pipe";
     if (stdin === "pipe") checkStdin();
@@ -134,7 +138,7 @@ export default defineCommand({
     const log = vgeLog({ quiet: args.quiet, verbose: args.verbose });
     const guest = await openGuest(a, { waitMs: seconds("wait", args.wait), log, tokenFile: args["token-file"] });
     try {
-      if (tag !== undefined) return await detached(guest, cmd, o, tag, keep, log);
+      if (tag !== undefined) return await detached(guest, cmd, o, tag, keep, !!args["open-stdin"], log);
       if (args.json) {
         const { stdin: _closed, ...runOpts } = o;
         const r = await guarded(guest.run(cmd, { ...runOpts, usage: true }), timeoutMs);
