@@ -51,9 +51,17 @@ function cached(kind: string, key: string, argv: (out: string) => string[], env:
   if (existsSync(out)) return out;
   const tmp = `${out}.${process.pid}.tmp`;
   const started = performance.now();
-  const r = spawnSync(argv(tmp), { cwd: REPO, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe", timeout: BUILD_TIMEOUT_MS });
+  // In a process group of its own (setsid): a timeout kills only the direct child, and dracut's own children
+  // (cpio, zstd) would otherwise run on, loading the machine, after the test gave up on them.
+  const r = spawnSync(["setsid", ...argv(tmp)], { cwd: REPO, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe", timeout: BUILD_TIMEOUT_MS });
   if (r.exitCode !== 0) {
+    try {
+      process.kill(-r.pid, "SIGKILL");
+    } catch {
+      // ESRCH: the group is gone already.
+    }
     rmSync(tmp, { force: true });
+    if (r.exitedDueToTimeout) throw new Error(`building the ${kind} image took over ${BUILD_TIMEOUT_MS / 1000} s (VGE_IMAGE_BUILD_TIMEOUT_S raises it); its process group was killed`);
     throw new Error(`building the ${kind} image failed (exit ${r.exitCode}):\n${r.stdout.toString()}${r.stderr.toString()}`);
   }
   renameSync(tmp, out);
