@@ -314,6 +314,15 @@ func TestHostileStreams(t *testing.T) {
 	}
 	job := map[string]any{"job": 1, "tag": nil, "pid": 5, "argv": []string{"x"}, "startedAt": 1, "state": "running", "attached": false,
 		"stdout": map[string]any{"total": 0, "kept": 0}, "stderr": map[string]any{"total": 0, "kept": 0}}
+	// A TCP stream that the fake guest opens and then abuses: its error is what the stream ended with.
+	dialTCP := func(g *Guest) error {
+		c, err := g.DialTCP(tctx(t), "127.0.0.1", 80)
+		if err != nil {
+			return err
+		}
+		<-c.Closed()
+		return c.Err()
+	}
 	cases := []struct {
 		name string
 		want string
@@ -325,26 +334,12 @@ func TestHostileStreams(t *testing.T) {
 		// took all 64 MiB legitimately and then waited for a RESULT that never came).
 		{"GET flood", "EFLOW", func(g *Guest) error { _, err := g.GetFile(tctx(t), "/x", stalled{g.Done()}, nil); return err },
 			func(f *fake) { flood(f, wire.FileData, f.expect(wire.Get).ID) }},
-		{"TCP flood", "EFLOW", func(g *Guest) error {
-			c, err := g.DialTCP(tctx(t), "127.0.0.1", 80)
-			if err != nil {
-				return err
-			}
-			<-c.Closed()
-			return c.Err()
-		}, func(f *fake) {
+		{"TCP flood", "EFLOW", dialTCP, func(f *fake) {
 			id := f.expect(wire.TCPOpen).ID
 			f.json(wire.TCPOpened, id, map[string]any{"address": "127.0.0.1", "port": 80})
 			flood(f, wire.TCPData, id)
 		}},
-		{"TCP_DATA after TCP_EOF", "EPROTO", func(g *Guest) error {
-			c, err := g.DialTCP(tctx(t), "127.0.0.1", 80)
-			if err != nil {
-				return err
-			}
-			<-c.Closed()
-			return c.Err()
-		}, func(f *fake) {
+		{"TCP_DATA after TCP_EOF", "EPROTO", dialTCP, func(f *fake) {
 			id := f.expect(wire.TCPOpen).ID
 			f.json(wire.TCPOpened, id, map[string]any{})
 			f.frame(wire.TCPEOF, id, nil)

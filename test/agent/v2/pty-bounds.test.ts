@@ -42,53 +42,36 @@ async function until(cond: () => boolean, ms: number): Promise<boolean> {
   return true;
 }
 
-test("output from another session cannot outrun a host that gives no credit; the job is hung up when the host goes", async () => {
-  const h = await newHost();
-  const n = 1;
-  h.held.add(n);
-  // setsid: `yes` leads a session of its own, out of reach of the execution's process group (started in
-  // the background, so it has left the group before the execution's leader exits and hangs up its group).
-  await h.sendJson(T.EXEC, n, { shell: "setsid sh -c 'echo escaped=$$; exec yes' & sleep 1", pty: PTY });
-  const first = await h.until((f) => f.id === n && f.type === T.STDOUT && /escaped=\d+/.test(Buffer.from(f.payload).toString()), 10_000, "the escaped pid");
-  const escaped = Number(/escaped=(\d+)/.exec(Buffer.from(first.payload).toString())![1]);
-  await h.waitFor(() => h.outputBytes(n) >= WINDOW, 10_000, "one window of output");
-  await Bun.sleep(500);
-  const before = rss();
-  await Bun.sleep(5000);
-  const grown = rss() - before;
-  expect(h.outputBytes(n)).toBeLessThanOrEqual(WINDOW);
-  expect(grown).toBeLessThan(16 * MiB);
-  expect(isAlive(escaped)).toBe(true); // blocked in write(2), not stopped and not dead
+// The same bound on a terminal and on pipes (SECURITY.md claims both). setsid: `yes` leads a session of its
+// own, out of reach of the execution's process group (started in the background, so it has left the group
+// before the execution's leader exits). A terminal is read only under credit and a pipe too, so the writer
+// blocks in write(2); when the host goes, the master or the pipe's read end is closed with the execution and
+// `yes` gets EIO (and the hang-up) or EPIPE and is gone.
+for (const [on, pty] of [["a terminal", PTY], ["pipes", undefined]] as const) {
+  test(`on ${on}: output from another session cannot outrun a host that gives no credit; the job dies when the host goes`, async () => {
+    const h = await newHost();
+    const n = 1;
+    h.held.add(n);
+    await h.sendJson(T.EXEC, n, { shell: "setsid sh -c 'echo escaped=$$; exec yes' & sleep 1", ...(pty ? { pty } : {}) });
+    const first = await h.until((f) => f.id === n && f.type === T.STDOUT && /escaped=\d+/.test(Buffer.from(f.payload).toString()), 10_000, "the escaped pid");
+    const escaped = Number(/escaped=(\d+)/.exec(Buffer.from(first.payload).toString())![1]);
+    await h.waitFor(() => h.outputBytes(n) >= WINDOW, 10_000, "one window of output");
+    await Bun.sleep(500);
+    const before = rss();
+    await Bun.sleep(5000);
+    const grown = rss() - before;
+    console.log(`setsid yes on ${on}, host never reads, 5 s: ${h.outputBytes(n)} bytes sent, agent VmRSS ${grown >= 0 ? "+" : ""}${(grown / MiB).toFixed(1)} MiB`);
+    expect(h.outputBytes(n)).toBeLessThanOrEqual(WINDOW);
+    expect(grown).toBeLessThan(16 * MiB);
+    expect(isAlive(escaped)).toBe(true); // blocked in write(2), not stopped and not dead
 
-  h.close();
-  // The master is closed with the execution: `yes` gets EIO (and the hang-up) and is gone.
-  expect(await until(() => !isAlive(escaped), 5000)).toBe(true);
-  const after = rss();
-  await Bun.sleep(2000);
-  expect(rss() - after).toBeLessThan(4 * MiB);
-}, 30_000);
-
-// The same bound on pipes (SECURITY.md claims both): the pipe is read only under credit, so a writer in
-// a session of its own blocks in write(2); when the host goes, the pipe's read end is closed and it dies.
-test("on pipes too: output from another session cannot outrun a host that gives no credit; the job dies when the host goes", async () => {
-  const h = await newHost();
-  const n = 1;
-  h.held.add(n);
-  await h.sendJson(T.EXEC, n, { shell: "setsid sh -c 'echo escaped=$$; exec yes' & sleep 1" });
-  const first = await h.until((f) => f.id === n && f.type === T.STDOUT && /escaped=\d+/.test(Buffer.from(f.payload).toString()), 10_000, "the escaped pid");
-  const escaped = Number(/escaped=(\d+)/.exec(Buffer.from(first.payload).toString())![1]);
-  await h.waitFor(() => h.outputBytes(n) >= WINDOW, 10_000, "one window of output");
-  await Bun.sleep(500);
-  const before = rss();
-  await Bun.sleep(5000);
-  const grown = rss() - before;
-  console.log(`setsid yes on a pipe, host never reads, 5 s: ${h.outputBytes(n)} bytes sent, agent VmRSS ${grown >= 0 ? "+" : ""}${(grown / MiB).toFixed(1)} MiB`);
-  expect(h.outputBytes(n)).toBeLessThanOrEqual(WINDOW);
-  expect(grown).toBeLessThan(16 * MiB);
-  expect(isAlive(escaped)).toBe(true); // blocked in write(2), not stopped and not dead
-  h.close();
-  expect(await until(() => !isAlive(escaped), 5000)).toBe(true);
-}, 30_000);
+    h.close();
+    expect(await until(() => !isAlive(escaped), 5000)).toBe(true);
+    const after = rss();
+    await Bun.sleep(2000);
+    expect(rss() - after).toBeLessThan(4 * MiB);
+  }, 30_000);
+}
 
 test("stdin credit comes back only as bytes enter the terminal: 128 MiB to a program that never reads stalls at about one window", async () => {
   const h = await newHost();
