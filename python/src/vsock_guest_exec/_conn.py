@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
+from ._credit import SendCredit
 from ._frames import CHUNK, T, FrameDecoder, decode_json, encode, encode_window, header
 from ._messages import Welcome, error_code
 from .errors import GuestError, ProtocolError
@@ -83,6 +84,17 @@ class Connection:
                 self.fail(err)
                 raise err from None
 
+
+    def send_credited(self, type_: T, stream_id: int, credit: SendCredit, data: Any) -> int:
+        """`data` as frames of `type_` of at most CHUNK bytes, each sent once the guest has given credit for
+        it (stdin, TCP data): a writer waits here rather than the guest buffering past its window."""
+        view = memoryview(data).cast("B")
+        sent = 0
+        while sent < len(view):
+            n = credit.take(min(CHUNK, len(view) - sent))
+            self.send(header(type_, stream_id, n), bytes(view[sent : sent + n]))
+            sent += n
+        return sent
     def send_data(self, ftype: T, fid: int, data: "bytes | memoryview") -> None:
         """Data frames of at most CHUNK bytes each, header then payload (no copy into a new frame)."""
         view = memoryview(data)

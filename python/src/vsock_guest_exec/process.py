@@ -10,7 +10,7 @@ from typing import IO, Any, Dict, List, Optional, Tuple, Union
 
 from ._conn import Channel, Connection
 from ._credit import ReceiveWindow, SendCredit
-from ._frames import CHUNK, T, decode_json, decode_window, encode, encode_json, header
+from ._frames import CHUNK, T, decode_json, decode_window, encode, encode_json
 from ._messages import Attached, ExitResult, attached, detached, exit_result, started
 from ._stream import Inbox, InboxReader
 from .errors import ArgumentError, GuestError, ProtocolError
@@ -110,13 +110,7 @@ class StdinWriter(io.RawIOBase):
     def write(self, b: Any) -> int:
         if self.closed:
             raise ArgumentError("write to a closed stdin")
-        view = memoryview(b).cast("B")
-        sent = 0
-        while sent < len(view):
-            n = self._ch.stdin_credit.take(min(CHUNK, len(view) - sent))
-            self._ch.conn.send(header(T.STDIN, self._ch.id, n), bytes(view[sent : sent + n]))
-            sent += n
-        return sent
+        return self._ch.conn.send_credited(T.STDIN, self._ch.id, self._ch.stdin_credit, b)
 
     def close(self) -> None:
         if not self.closed:

@@ -11,7 +11,7 @@ from typing import Any, List, Optional
 
 from ._conn import Channel, Connection
 from ._credit import ReceiveWindow, SendCredit
-from ._frames import CHUNK, T, decode_json, decode_window, encode, encode_json, header
+from ._frames import CHUNK, T, decode_json, decode_window, encode, encode_json
 from ._messages import tcp_closed, tcp_opened
 from ._stream import Inbox
 from .errors import ArgumentError, GuestError, ProtocolError, TcpError
@@ -129,12 +129,7 @@ class TcpStream:
     def sendall(self, data: Any) -> None:
         if self._wr_closed:
             raise GuestError("EPIPE", "the stream was shut down for writing")
-        view = memoryview(data).cast("B")
-        i = 0
-        while i < len(view):
-            n = self._ch.send_credit.take(min(CHUNK, len(view) - i))
-            self._ch.conn.send(header(T.TCP_DATA, self._ch.id, n), bytes(view[i : i + n]))
-            i += n
+        self._ch.conn.send_credited(T.TCP_DATA, self._ch.id, self._ch.send_credit, data)
 
     def shutdown(self, how: int = socket.SHUT_WR) -> None:
         """SHUT_WR (or SHUT_RDWR) half-closes: the guest's server reads EOF and may still answer."""
