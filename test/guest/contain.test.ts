@@ -3,7 +3,8 @@
 // Each check is what the process group alone cannot do: a setsid'd, double-forked daemon dies on timeout,
 // on kill(), at the end of the host's connection and when its leader exits; no leaf is left behind;
 // limits hold (memory → killed alone with oom:true, a fork bomb under pids 64 → contained while other
-// executions run); the agent is at OOM score -1000, what it runs at 0. Faults in the same boot: ENOSPC
+// executions run); the agent is at OOM score -1000, what it runs at 0; a guest-wide OOM with no limit
+// kills the command, never the agent. Faults in the same boot: ENOSPC
 // during PUT and PUTDIR into a small tmpfs; the host SIGKILLed mid-PUTDIR; the agent's SIGTERM with a
 // detached job's daemon running (busybox /init starts the agent again: no stale leaf).
 import { expect, test } from "bun:test";
@@ -118,8 +119,22 @@ test.skipIf(!!skip)(named("contain: setsid'd daemons die on timeout, kill, conne
       expect(u.usage!.from).toBe("cgroup");
       expect(u.usage!.userUsec + u.usage!.systemUsec).toBeGreaterThan(10_000);
 
-      // (A guest-wide OOM without a limit, 600 MB in 384 MiB, did not reach the OOM killer within 60 s under
-      // TCG here: the guest thrashes first. Not covered yet; the agent's OOM score is checked above.)
+      // 9. A guest-wide OOM without a limit: one buffer larger than the guest's free memory (dd's bs; an
+      // earlier `sort` hog spilled into tmpfs and thrashed instead). The kernel's OOM killer picks the
+      // command, never the agent (-1000): same agent pid after, the next EXEC answered at once, and the
+      // leaf's memory.events counts the kill, so EXIT says oom:true with no limit set.
+      const agentPid = g.info.pid;
+      const free = Number((await sh(g, "awk '/MemAvailable/ {print int($2/1024)}' /proc/meminfo", "free memory")).stdoutText.trim());
+      const wild = await sh(g, `exec dd if=/dev/zero of=/dev/null bs=${free + 64}M count=1`, "hog without a limit", { timeoutMs: 120_000, usage: true });
+      expect(wild).toMatchObject({ status: "signaled", signal: "SIGKILL", oom: true });
+      const tWild = performance.now();
+      const facts = await sh(g, `echo $PPID; dmesg | grep -i 'out of memory: killed process' | tail -1`, "after the guest-wide OOM");
+      const afterWildMs = performance.now() - tWild;
+      const [ppid, killed] = facts.stdoutText.trim().split("\n");
+      expect(Number(ppid)).toBe(agentPid);
+      expect(killed).toMatch(/\(dd\)/);
+      expect(afterWildMs).toBeLessThan(10_000);
+      console.error(`contain: guest-wide OOM (dd bs=${free + 64}M, no limit): ${killed?.replace(/^\[[^\]]*\] /, "").slice(0, 80)}; next exec ${afterWildMs.toFixed(0)} ms`);
       expect((await sh(g, "echo alive", "after all")).stdoutText).toBe("alive\n");
       expect(vm.saw("VGE-INIT: agent exited")).toBe(false);
 
