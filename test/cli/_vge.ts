@@ -81,3 +81,23 @@ export function vgeAgent(prefix: string): VgeAgent {
     },
   };
 }
+
+/**
+ * Starts `vge forward ADDR SPEC` as a user runs it and resolves once it reports its local port. `stderr()` is
+ * what it said so far; `stderrEnd` resolves with all of it once vge has ended.
+ */
+export async function startForward(addr: string, spec: string, timeoutMs = 120_000) {
+  const proc = Bun.spawn(["bun", VGE, "forward", addr, spec], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH!, NO_COLOR: "1" }, timeout: timeoutMs, killSignal: "SIGKILL" });
+  let stderr = "";
+  const announced = Promise.withResolvers<number>();
+  const reading = (async () => {
+    const dec = new TextDecoder();
+    for await (const c of proc.stderr) {
+      stderr += dec.decode(c, { stream: true });
+      const m = /forwarding 127\.0\.0\.1:(\d+) → /.exec(stderr);
+      if (m) announced.resolve(Number(m[1]));
+    }
+    announced.reject(new Error(`vge forward ended without announcing a port: ${stderr}`));
+  })();
+  return { proc, port: await announced.promise, stderr: () => stderr, stderrEnd: reading.then(() => stderr) };
+}

@@ -8,28 +8,14 @@ import { pumpToSocket } from "../../src/cli/vge/_pump.ts";
 import { T, encodeJson } from "../../src/protocol/index.ts";
 import { GOOD_WELCOME, hostileAgents } from "../host/_hostile.ts";
 import { MiB, sendAll, tcpServers } from "../helpers/tcp.ts";
-import { VGE, vgeAgent } from "./_vge.ts";
+import { startForward, vgeAgent } from "./_vge.ts";
 
 const fx = vgeAgent("vge-fwdb-");
 const servers = tcpServers();
 const hostile = hostileAgents(fx.dir);
 
-/** Starts `vge forward ADDR 0:127.0.0.1:PORT`; resolves with the local port it reports. */
-async function forward(addr: string, port: number) {
-  const proc = Bun.spawn(["bun", VGE, "forward", addr, `0:127.0.0.1:${port}`], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH!, NO_COLOR: "1" }, timeout: 60_000, killSignal: "SIGKILL" });
-  let stderr = "";
-  const announced = Promise.withResolvers<number>();
-  const reading = (async () => {
-    const dec = new TextDecoder();
-    for await (const c of proc.stderr) {
-      stderr += dec.decode(c, { stream: true });
-      const m = /forwarding 127\.0\.0\.1:(\d+) → /.exec(stderr);
-      if (m) announced.resolve(Number(m[1]));
-    }
-    announced.reject(new Error(`vge forward ended without announcing a port: ${stderr}`));
-  })();
-  return { proc, port: await announced.promise, stderr: async () => (await reading, stderr) };
-}
+/** `vge forward ADDR 0:127.0.0.1:PORT`. */
+const forward = (addr: string, port: number) => startForward(addr, `0:127.0.0.1:${port}`, 60_000);
 
 /** Reads a connection to its end at about `kibPerMs` KiB/ms (a pause after every chunk); resolves with the byte count. */
 function slowRead(port: number, kibPerMs = 64): Promise<number> {
@@ -90,12 +76,12 @@ test("64 MiB through vge forward to a slow reader (20 MiB/s), then 20 more conne
       g.proc.kill("SIGINT");
       await g.proc.exited;
     }
-    expect(await g.stderr()).not.toContain("MaxListeners");
+    expect(await g.stderrEnd).not.toContain("MaxListeners");
   } finally {
     f.proc.kill("SIGINT");
     await f.proc.exited;
   }
-  const err = await f.stderr();
+  const err = await f.stderrEnd;
   expect(err).not.toContain("MaxListeners");
   expect(err).not.toContain("Warning");
 }, 90_000);
@@ -118,7 +104,7 @@ test("an agent that closes a stream it never opened (TCP_CLOSED ok:true): the lo
     expect(performance.now() - t0).toBeLessThan(5000);
     expect(await f.proc.exited).toBe(255);
     // The connection's end and that connection's own failure, each said once, in either order.
-    const lines = (await f.stderr()).split("\n").filter((l) => l.startsWith("vge: ") && !l.startsWith("vge: forwarding"));
+    const lines = (await f.stderrEnd).split("\n").filter((l) => l.startsWith("vge: ") && !l.startsWith("vge: forwarding"));
     expect(lines.sort()).toEqual([
       expect.stringMatching(/^vge: error: the guest connection ended: .*: TCP_CLOSED ok:true before TCP_OPENED$/),
       expect.stringMatching(/^vge: warning: 127\.0\.0\.1:\d+: guest 127\.0\.0\.1:9: .*: TCP_CLOSED ok:true before TCP_OPENED$/),

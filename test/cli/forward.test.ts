@@ -3,7 +3,7 @@
 // half-closes, a refused target that leaves the forward serving, Ctrl-C.
 import { expect, test } from "bun:test";
 import { connect as tcpConnect, createServer } from "node:net";
-import { VGE, vge, vgeAgent } from "./_vge.ts";
+import { startForward, vge, vgeAgent } from "./_vge.ts";
 import { vmRssKiB } from "../helpers/proc.ts";
 import { MiB, bigData, digestAnswer, sendAll, tcpServers } from "../helpers/tcp.ts";
 import { listeningAgent, sha256, stop } from "../host/_fixtures.ts";
@@ -12,23 +12,8 @@ const fx = vgeAgent("vge-fwd-");
 const servers = tcpServers();
 const tcpServer = servers.listen;
 
-/** Starts `vge forward ADDR SPEC` and resolves with the local port it reports. */
-async function forward(spec: string, addr = fx.addr) {
-  const proc = Bun.spawn(["bun", VGE, "forward", addr, spec], { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH!, NO_COLOR: "1" }, timeout: 120_000, killSignal: "SIGKILL" });
-  let stderr = "";
-  const announced = Promise.withResolvers<number>();
-  void (async () => {
-    const dec = new TextDecoder();
-    for await (const c of proc.stderr) {
-      stderr += dec.decode(c, { stream: true });
-      const m = /forwarding 127\.0\.0\.1:(\d+) → /.exec(stderr);
-      if (m) announced.resolve(Number(m[1]));
-    }
-    announced.reject(new Error(`vge forward ended without announcing a port: ${stderr}`));
-  })();
-  const port = await announced.promise;
-  return { proc, port, stderr: () => stderr };
-}
+/** `vge forward` to this file's agent (or `addr`) with SPEC. */
+const forward = (spec: string, addr = fx.addr) => startForward(addr, spec);
 
 /** One client connection: sends `data`, half-closes, returns everything the far side sent until its end. */
 function exchange(port: number, data: Uint8Array | Iterable<Uint8Array>): Promise<{ bytes: number; sha: string; text: string }> {
