@@ -155,7 +155,7 @@ export class Guest {
 
   /**
    * The vsock backend dies and comes back: SIGKILLs vhost-device-vsock itself (by its PID, the child of
-   * its `timeout` wrapper), then plugs a new one in. QEMU 7.2's vhost-user-vsock-pci cannot take a new
+   * its `timeout` wrapper), leaves the device without a backend for `downMs`, then plugs a new one in. QEMU 7.2's vhost-user-vsock-pci cannot take a new
    * backend on the same device (no chardev reconnect), so, as a VMM restarting its vsock backend, the
    * harness unplugs the device (the guest sees its transport go: every vsock connection is reset),
    * starts a new backend on the same sockets and plugs a new device in (same CID). Needs
@@ -168,11 +168,11 @@ export class Guest {
     if (children.length !== 1) throw new Error(`backend wrapper ${wrapper.pid} has children [${children}]`);
     process.kill(Number(children[0]), "SIGKILL");
     await wrapper.exited;
+    await sleep(downMs);
     this.qmp ??= await Qmp.open(this.qmpSock);
     await this.qmp.execute("device_del", { id: "vsock0" });
     await this.qmp.waitEvent("DEVICE_DELETED", (d) => d.device === "vsock0", 60_000);
     await this.qmp.execute("chardev-remove", { id: "c0" });
-    await sleep(downMs);
     await this.startBackend();
     await this.qmp.execute("chardev-add", { id: "c0", backend: { type: "socket", data: { addr: { type: "unix", data: { path: this.vhostSock } }, server: false } } });
     await this.qmp.execute("device_add", { driver: "vhost-user-vsock-pci", chardev: "c0", id: "vsock0" });

@@ -20,6 +20,8 @@ const YEAR_S = 366 * 24 * 3600;
 /** Generous bounds for a loaded 2-core CI machine under TCG. */
 const TIMEOUT_MS = 6000;
 const SERVED_AGAIN_MS = 20_000;
+/** How long the device has no backend before the new one is plugged in. */
+const BACKEND_DOWN_MS = 2000;
 
 const JOB_LINES = 150;
 // ~10 s under TCG: long enough to be under way when the backend dies, numbered lines to check every byte.
@@ -133,7 +135,7 @@ async function backendOutage(vm: Guest, g: HostGuest, label: string, again: () =
 
   // The backend dies and comes back.
   const killedAt = performance.now();
-  await vm.restartBackend();
+  await vm.restartBackend(BACKEND_DOWN_MS);
   const backAt = performance.now();
   expect(await within(put, CALL, "the PUT's end")).not.toBe("ok");
   expect(await within(streamEnd, CALL, "the stream's end")).not.toBe("ended");
@@ -152,7 +154,7 @@ async function backendOutage(vm: Guest, g: HostGuest, label: string, again: () =
   expect(a.stdout.length).toBe(JOB_OUT.length);
   expect(a.stdout === JOB_OUT).toBe(true);
   expect({ stderr: a.stderr, code: a.code }).toEqual({ stderr: "job-done\n", code: 7 });
-  console.error(`faults: backend SIGKILLed and restarted (${label}): device back ${(backAt - killedAt).toFixed(0)} ms after the kill, served again ${servedMs.toFixed(0)} ms later; job output ${a.stdout.length} bytes whole`);
+  console.error(`faults: backend SIGKILLed and restarted (${label}): device back ${(backAt - killedAt).toFixed(0)} ms after the kill (${BACKEND_DOWN_MS} ms without a backend), served again ${servedMs.toFixed(0)} ms later; job output ${a.stdout.length} bytes whole`);
   return g2;
 }
 
