@@ -18,6 +18,8 @@
 // (g.portPath(P), g.listen(P)); listen there BEFORE the guest dials. A host dialing a listening guest
 // connects to g.uds and writes `CONNECT P\n` (g.connect(P); `vge … fc:${g.uds}:P` does the same).
 // Both processes run under coreutils `timeout`, so they end even if the test process dies.
+// With `restartableBackend`, QEMU also gets a QMP socket (qmp.ts) and g.restartBackend() SIGKILLs the backend
+// and plugs a new one in (a fault test: every vsock connection of the guest is reset).
 // QEMU's exit status means nothing (a panicking guest also exits 0): read markers with waitFor().
 //
 // Inputs (findGuestDeps in deps.ts): scripts/guest-deps.sh and `bun run build` provide them; override
