@@ -133,7 +133,8 @@ async function backendOutage(vm: Guest, g: HostGuest, label: string, again: () =
   const during = await poll(g, `ls -a /tmp/${label}-put`, (s) => /\.vge-/.test(s), "the PUT's temporary file");
   expect(during).toMatch(/\.big\.vge-/);
 
-  // The backend dies and comes back.
+  // The backend dies and comes back, with the job still printing.
+  expect((await g.list()).find((j) => j.tag === tag)?.state).toBe("running");
   const killedAt = performance.now();
   await vm.restartBackend(BACKEND_DOWN_MS);
   const backAt = performance.now();

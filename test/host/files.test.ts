@@ -111,3 +111,24 @@ test("putFile from a local file on a closed connection fails without leaving the
   // Before: one fd per call (the read stream was opened before the request failed), 20 here.
   expect(fds() - before).toBeLessThanOrEqual(2);
 });
+
+test("putFile from a source that stalls settles when the connection ends; the agent removes its temporary file", async () => {
+  // 64 KiB, then nothing: the window never runs out, so only the source is being waited for.
+  const stalled = () => new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(new Uint8Array(65536));
+    },
+  });
+  const g = await connect(`unix:${dir.file("agent.sock")}`);
+  const put = g.putFile(dir.file("stalled.bin"), stalled(), { size: 1 << 20 }).catch((e: Error) => e);
+  await Bun.sleep(300);
+  expect(readdirSync(dir.path).filter((n) => n.startsWith(".stalled.bin.vge-")).length).toBe(1);
+  const t0 = performance.now();
+  g.close();
+  const bound = new Promise((r) => setTimeout(() => r("still pending"), 3000));
+  const err = await Promise.race([put, bound]);
+  expect(err).toBeInstanceOf(Error);
+  expect(performance.now() - t0).toBeLessThan(2000);
+  await Bun.sleep(200);
+  expect(readdirSync(dir.path).filter((n) => n.includes("stalled"))).toEqual([]);
+});
