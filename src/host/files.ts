@@ -74,10 +74,12 @@ export async function putFile(mux: Mux, window: number, path: string, src: PutSo
   const decided = done.then(() => Promise.reject(new Error("PUT answered")));
   decided.catch(() => {});
   const chunks = prepared.chunks[Symbol.asyncIterator]();
+  let sourceError: Error | undefined;
   try {
     for (;;) {
       const read = chunks.next();
-      read.catch(() => {}); // a source failing after the race was lost is nobody's error
+      // Set before the race settles; a source failing after the race was lost is nobody's error.
+      read.catch((e: Error) => (sourceError ??= e));
       const next = await Promise.race([read, decided]);
       if (next.done) break;
       await sendWithin(credit, (b) => mux.send(b), T.FILE_DATA, id, next.value);
@@ -85,6 +87,13 @@ export async function putFile(mux: Mux, window: number, path: string, src: PutSo
     }
     await mux.send(encodeFrame(T.FILE_END, id));
   } catch {
+    if (sourceError) {
+      // The source failed: end the PUT short, so that the agent answers (EIO) and drops its temporary
+      // file now rather than waiting for bytes that will never come.
+      await mux.send(encodeFrame(T.FILE_END, id)).catch(() => {});
+      await done.catch(() => {});
+      throw new FileError("EIO", path, `the source failed after ${sent} bytes: ${sourceError.message}`);
+    }
     // An early RESULT (the agent refused the file) or a failed connection: `done` carries the reason.
     // The source is let go (a file closes once its pending read returns).
     void chunks.return?.()?.catch(() => {});

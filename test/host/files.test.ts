@@ -132,3 +132,23 @@ test("putFile from a source that stalls settles when the connection ends; the ag
   await Bun.sleep(200);
   expect(readdirSync(dir.path).filter((n) => n.includes("stalled"))).toEqual([]);
 });
+
+test("putFile from a source that fails half-way fails at once with EIO; no file, no temporary file", async () => {
+  let pulls = 0;
+  const failing = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (pulls++ === 0) c.enqueue(new Uint8Array(65536));
+      else c.error(new Error("disk gone"));
+    },
+  });
+  const t0 = performance.now();
+  const put = guest.putFile(dir.file("half.bin"), failing, { size: 1 << 20 }).catch((e: Error) => e);
+  const err = await Promise.race([put, new Promise((r) => setTimeout(() => r("still pending"), 3000))]);
+  expect(err).toBeInstanceOf(FileError);
+  expect((err as FileError).errno).toBe("EIO");
+  expect(performance.now() - t0).toBeLessThan(2000);
+  await Bun.sleep(100);
+  expect(readdirSync(dir.path).filter((n) => n.includes("half"))).toEqual([]);
+  // The connection goes on.
+  expect((await guest.run(["echo", "on"])).stdoutText).toBe("on\n");
+});
