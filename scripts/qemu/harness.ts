@@ -157,11 +157,12 @@ export class Guest {
 
   /**
    * The vsock backend dies and comes back: SIGKILLs vhost-device-vsock itself (by its PID, the child of
-   * its `timeout` wrapper), leaves the device without a backend for `downMs`, then plugs a new one in. QEMU 7.2's vhost-user-vsock-pci cannot take a new
-   * backend on the same device (no chardev reconnect), so, as a VMM restarting its vsock backend, the
-   * harness unplugs the device (the guest sees its transport go: every vsock connection is reset),
-   * starts a new backend on the same sockets and plugs a new device in (same CID). Needs
-   * `restartableBackend`. Resolves once the guest's driver has started the new device.
+   * its `timeout` wrapper), leaves the device without a backend for `downMs`, then plugs a new one in.
+   * QEMU 7.2's vhost-user-vsock-pci cannot take a new backend on the same device (no chardev reconnect),
+   * so the harness does what a VMM restarting its vsock backend would: it unplugs the device (the guest's
+   * transport goes: every vsock connection is reset), starts a new backend on the same sockets and plugs
+   * a new device in (same CID). Needs `restartableBackend`. Resolves once the guest's driver has started
+   * the new device.
    */
   async restartBackend(downMs = 0): Promise<void> {
     const wrapper = this.backend;
@@ -178,8 +179,8 @@ export class Guest {
     await this.startBackend();
     await this.qmp.execute("chardev-add", { id: "c0", backend: { type: "socket", data: { addr: { type: "unix", data: { path: this.vhostSock } }, server: false } } });
     await this.qmp.execute("device_add", { driver: "vhost-user-vsock-pci", chardev: "c0", id: "vsock0" });
-    // Resolve once the guest's driver has set the new device up (QEMU started its vhost side): a host
-    // dialing during the probe got no answer to CONNECT, ever, in one run out of three.
+    // Resolve once the guest's driver has set the new device up (QEMU started its vhost side): in an early
+    // run without this wait, hosts that dialed right after device_add never got an answer to CONNECT.
     const until = Date.now() + 60_000;
     while (!(await this.qmp.execute("x-query-virtio-status", { path: "/machine/peripheral/vsock0/virtio-backend" })).started) {
       if (Date.now() > until) throw new Error("the guest did not start the re-plugged vsock device within 60 s");
