@@ -18,6 +18,8 @@
 // (g.portPath(P), g.listen(P)); listen there BEFORE the guest dials. A host dialing a listening guest
 // connects to g.uds and writes `CONNECT P\n` (g.connect(P); `vge … fc:${g.uds}:P` does the same).
 // Both processes run under coreutils `timeout`, so they end even if the test process dies.
+// With `restartableBackend`, QEMU also gets a QMP socket (qmp.ts) and g.restartBackend() SIGKILLs the backend
+// and plugs a new one in (a fault test: every vsock connection of the guest is reset).
 // QEMU's exit status means nothing (a panicking guest also exits 0): read markers with waitFor().
 //
 // Inputs (findGuestDeps in deps.ts): scripts/guest-deps.sh and `bun run build` provide them; override
@@ -36,6 +38,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findGuestDeps, type GuestDeps } from "./deps.ts";
 import { connectGuest, type HostConnection, HostListener, unixListening } from "./host.ts";
+import { Qmp } from "./qmp.ts";
 
 export { findGuestDeps, type GuestArch, guestSkipReason, type GuestDeps, named } from "./deps.ts";
 export { connectGuest, HostConnection, HostListener, legacyFrame, unixListening } from "./host.ts";
@@ -54,6 +57,8 @@ export interface GuestOptions {
   timeoutMs?: number;
   /** More QEMU arguments, e.g. ["-drive", "file=root.img,if=virtio,format=raw"]. */
   qemuArgs?: string[];
+  /** A QMP socket and a named vsock device, so that restartBackend() can plug a new backend in. */
+  restartableBackend?: boolean;
   /** Default: findGuestDeps() for x86_64. Its `arch` picks the QEMU machine. */
   deps?: GuestDeps;
 }
@@ -84,6 +89,7 @@ export class Guest {
   /** Set when a waitFor() failed: shutdown() then keeps `dir` for a look. */
   failed = false;
   private backend?: Subprocess;
+  private qmp?: Qmp;
   private qemu?: Subprocess;
   private qemuExit?: Promise<number>;
   private startedAt = 0;
@@ -145,6 +151,43 @@ export class Guest {
     }
   }
 
+  private get qmpSock() {
+    return join(this.dir, "qmp.sock");
+  }
+
+  /**
+   * The vsock backend dies and comes back: SIGKILLs vhost-device-vsock itself (by its PID, the child of
+   * its `timeout` wrapper), leaves the device without a backend for `downMs`, then plugs a new one in.
+   * QEMU 7.2's vhost-user-vsock-pci cannot take a new backend on the same device (no chardev reconnect),
+   * so the harness does what a VMM restarting its vsock backend would: it unplugs the device (the guest's
+   * transport goes: every vsock connection is reset), starts a new backend on the same sockets and plugs
+   * a new device in (same CID). Needs `restartableBackend`. Resolves once the guest's driver has started
+   * the new device.
+   */
+  async restartBackend(downMs = 0): Promise<void> {
+    const wrapper = this.backend;
+    if (!wrapper?.pid || !this.opts.restartableBackend) throw new Error("restartBackend needs a guest created with restartableBackend");
+    const children = readFileSync(`/proc/${wrapper.pid}/task/${wrapper.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+    if (children.length !== 1) throw new Error(`backend wrapper ${wrapper.pid} has children [${children}]`);
+    process.kill(Number(children[0]), "SIGKILL");
+    await wrapper.exited;
+    await sleep(downMs);
+    this.qmp ??= await Qmp.open(this.qmpSock);
+    await this.qmp.execute("device_del", { id: "vsock0" });
+    await this.qmp.waitEvent("DEVICE_DELETED", (d) => d.device === "vsock0", 60_000);
+    await this.qmp.execute("chardev-remove", { id: "c0" });
+    await this.startBackend();
+    await this.qmp.execute("chardev-add", { id: "c0", backend: { type: "socket", data: { addr: { type: "unix", data: { path: this.vhostSock } }, server: false } } });
+    await this.qmp.execute("device_add", { driver: "vhost-user-vsock-pci", chardev: "c0", id: "vsock0" });
+    // Resolve once the guest's driver has set the new device up (QEMU started its vhost side): in an early
+    // run without this wait, hosts that dialed right after device_add never got an answer to CONNECT.
+    const until = Date.now() + 60_000;
+    while (!(await this.qmp.execute("x-query-virtio-status", { path: "/machine/peripheral/vsock0/virtio-backend" })).started) {
+      if (Date.now() > until) throw new Error("the guest did not start the re-plugged vsock device within 60 s");
+      await sleep(POLL_MS);
+    }
+  }
+
   /** Boots QEMU. */
   async start(): Promise<void> {
     const arm = this.deps.arch === "aarch64";
@@ -162,7 +205,8 @@ export class Guest {
         "-serial", `file:${this.serialPath}`,
         "-kernel", this.deps.kernel, "-initrd", this.opts.initrd, "-append", append,
         "-object", `memory-backend-memfd,id=mem,size=${mem}M,share=on`, "-machine", "memory-backend=mem",
-        "-chardev", `socket,id=c0,path=${this.vhostSock}`, "-device", "vhost-user-vsock-pci,chardev=c0",
+        "-chardev", `socket,id=c0,path=${this.vhostSock}`, "-device", "vhost-user-vsock-pci,chardev=c0,id=vsock0",
+        ...(this.opts.restartableBackend ? ["-qmp", `unix:${this.qmpSock},server=on,wait=off`] : []),
         ...(this.opts.qemuArgs ?? [])],
       { stdout: Bun.file(join(this.dir, "qemu.log")), stderr: Bun.file(join(this.dir, "qemu.err")), stdin: "ignore" },
     );
@@ -262,6 +306,7 @@ export class Guest {
   async shutdown(): Promise<void> {
     for (const l of this.listeners) await l.close();
     this.listeners = [];
+    this.qmp?.close();
     for (const p of [this.qemu, this.backend]) {
       if (p && p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
     }

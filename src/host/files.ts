@@ -69,14 +69,34 @@ export async function putFile(mux: Mux, window: number, path: string, src: PutSo
   if (opts.gid !== undefined) req.gid = opts.gid;
   mux.post(encodeJson(T.PUT, id, req));
   let sent = 0;
+  // Each read of the source races the answer: a source that stalls (a slow pipe, a stream that never
+  // ends) must not keep a PUT the connection's end or an early RESULT has already decided.
+  const decided = done.then(() => Promise.reject(new Error("PUT answered")));
+  decided.catch(() => {});
+  const chunks = prepared.chunks[Symbol.asyncIterator]();
+  let sourceError: Error | undefined;
   try {
-    for await (const chunk of prepared.chunks) {
-      await sendWithin(credit, (b) => mux.send(b), T.FILE_DATA, id, chunk);
-      sent += chunk.byteLength;
+    for (;;) {
+      const read = chunks.next();
+      // Set before the race settles; a source failing after the race was lost is nobody's error.
+      read.catch((e: Error) => (sourceError ??= e));
+      const next = await Promise.race([read, decided]);
+      if (next.done) break;
+      await sendWithin(credit, (b) => mux.send(b), T.FILE_DATA, id, next.value);
+      sent += next.value.byteLength;
     }
     await mux.send(encodeFrame(T.FILE_END, id));
   } catch {
+    if (sourceError) {
+      // The source failed: end the PUT short, so that the agent answers (EIO) and drops its temporary
+      // file now rather than waiting for bytes that will never come.
+      await mux.send(encodeFrame(T.FILE_END, id)).catch(() => {});
+      await done.catch(() => {});
+      throw new FileError("EIO", path, `the source failed after ${sent} bytes: ${sourceError.message}`);
+    }
     // An early RESULT (the agent refused the file) or a failed connection: `done` carries the reason.
+    // The source is let go (a file closes once its pending read returns).
+    void chunks.return?.()?.catch(() => {});
   }
   const info = await done;
   if (sent !== prepared.size) throw new FileError("EIO", path, `the source gave ${sent} bytes, not the ${prepared.size} announced`);

@@ -111,3 +111,44 @@ test("putFile from a local file on a closed connection fails without leaving the
   // Before: one fd per call (the read stream was opened before the request failed), 20 here.
   expect(fds() - before).toBeLessThanOrEqual(2);
 });
+
+test("putFile from a source that stalls settles when the connection ends; the agent removes its temporary file", async () => {
+  // 64 KiB, then nothing: the window never runs out, so only the source is being waited for.
+  const stalled = () => new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(new Uint8Array(65536));
+    },
+  });
+  const g = await connect(`unix:${dir.file("agent.sock")}`);
+  const put = g.putFile(dir.file("stalled.bin"), stalled(), { size: 1 << 20 }).catch((e: Error) => e);
+  await Bun.sleep(300);
+  expect(readdirSync(dir.path).filter((n) => n.startsWith(".stalled.bin.vge-")).length).toBe(1);
+  const t0 = performance.now();
+  g.close();
+  const bound = new Promise((r) => setTimeout(() => r("still pending"), 3000));
+  const err = await Promise.race([put, bound]);
+  expect(err).toBeInstanceOf(Error);
+  expect(performance.now() - t0).toBeLessThan(2000);
+  await Bun.sleep(200);
+  expect(readdirSync(dir.path).filter((n) => n.includes("stalled"))).toEqual([]);
+});
+
+test("putFile from a source that fails half-way fails at once with EIO; no file, no temporary file", async () => {
+  let pulls = 0;
+  const failing = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (pulls++ === 0) c.enqueue(new Uint8Array(65536));
+      else c.error(new Error("disk gone"));
+    },
+  });
+  const t0 = performance.now();
+  const put = guest.putFile(dir.file("half.bin"), failing, { size: 1 << 20 }).catch((e: Error) => e);
+  const err = await Promise.race([put, new Promise((r) => setTimeout(() => r("still pending"), 3000))]);
+  expect(err).toBeInstanceOf(FileError);
+  expect((err as FileError).errno).toBe("EIO");
+  expect(performance.now() - t0).toBeLessThan(2000);
+  await Bun.sleep(100);
+  expect(readdirSync(dir.path).filter((n) => n.includes("half"))).toEqual([]);
+  // The connection goes on.
+  expect((await guest.run(["echo", "on"])).stdoutText).toBe("on\n");
+});
