@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import random
 import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,6 +125,40 @@ def test_files(guest: Guest, tmp: Path) -> None:
         guest.get_file(str(tmp / "f.bin"), max_size=10)
     assert e.value.code == "EFBIG"
     assert not [p for p in os.listdir(tmp) if ".vge-" in p]
+
+
+class _FailingSource(io.RawIOBase):
+    """A local source that gives `good` bytes, then fails as a broken disk or pipe would."""
+
+    def __init__(self, good: int) -> None:
+        self.left = good
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self.left == 0:
+            raise OSError(errno.EIO, "Input/output error")
+        n = min(len(b), self.left)
+        b[:n] = b"x" * n
+        self.left -= n
+        return n
+
+
+def test_put_file_from_a_failing_or_short_source_fails_at_once_and_leaves_nothing(guest: Guest, tmp: Path) -> None:
+    for src, want in ((_FailingSource(300_000), "Input/output error"), (io.BytesIO(b"y" * 1000), "ended after 1000")):
+        t0 = time.monotonic()
+        with pytest.raises(FileError) as e:
+            guest.put_file(str(tmp / "partial"), src, size=1 << 20, timeout=30)
+        assert e.value.code == "EIO" and want in str(e.value)
+        assert time.monotonic() - t0 < 10
+        # The agent removed its temporary file on the short FILE_END, with the connection still open.
+        for _ in range(100):
+            if not [p for p in os.listdir(tmp) if ".vge-" in p or p == "partial"]:
+                break
+            time.sleep(0.05)
+        assert not [p for p in os.listdir(tmp) if ".vge-" in p or p == "partial"]
+    assert guest.run(["true"]).returncode == 0
 
 
 def test_dirs_round_trip(guest: Guest, tmp: Path) -> None:

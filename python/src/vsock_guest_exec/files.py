@@ -101,6 +101,15 @@ def _source(data: FileSource, size: Optional[int]) -> "tuple[BinaryIO, int]":
         raise ArgumentError("pass size= for a stream whose length cannot be told") from None
 
 
+def _end_short(conn: Connection, ch: "_FileChannel") -> None:
+    """The local source failed or ended early: FILE_END now, short of the size announced, so that the agent
+    refuses the PUT and removes its temporary file at once instead of holding it until the connection ends."""
+    try:
+        conn.send(encode(T.FILE_END, ch.id))
+    except GuestError:
+        pass  # the connection is gone: the agent drops the PUT with it
+
+
 def put_file(conn: Connection, path: str, data: FileSource, *, mode: int = 0o644, uid: Optional[int] = None,
              gid: Optional[int] = None, size: Optional[int] = None, timeout: Optional[float] = None) -> int:
     abs_path(path)
@@ -119,8 +128,15 @@ def put_file(conn: Connection, path: str, data: FileSource, *, mode: int = 0o644
     try:
         while sent < total:
             n = ch.credit.take(min(CHUNK, total - sent))
-            chunk = src.read(n)
+            try:
+                chunk = src.read(n)
+            except BaseException as e:
+                _end_short(conn, ch)
+                if isinstance(e, OSError):
+                    raise FileError("EIO", f"reading the local source after {sent} of {total} bytes: {e}") from e
+                raise
             if not chunk:
+                _end_short(conn, ch)
                 raise FileError("EIO", f"the local source ended after {sent} of {total} bytes")
             if len(chunk) < n:
                 ch.credit.grant(n - len(chunk), "local")  # a short read: keep what it did not use
