@@ -9,9 +9,10 @@ import { parseArgs } from "node:util";
 import { connect } from "../src/host/index.ts";
 import { start, stop, waitUnix } from "./_procs.ts";
 import { summarize } from "./_stats.ts";
+import { V2Conn } from "./_v2.ts";
 
-const { values: opt, positionals } = parseArgs({ allowPositionals: true, options: { n: { type: "string", default: "1000" }, argv: { type: "string", default: "/bin/true" }, stream: { type: "string" } } });
-if (positionals.length !== 2) throw new Error("usage: bun bench/ab.ts AGENT_A AGENT_B [--n N] [--argv 'CMD ARGS']");
+const { values: opt, positionals } = parseArgs({ allowPositionals: true, options: { n: { type: "string", default: "1000" }, argv: { type: "string", default: "/bin/true" }, stream: { type: "string" }, lean: { type: "boolean", default: false } } });
+if (positionals.length !== 2) throw new Error("usage: bun bench/ab.ts AGENT_A AGENT_B [--n N] [--stream MIB [--lean]] [--argv 'CMD ARGS']");
 const n = Number(opt.n);
 const argv = opt.argv!.split(" ");
 const dir = mkdtempSync(join(tmpdir(), "vge-ab-"));
@@ -20,7 +21,9 @@ const agents = await Promise.all(
     const sock = join(dir, `a${i}.sock`);
     const proc = start([bin, "--listen", "--unix", sock], { timeoutMs: 600_000 });
     await waitUnix(sock, 10_000, 5);
-    return { proc, guest: await connect(`unix:${sock}`) };
+    const lean = opt.lean ? await V2Conn.connect(sock) : undefined;
+    await lean?.hello();
+    return { proc, guest: await connect(`unix:${sock}`), lean };
   }),
 );
 async function local(): Promise<void> {
@@ -41,7 +44,8 @@ function usage(pid: number): { cpuMs: number; wakes: number } {
 }
 
 if (opt.stream) {
-  // --stream MIB: `head -c MIB /dev/zero` through each agent in turn, stdout read by the host library.
+  // --stream MIB: `head -c MIB /dev/zero` through each agent in turn, stdout read by the host library
+  // (--lean: by bench/_v2.ts's lean client, so that the rows are the agent's data path alone).
   const bytes = Number(opt.stream) * 1024 * 1024;
   const drain = async (s: ReadableStream<Uint8Array>) => {
     let k = 0;
@@ -54,8 +58,13 @@ if (opt.stream) {
     for (let k = 0; k < 2; k++) {
       const j = (i + k) % 2;
       const t0 = performance.now();
-      const p = agents[j]!.guest.exec(["head", "-c", String(bytes), "/dev/zero"], { stdin: "closed" });
-      const [got] = await Promise.all([drain(p.stdout), drain(p.stderr), p.exited]);
+      let got: number;
+      const lean = agents[j]!.lean;
+      if (lean) got = (await lean.exec(i + 1, { argv: ["head", "-c", String(bytes), "/dev/zero"] }, 120_000)).stdout;
+      else {
+        const p = agents[j]!.guest.exec(["head", "-c", String(bytes), "/dev/zero"], { stdin: "closed" });
+        [got] = await Promise.all([drain(p.stdout), drain(p.stderr), p.exited]);
+      }
       if (got !== bytes) throw new Error(`moved ${got} bytes, not ${bytes}`);
       rates[j]!.push(bytes / 1024 / 1024 / ((performance.now() - t0) / 1000));
     }
@@ -68,6 +77,7 @@ if (opt.stream) {
   });
   for (const x of agents) {
     x.guest.close();
+    x.lean?.close();
     await stop(x.proc);
   }
   rmSync(dir, { recursive: true, force: true });
