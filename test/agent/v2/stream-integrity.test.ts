@@ -139,7 +139,7 @@ test("concurrent stdout, stderr and GET streams arrive byte for byte, whatever t
     // A stream that stops arriving is a failure of its own (named, with the seed), not the test's timeout.
     let stall: ReturnType<typeof setTimeout> | undefined;
     const stalled = new Promise<never>((_, reject) => {
-      stall = setTimeout(() => reject(new Error(`seed ${seed}, round ${rounds}: not complete after 45 s: ${[...pending].join(", ")}`)), 30_000);
+      stall = setTimeout(() => reject(new Error(`seed ${seed}, round ${rounds}: not complete after 45 s: ${[...pending].join(", ")}`)), 45_000);
     });
     try {
       await Promise.race([Promise.all(jobs), stalled]);
