@@ -1,8 +1,7 @@
 // A connected stream socket driven by Bun's event loop: reads arrive in a ByteReader, writes respect
 // back-pressure. Works for any fd the FFI layer made (AF_VSOCK or AF_UNIX) and for Bun's own sockets.
 import type { Socket } from "bun";
-import { SHUT_WR, read, shutdown, write } from "../sys/socket.ts";
-import { splice } from "../sys/splice.ts";
+import { SHUT_WR, shutdown } from "../sys/socket.ts";
 import { ByteReader } from "./reader.ts";
 import type { Conn } from "./stream.ts";
 
@@ -25,9 +24,6 @@ class SocketConn implements Conn {
   private ending = false;
   private halfClosed = false;
 
-  /** The socket's descriptor for writeSpliced: the FFI layer's, or the one Bun reports for its own sockets. */
-  private rawFd: number | undefined;
-
   /** `fd`: the descriptor when the FFI layer made it, so that end() can half-close it itself. */
   constructor(
     highWater?: number,
@@ -38,43 +34,6 @@ class SocketConn implements Conn {
 
   attach(socket: Socket<State>): void {
     this.socket = socket;
-    const fd = this.fd ?? (socket as { fd?: number }).fd;
-    this.rawFd = typeof fd === "number" && fd >= 0 ? fd : undefined;
-  }
-
-  writeSpliced(head: Uint8Array, from: number, n: number): Promise<void> {
-    if (this.isClosed) return Promise.reject(new Error("write: connection closed"));
-    let wrote = 0;
-    let moved = 0;
-    // Straight to the kernel only when nothing is queued: then everything written before is already in the
-    // socket (Bun's socket.write never keeps what the kernel did not take: it says so, and we queue it), so
-    // these bytes follow it. Whatever the kernel does not take now is queued below, in order, before any
-    // later write.
-    if (this.queue.length === 0 && this.rawFd !== undefined) {
-      try {
-        wrote = write(this.rawFd, head) ?? 0;
-        if (wrote === head.byteLength) moved = splice(from, this.rawFd, n) ?? 0;
-      } catch (e) {
-        // EPIPE, ECONNRESET: the peer is gone (the close handler says so), or splice refused this pair
-        // (EINVAL): from now on, only buffers. A header half written cannot be taken back: give up.
-        if (wrote > 0 && wrote < head.byteLength) return Promise.reject(e as Error);
-        this.rawFd = undefined;
-      }
-    }
-    if (wrote === head.byteLength && moved === n) return Promise.resolve();
-    const rest = new Uint8Array(head.byteLength - wrote + n - moved);
-    rest.set(head.subarray(wrote));
-    for (let off = head.byteLength - wrote; off < rest.byteLength; ) {
-      const got = read(from, rest.subarray(off));
-      // The pipe held `n` bytes and only we read it: running short is a broken promise of the caller's.
-      if (!got) {
-        // A frame's header is out without its bytes: nothing after it could be framed right. End it here.
-        this.close();
-        return Promise.reject(new Error(`writeSpliced: the pipe held ${off} of the ${rest.byteLength} bytes promised`));
-      }
-      off += got;
-    }
-    return this.write(rest);
   }
 
   write(data: Uint8Array): Promise<void> {
