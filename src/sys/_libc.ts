@@ -27,7 +27,6 @@ const SYMBOLS = {
   open: { args: [ptr, i32, u32], returns: i32 },
   // ioctl is variadic; every request used here takes one pointer (or 0) as its third argument.
   ioctl: { args: [i32, u64, ptr], returns: i32 },
-  splice: { args: [i32, ptr, i32, ptr, u64, u32], returns: i64 },
   posix_openpt: { args: [i32], returns: i32 },
   grantpt: { args: [i32], returns: i32 },
   unlockpt: { args: [i32], returns: i32 },

@@ -6,4 +6,3 @@ export { execve, resetSignals } from "./exec.ts";
 export { SyscallError, errnoName } from "./_errno.ts";
 export { pipe } from "./pipe.ts";
 export { openPty, setWinsize, setControllingTty, setNonblocking, type Pty } from "./pty.ts";
-export { readable, splice } from "./splice.ts";

@@ -1,9 +1,7 @@
 // A connected stream socket driven by Bun's event loop: reads arrive in a ByteReader, writes respect
 // back-pressure. Works for any fd the FFI layer made (AF_VSOCK or AF_UNIX) and for Bun's own sockets.
 import type { Socket } from "bun";
-import { SHUT_WR, read, shutdown, write } from "../sys/socket.ts";
-import { jointPipe, splice } from "../sys/splice.ts";
-import { close as closeFd } from "../sys/socket.ts";
+import { SHUT_WR, shutdown } from "../sys/socket.ts";
 import { ByteReader } from "./reader.ts";
 import type { Conn } from "./stream.ts";
 
@@ -26,9 +24,6 @@ class SocketConn implements Conn {
   private ending = false;
   private halfClosed = false;
 
-  /** The socket's descriptor for writeSpliced: the FFI layer's, or the one Bun reports for its own sockets. */
-  private rawFd: number | undefined;
-
   /** `fd`: the descriptor when the FFI layer made it, so that end() can half-close it itself. */
   constructor(
     highWater?: number,
@@ -39,61 +34,6 @@ class SocketConn implements Conn {
 
   attach(socket: Socket<State>): void {
     this.socket = socket;
-    const fd = this.fd ?? (socket as { fd?: number }).fd;
-    this.rawFd = typeof fd === "number" && fd >= 0 ? fd : undefined;
-  }
-
-  /**
-   * A pipe of this connection's own, empty between calls: header and spliced bytes meet in it, so that they
-   * leave in one send (one wake-up of the peer, not one for the header and one for the bytes).
-   */
-  private joint: { read: number; write: number } | undefined;
-
-  writeSpliced(head: Uint8Array, from: number, n: number): Promise<void> {
-    if (this.isClosed) return Promise.reject(new Error("write: connection closed"));
-    let headIn = 0;
-    let moved = 0;
-    let sent = 0;
-    // Straight to the kernel only when nothing is queued: then everything written before is already in the
-    // socket (Bun's socket.write never keeps what the kernel did not take: it says so, and we queue it), so
-    // these bytes follow it. Whatever the kernel does not take now is queued below, in order, before any
-    // later write.
-    if (this.queue.length === 0 && this.rawFd !== undefined) {
-      try {
-        this.joint ??= jointPipe();
-        headIn = write(this.joint.write, head) ?? 0;
-        if (headIn === head.byteLength) moved = splice(from, this.joint.write, n) ?? 0;
-        sent = splice(this.joint.read, this.rawFd, headIn + moved) ?? 0;
-      } catch {
-        // EPIPE, ECONNRESET: the peer is gone (the close handler says so); or splice refused (EINVAL):
-        // from now on, only buffers. Whatever the joint holds is read back below.
-        this.rawFd = undefined;
-      }
-    }
-    if (sent === head.byteLength + n) return Promise.resolve();
-    // The rest, in stream order: what the joint still holds, the header bytes that never reached it, and
-    // the bytes still in `from`. The joint is empty again after.
-    const rest = new Uint8Array(head.byteLength + n - sent);
-    let off = 0;
-    const take = (fd: number, count: number): boolean => {
-      for (const end = off + count; off < end; ) {
-        const got = read(fd, rest.subarray(off, end));
-        if (!got) return false;
-        off += got;
-      }
-      return true;
-    };
-    if (!take(this.joint?.read ?? -1, headIn + moved - sent)) return this.broken(rest.byteLength, off);
-    rest.set(head.subarray(headIn), off);
-    off += head.byteLength - headIn;
-    if (!take(from, n - moved)) return this.broken(rest.byteLength, off);
-    return this.write(rest);
-  }
-
-  /** A frame's header is out (or promised) without its bytes: nothing after it could be framed right. */
-  private broken(want: number, got: number): Promise<void> {
-    this.close();
-    return Promise.reject(new Error(`writeSpliced: ${got} of the ${want} bytes promised`));
   }
 
   write(data: Uint8Array): Promise<void> {
@@ -172,11 +112,6 @@ class SocketConn implements Conn {
   onClose(err?: Error): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    if (this.joint) {
-      closeFd(this.joint.read);
-      closeFd(this.joint.write);
-      this.joint = undefined;
-    }
     this.reader.end(err);
     // Writers waiting for a drain that will never come are released; their data is lost with the peer.
     for (const r of this.drainWaiters.splice(0)) r();

@@ -13,12 +13,6 @@ export interface Conn {
    * here before acting on more input (whose answers are writes) keeps the unsent queue bounded.
    */
   drained(highWater?: number): Promise<void>;
-  /**
-   * `head`, then `n` bytes moved from the pipe `from` (which holds at least `n`: FIONREAD said so, and
-   * nobody else reads it), in order after every write before it, like write(). Where the connection has a
-   * descriptor of its own the bytes go by splice(2), not through a buffer. Absent: only write() exists.
-   */
-  writeSpliced?(head: Uint8Array, from: number, n: number): Promise<void>;
   /** Half-close: no more writes from us; reads go on. */
   end(): void;
   close(): void;

@@ -6,7 +6,7 @@ import type { ExecSpec, ExitResult } from "../../protocol/v2/messages.ts";
 import { signalNumber, type Signal } from "../../protocol/v2/signals.ts";
 import { close, pipe, setNonblocking } from "../../sys/index.ts";
 import { startFdWatch } from "../../sys/fdwatch.ts";
-import { pumpFd, settledOrAfter, type Gate, type Splicer } from "./fd-pump.ts";
+import { pumpFd, settledOrAfter, type Gate } from "./fd-pump.ts";
 import type { Output, Send } from "./output.ts";
 import { PtyTerminal } from "./pty.ts";
 import { planSpawn, startError } from "./spawn.ts";
@@ -131,11 +131,9 @@ export class Execution {
   }
 
   /** A gate and an emitter for one stream: reads wait for the output's room, each chunk marks the time. */
-  private stream(type: number): { gate: Gate; emit: (chunk: Uint8Array) => Promise<boolean>; splice?: Splicer } {
+  private stream(type: number): { gate: Gate; emit: (chunk: Uint8Array) => Promise<boolean> } {
     const out = this.output;
-    const splice = out.splice;
     return {
-      splice: splice && ((from, n) => ((this.lastOutput = monotonicMs()), splice(type, from, n))),
       gate: { ready: () => out.ready(type), get available() { return out.room(type); }, copies: out.copiesChunks },
       emit: (chunk) => {
         this.lastOutput = monotonicMs();
@@ -154,8 +152,8 @@ export class Execution {
     } else {
       pumps = Promise.all(
         this.pipes.map(({ fd, type }) => {
-          const { gate, emit, splice } = this.stream(type);
-          return pumpFd(fd, gate, emit, this.stopRead.signal, proc.exited, splice).finally(() => close(fd));
+          const { gate, emit } = this.stream(type);
+          return pumpFd(fd, gate, emit, this.stopRead.signal, proc.exited).finally(() => close(fd));
         }),
       );
     }

@@ -3,7 +3,7 @@
 // blocks, whatever it is. Bun's own pipe streams read ahead of any consumer while the event loop is busy
 // (chunks of 6 to 20 MiB were measured under a host that never reads): that is why pipes come here too.
 import { CHUNK, HEADER_SIZE } from "../../protocol/v2/frame.ts";
-import { POLLIN, read, readable } from "../../sys/index.ts";
+import { POLLIN, read } from "../../sys/index.ts";
 import { fdReady } from "../../sys/fdwatch.ts";
 
 /**
@@ -110,17 +110,11 @@ export interface Gate {
  * (a terminal's EIO once nobody holds its slave), or `stop` aborts. Never closes `fd`. `exited`: the
  * writer's exit, if known; the first wait for data is for it (at most EXIT_FIRST_MS) instead of the poll thread.
  */
-/**
- * Sends `n` bytes that the pipe `fd` holds, as one frame, without reading them (Output.splice): false, stop.
- * For pipes only.
- */
-export type Splicer = (fd: number, n: number) => Promise<boolean>;
-
-export async function pumpFd(fd: number, gate: Gate, emit: (chunk: Uint8Array) => Promise<boolean>, stop: AbortSignal, exited?: Promise<unknown>, splice?: Splicer): Promise<void> {
+export async function pumpFd(fd: number, gate: Gate, emit: (chunk: Uint8Array) => Promise<boolean>, stop: AbortSignal, exited?: Promise<unknown>): Promise<void> {
   let sinceYield = 0;
   let exitFirst = exited;
   try {
-    next: for (;;) {
+    for (;;) {
       if (sinceYield >= YIELD_EVERY) {
         sinceYield = 0;
         await new Promise((resolve) => setImmediate(resolve));
@@ -131,15 +125,6 @@ export async function pumpFd(fd: number, gate: Gate, emit: (chunk: Uint8Array) =
       if (stop.aborted) return;
       const want = Math.min(gate.available, CHUNK);
       if (want === 0) continue;
-      // What the pipe holds goes to the socket by splice(2): no read into a buffer, no copy in or out of JS.
-      // An empty pipe (or its end) is waited for, or found, by the read below.
-      const held = splice ? readable(fd) : 0;
-      if (held > 0) {
-        const n = Math.min(held, want);
-        sinceYield += n;
-        if (!(await splice!(fd, n))) return;
-        continue;
-      }
       // Always the current scratch: another pump may have handed the one before an await on (takeChunk).
       const into = () => scratch.subarray(HEADER_SIZE, HEADER_SIZE + want);
       let n = read(fd, into());
@@ -150,8 +135,6 @@ export async function pumpFd(fd: number, gate: Gate, emit: (chunk: Uint8Array) =
           exitFirst = undefined;
           if (stop.aborted) return;
         } else await fdReady(fd, POLLIN, stop);
-        // Readable again: by splice, within the credit there is now.
-        if (splice) continue next;
         n = read(fd, into());
       }
       if (n === 0) return;

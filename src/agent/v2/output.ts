@@ -2,7 +2,7 @@
 // host's window, and nothing once the connection is gone. JobOutput (job-output.ts): a detached execution's
 // ring buffers, replayed to whichever connection attaches. Both send one execution's (or one GET's) bytes
 // with sendWithin: within the window, in CHUNK-sized frames.
-import { DEFAULT_WINDOW, ProtocolError, T, encodeHeader, encodeHeaderInto, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
+import { DEFAULT_WINDOW, ProtocolError, T, encodeHeaderInto, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
 import { framable, recycle } from "./fd-pump.ts";
 import { Credit, creditBack, sendWithin, type Send } from "../../protocol/v2/credit.ts";
 import type { ExitResult } from "../../protocol/v2/messages.ts";
@@ -19,11 +19,6 @@ export interface Output {
   readonly copiesChunks: boolean;
   /** A chunk the process wrote; false: stop reading. */
   write(type: number, chunk: Uint8Array): Promise<boolean>;
-  /**
-   * Where present: `n` bytes (at most room(type)) the pipe `from` holds, sent as one frame without being
-   * read into a buffer (the connection's writeSpliced); false: stop reading.
-   */
-  readonly splice?: (type: number, from: number, n: number) => Promise<boolean>;
   /** The process runs (STARTED). */
   started(pid: number): void;
   /** The process is over and all of its output was handed to write(): the EXIT follows the output. */
@@ -57,22 +52,7 @@ export class DirectOutput implements Output {
     private readonly send: Send,
     /** Sends a frame with the connection's next one, soon (coalesce.ts): for STARTED. Default: at once. */
     private readonly later: (f: Uint8Array) => void = (f) => void send(f).catch(() => {}),
-    /** The connection's writeSpliced, after whatever the session holds back (the session's send order). */
-    spliced?: (head: Uint8Array, from: number, n: number) => Promise<void>,
-  ) {
-    if (spliced) {
-      this.splice = (type, from, n) => {
-        // The pump asks for no more than room(): the credit is there unless the execution is over.
-        if (this.closed || n <= 0 || !this.credit.spend(n)) return Promise.resolve(false);
-        return spliced(encodeHeader(type, this.id, n), from, n).then(
-          () => true,
-          () => false,
-        );
-      };
-    }
-  }
-
-  readonly splice?: (type: number, from: number, n: number) => Promise<boolean>;
+  ) {}
 
   ready(): Promise<boolean> {
     return this.credit.ready();

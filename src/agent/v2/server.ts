@@ -57,12 +57,6 @@ export class V2Session {
   private readonly out = new Coalescer((b) => this.conn.write(b));
   private readonly send = (f: Uint8Array) => (this.over ? Promise.reject(new Error("session over")) : this.out.send(f));
   private readonly later = (f: Uint8Array) => void (this.over || this.out.later(f));
-  /** A frame whose bytes are still in a pipe (conn.writeSpliced), after whatever the Coalescer holds. */
-  private readonly spliced = (head: Uint8Array, from: number, n: number): Promise<void> => {
-    if (this.over) return Promise.reject(new Error("session over"));
-    this.out.flush();
-    return this.conn.writeSpliced!(head, from, n);
-  };
   private readonly execs: Quota;
   private readonly files: Quota;
   private readonly tcp: Quota;
@@ -179,7 +173,7 @@ export class V2Session {
           return;
         }
         const shared = sharedQuotas(this.limits);
-        const ex = new Execution(id, req, new DirectOutput(id, this.send, this.later, this.conn.writeSpliced ? this.spliced : undefined), (r) => {
+        const ex = new Execution(id, req, new DirectOutput(id, this.send, this.later), (r) => {
           this.execs.give();
           shared.execs.give();
           if (req.pty) shared.ptys.give();
