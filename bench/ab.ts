@@ -9,9 +9,10 @@ import { parseArgs } from "node:util";
 import { connect } from "../src/host/index.ts";
 import { start, stop, waitUnix } from "./_procs.ts";
 import { summarize } from "./_stats.ts";
+import { V2Conn } from "./_v2.ts";
 
-const { values: opt, positionals } = parseArgs({ allowPositionals: true, options: { n: { type: "string", default: "1000" }, argv: { type: "string", default: "/bin/true" }, stream: { type: "string" } } });
-if (positionals.length !== 2) throw new Error("usage: bun bench/ab.ts AGENT_A AGENT_B [--n N] [--argv 'CMD ARGS']");
+const { values: opt, positionals } = parseArgs({ allowPositionals: true, options: { n: { type: "string", default: "1000" }, argv: { type: "string", default: "/bin/true" }, stream: { type: "string" }, get: { type: "boolean", default: false }, lean: { type: "boolean", default: false } } });
+if (positionals.length !== 2) throw new Error("usage: bun bench/ab.ts AGENT_A AGENT_B [--n N] [--stream MIB [--lean | --get]] [--argv 'CMD ARGS']");
 const n = Number(opt.n);
 const argv = opt.argv!.split(" ");
 const dir = mkdtempSync(join(tmpdir(), "vge-ab-"));
@@ -20,7 +21,9 @@ const agents = await Promise.all(
     const sock = join(dir, `a${i}.sock`);
     const proc = start([bin, "--listen", "--unix", sock], { timeoutMs: 600_000 });
     await waitUnix(sock, 10_000, 5);
-    return { proc, guest: await connect(`unix:${sock}`) };
+    const lean = opt.lean ? await V2Conn.connect(sock) : undefined;
+    await lean?.hello();
+    return { proc, guest: await connect(`unix:${sock}`), lean };
   }),
 );
 async function local(): Promise<void> {
@@ -41,7 +44,8 @@ function usage(pid: number): { cpuMs: number; wakes: number } {
 }
 
 if (opt.stream) {
-  // --stream MIB: `head -c MIB /dev/zero` through each agent in turn, stdout read by the host library.
+  // --stream MIB: `head -c MIB /dev/zero` through each agent in turn, stdout read by the host library
+  // (--lean: by bench/_v2.ts's lean client, so that the rows are the agent's data path alone).
   const bytes = Number(opt.stream) * 1024 * 1024;
   const drain = async (s: ReadableStream<Uint8Array>) => {
     let k = 0;
@@ -49,13 +53,24 @@ if (opt.stream) {
     return k;
   };
   const rates: number[][] = [[], []];
+  // --get: a GET of a file of MIB zeros instead (written once, through the first agent).
+  const getPath = join(dir, "get.bin");
+  if (opt.get) await agents[0]!.guest.putFile(getPath, new Blob([new Uint8Array(bytes)]).stream(), { size: bytes });
   const u0 = agents.map((a) => usage(a.proc.pid));
   for (let i = 0; i < n; i++) {
     for (let k = 0; k < 2; k++) {
       const j = (i + k) % 2;
       const t0 = performance.now();
-      const p = agents[j]!.guest.exec(["head", "-c", String(bytes), "/dev/zero"], { stdin: "closed" });
-      const [got] = await Promise.all([drain(p.stdout), drain(p.stderr), p.exited]);
+      let got: number;
+      const lean = agents[j]!.lean;
+      if (opt.get) {
+        const f = agents[j]!.guest.getFile(getPath, { maxSize: bytes });
+        [got] = await Promise.all([drain(f.stream), f.done]);
+      } else if (lean) got = (await lean.exec(i + 1, { argv: ["head", "-c", String(bytes), "/dev/zero"] }, 120_000)).stdout;
+      else {
+        const p = agents[j]!.guest.exec(["head", "-c", String(bytes), "/dev/zero"], { stdin: "closed" });
+        [got] = await Promise.all([drain(p.stdout), drain(p.stderr), p.exited]);
+      }
       if (got !== bytes) throw new Error(`moved ${got} bytes, not ${bytes}`);
       rates[j]!.push(bytes / 1024 / 1024 / ((performance.now() - t0) / 1000));
     }
@@ -64,10 +79,11 @@ if (opt.stream) {
   agents.forEach((_, i) => {
     const gib = (n * bytes) / 2 ** 30;
     const s = summarize(rates[i]!);
-    console.log(`${"AB"[i]} ${positionals[i]}: stdout median ${s.median.toFixed(0)} MiB/s (max ${s.max.toFixed(0)}); agent CPU ${((u1[i]!.cpuMs - u0[i]!.cpuMs) / gib).toFixed(0)} ms/GiB, ${((u1[i]!.wakes - u0[i]!.wakes) / gib).toFixed(0)} wake-ups/GiB`);
+    console.log(`${"AB"[i]} ${positionals[i]}: ${opt.get ? "GET" : "stdout"} median ${s.median.toFixed(0)} MiB/s (max ${s.max.toFixed(0)}); agent CPU ${((u1[i]!.cpuMs - u0[i]!.cpuMs) / gib).toFixed(0)} ms/GiB, ${((u1[i]!.wakes - u0[i]!.wakes) / gib).toFixed(0)} wake-ups/GiB`);
   });
   for (const x of agents) {
     x.guest.close();
+    x.lean?.close();
     await stop(x.proc);
   }
   rmSync(dir, { recursive: true, force: true });

@@ -3,7 +3,7 @@
 import { open, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { CHUNK, DEFAULT_WINDOW, T, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
+import { CHUNK, DEFAULT_WINDOW, HEADER_SIZE, T, encodeHeaderInto, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
 import { DEFAULT_MAX_GET, type FileResult, type GetRequest, type PutRequest } from "../../protocol/v2/messages.ts";
 import { sendWithin, type Send } from "../../protocol/v2/credit.ts";
 import { ReceiveWindow } from "../../protocol/v2/receive-window.ts";
@@ -148,7 +148,10 @@ export class GetOp extends OutgoingOp<FileResult> {
       const max = this.req.maxSize ?? DEFAULT_MAX_GET;
       if (st.size > max) throw Object.assign(new Error(`${this.req.path} is ${st.size} bytes, over the limit of ${max}`), { code: "EFBIG" });
       fh = await open(this.req.path, "r");
-      const buf = new Uint8Array(CHUNK);
+      // Read after room for a frame header: header and bytes leave as one frame in one write (not two
+      // writes per chunk, each a wake-up of the host), as an execution's output does (output.ts).
+      const frame = new Uint8Array(HEADER_SIZE + CHUNK);
+      const buf = frame.subarray(HEADER_SIZE);
       let size = 0;
       for (;;) {
         if (!(await this.out.ready())) throw Object.assign(new Error("connection closed"), { code: "ECONNRESET" });
@@ -156,8 +159,14 @@ export class GetOp extends OutgoingOp<FileResult> {
         if (bytesRead === 0) break;
         size += bytesRead;
         if (size > max) throw Object.assign(new Error(`${this.req.path} grew past the limit of ${max}`), { code: "EFBIG" });
-        // A view of `buf`, read into again only after this resolves: the bytes are in the kernel by then.
-        await sendWithin(this.out, this.send, T.FILE_DATA, this.id, buf.subarray(0, bytesRead)).catch(() => {
+        // Read into again only after the send resolves: the bytes are in the kernel by then. The read took
+        // at most the credit at hand and nothing else spends this id's, so spend() fails only once closed.
+        let sent: Promise<void>;
+        if (this.out.spend(bytesRead)) {
+          encodeHeaderInto(frame, T.FILE_DATA, this.id, bytesRead);
+          sent = this.send(frame.subarray(0, HEADER_SIZE + bytesRead));
+        } else sent = sendWithin(this.out, this.send, T.FILE_DATA, this.id, buf.subarray(0, bytesRead));
+        await sent.catch(() => {
           throw Object.assign(new Error("connection closed"), { code: "ECONNRESET" });
         });
       }

@@ -3,7 +3,7 @@
 // ring buffers, replayed to whichever connection attaches. Both send one execution's (or one GET's) bytes
 // with sendWithin: within the window, in CHUNK-sized frames.
 import { DEFAULT_WINDOW, ProtocolError, T, encodeHeaderInto, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
-import { framable } from "./fd-pump.ts";
+import { framable, recycle } from "./fd-pump.ts";
 import { Credit, creditBack, sendWithin, type Send } from "../../protocol/v2/credit.ts";
 import type { ExitResult } from "../../protocol/v2/messages.ts";
 
@@ -68,8 +68,9 @@ export class DirectOutput implements Output {
     const frame = framable(chunk);
     if (frame && !this.closed && chunk.byteLength > 0 && this.credit.spend(chunk.byteLength)) {
       encodeHeaderInto(frame, type, this.id, chunk.byteLength);
+      // Resolved: the kernel has all of it and the connection keeps nothing, so the pump may read into it again.
       return this.send(frame).then(
-        () => true,
+        () => (recycle(frame), true),
         () => false,
       );
     }
