@@ -28,7 +28,7 @@ function textName(b: Buffer): string | undefined {
  * holds) rather than being decoded to U+FFFD and then not found. An entry that vanishes while the walk
  * runs is skipped and counted too; a directory that vanishes is sent empty.
  */
-async function* walk(root: string, rel: string, counts: DirCounts): AsyncGenerator<DirEntry> {
+async function* walk(root: string, rel: string, counts: DirCounts, skip: OnSkip): AsyncGenerator<DirEntry> {
   let raw: Buffer[];
   try {
     raw = await readdir(rel ? join(root, rel) : root, { encoding: "buffer" });
@@ -39,7 +39,7 @@ async function* walk(root: string, rel: string, counts: DirCounts): AsyncGenerat
   const names: string[] = [];
   for (const b of raw) {
     const name = textName(b);
-    if (name === undefined) counts.skipped++;
+    if (name === undefined) skip(rel ? `${rel}/` : "", `a name that is not UTF-8 (hex ${b.toString("hex")})`);
     else names.push(name);
   }
   for (const name of names.sort()) {
@@ -51,20 +51,20 @@ async function* walk(root: string, rel: string, counts: DirCounts): AsyncGenerat
       if (st.isSymbolicLink()) target = textName(await readlink(join(root, path), { encoding: "buffer" }));
     } catch (e) {
       if (!vanished(e)) throw e;
-      counts.skipped++;
+      skip(path, "vanished while the tree was read");
       continue;
     }
     if (target === undefined) {
-      counts.skipped++;
+      skip(path, "a symlink whose target is not UTF-8");
       continue;
     }
     const base = { path, mode: st.mode & 0o7777, mtime: st.mtimeMs };
     if (st.isDirectory()) {
       yield { type: "dir", ...base };
-      yield* walk(root, path, counts);
+      yield* walk(root, path, counts, skip);
     } else if (st.isFile()) yield { type: "file", ...base, size: st.size };
     else if (st.isSymbolicLink()) yield { type: "symlink", ...base, target };
-    else counts.skipped++;
+    else skip(path, "a special file (device, FIFO or socket)");
   }
 }
 
@@ -95,24 +95,31 @@ async function openFile(abs: string, e: Extract<DirEntry, { type: "file" }>): Pr
   return { fh, entry: { ...e, mode: st.mode & 0o7777, mtime: st.mtimeMs, size: st.size } };
 }
 
+/** Told of each entry left out of a tree: its path under the root and why (for a log; it is counted anyway). */
+export type OnSkip = (path: string, why: string) => void;
+
 /**
  * Sends the tree under `root` as DIR_ENTRY / FILE_DATA frames and then DIR_END. A local failure throws
  * EntryError; the caller decides how to end the stream.
  */
-export async function sendTree(root: string, id: number, send: Send, credit: Credit): Promise<DirCounts> {
+export async function sendTree(root: string, id: number, send: Send, credit: Credit, onSkip?: OnSkip): Promise<DirCounts> {
   const counts: DirCounts = { files: 0, dirs: 0, symlinks: 0, bytes: 0, skipped: 0 };
+  const skip: OnSkip = (path, why) => {
+    counts.skipped++;
+    onSkip?.(path, why);
+  };
   if (!(await stat(root)).isDirectory()) throw new EntryError("ENOTDIR", root, "not a directory");
   const buf = new Uint8Array(CHUNK);
   let current = "";
   try {
-    for await (const walked of walk(root, "", counts)) {
+    for await (const walked of walk(root, "", counts, skip)) {
       current = walked.path;
       let e: DirEntry = walked;
       let fh: FileHandle | undefined;
       if (walked.type === "file") {
         const opened = await openFile(join(root, walked.path), walked);
         if (!opened) {
-          counts.skipped++;
+          skip(walked.path, "vanished or changed while the tree was read");
           continue;
         }
         ({ fh, entry: e } = opened);

@@ -5,8 +5,12 @@ import { DEFAULT_WINDOW, T, encodeJson, encodeWindow, type Frame } from "../../p
 import type { DirRequest, DirResult } from "../../protocol/v2/dirs.ts";
 import { TreeReceiver } from "../../archive/receive.ts";
 import { sendTree } from "../../archive/send.ts";
+import type { Log } from "../log.ts";
 import type { Send } from "./output.ts";
 import { OutgoingOp } from "./outgoing.ts";
+
+/** How many skipped entries one GETDIR names in the log; the rest are counted in one line. */
+const SKIPS_LOGGED = 10;
 
 function failure(e: unknown): DirResult {
   const err = e as { code?: string; message?: string; path?: string };
@@ -50,11 +54,14 @@ export class PutDirOp {
  * no DIR_END: the RESULT alone ends the stream, and the host drops what it wrote of the file in progress.
  */
 export class GetDirOp extends OutgoingOp<DirResult> {
+  private skipped = 0;
+
   constructor(
     id: number,
     private readonly req: DirRequest,
     send: Send,
     finished: () => void,
+    private readonly log: Log,
   ) {
     super(id, send, finished);
     this.start();
@@ -65,7 +72,14 @@ export class GetDirOp extends OutgoingOp<DirResult> {
   }
 
   protected async transfer(): Promise<DirResult> {
-    return { ok: true, ...(await sendTree(this.req.path, this.id, this.send, this.out)) };
+    const counts = await sendTree(this.req.path, this.id, this.send, this.out, (path, why) => this.logSkip(path, why));
+    if (this.skipped > SKIPS_LOGGED) this.log.info(`v2: GETDIR ${this.req.path}: ${this.skipped - SKIPS_LOGGED} more entries skipped`);
+    return { ok: true, ...counts };
+  }
+
+  /** The host is told only a count; the guest's log says which entries, the first few of them (a tree like /dev would flood it). */
+  private logSkip(path: string, why: string): void {
+    if (++this.skipped <= SKIPS_LOGGED) this.log.info(`v2: GETDIR ${this.req.path}: skipped ${path || "."}: ${why}`);
   }
 }
 

@@ -358,7 +358,7 @@ export class V2Session {
       }
       default: {
         const req = decodeDirRequest(f, "GETDIR");
-        return (id, done) => new GetDirOp(id, req, this.send, done);
+        return (id, done) => new GetDirOp(id, req, this.send, done, this.log);
       }
     }
 

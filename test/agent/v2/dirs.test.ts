@@ -177,7 +177,7 @@ describe("sending beyond the window: ERROR EFLOW, connection closed", () => {
   }, 30_000);
 });
 
-test("GETDIR sends symlinks as entries (never followed), skips FIFOs, then DIR_END and RESULT", async () => {
+test("GETDIR sends symlinks as entries (never followed), skips FIFOs (named in the agent's log), then DIR_END and RESULT", async () => {
   const { host, base, outside } = await setup();
   const src = join(base, "src");
   mkdirSync(join(src, "sub"), { recursive: true });
@@ -193,6 +193,23 @@ test("GETDIR sends symlinks as entries (never followed), skips FIFOs, then DIR_E
   expect(entries.map((e) => [e.type, e.path])).toEqual([["symlink", "out"], ["dir", "sub"], ["file", "sub/f"]]);
   expect(entries[0]!.target).toBe(outside);
   expect(frames.map((f) => f.type).slice(-2)).toEqual([T.DIR_END, T.RESULT]);
+  for (let t = 0; t < 5000 && !fx.agent.log().includes(`GETDIR ${src}: skipped`); t += 20) await Bun.sleep(20);
+  expect(fx.agent.log()).toContain(`GETDIR ${src}: skipped fifo: a special file`);
+  host.close();
+});
+
+test("GETDIR of a tree of 30 FIFOs: the agent's log names the first 10 and counts the rest in one line", async () => {
+  const { host, base } = await setup();
+  const src = join(base, "fifos");
+  mkdirSync(src);
+  for (let i = 0; i < 30; i++) execFileSync("mkfifo", [join(src, `p${String(i).padStart(2, "0")}`)]);
+  await host.sendJson(T.GETDIR, 8, { path: src });
+  expect(await result(host, 8)).toEqual({ ok: true, files: 0, dirs: 0, symlinks: 0, bytes: 0, skipped: 30 });
+  const lines = () => fx.agent.log().split("\n").filter((l) => l.includes(`GETDIR ${src}:`));
+  for (let t = 0; t < 5000 && !lines().some((l) => l.includes("more entries")); t += 20) await Bun.sleep(20);
+  expect(lines()).toHaveLength(11);
+  expect(lines()[9]).toContain("skipped p09: a special file");
+  expect(lines()[10]).toContain("20 more entries skipped");
   host.close();
 });
 
