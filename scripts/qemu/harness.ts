@@ -37,7 +37,7 @@ import { join } from "node:path";
 import { findGuestDeps, type GuestDeps } from "./deps.ts";
 import { connectGuest, type HostConnection, HostListener, unixListening } from "./host.ts";
 
-export { findGuestDeps, type GuestArch, guestSkipReason, type GuestDeps, named } from "./deps.ts";
+export { findGuestDeps, findRstBackend, type GuestArch, guestSkipReason, type GuestDeps, named } from "./deps.ts";
 export { connectGuest, HostConnection, HostListener, legacyFrame, unixListening } from "./host.ts";
 
 export interface GuestOptions {
