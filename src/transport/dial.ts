@@ -3,6 +3,7 @@ import { connectBegin, connectOutcome } from "../sys/vsock.ts";
 import { SyscallError } from "../sys/_errno.ts";
 import { close, poll, POLLERR, POLLHUP, POLLOUT } from "../sys/socket.ts";
 import { fdReady } from "../sys/fdwatch.ts";
+import { PathWatch } from "./path-watch.ts";
 
 export type Target = { kind: "vsock"; cid: number; port: number } | { kind: "unix"; path: string };
 
@@ -21,23 +22,41 @@ export function isTransient(e: unknown): boolean {
 }
 
 /**
- * One attempt every 50 ms ±25 % for the whole window (from the start of one attempt to the start of the
- * next): a host that starts listening is noticed within ~65 ms, where a backoff to 2 s made a booting
- * guest wait seconds for a host that was already there.
- * A refused attempt is a socket(), a connect() and a close(): ~20 a second cost ~1 % of a core
- * (BENCHMARKS.md, "agent dialing into nothing").
+ * One attempt every 50 ms ±25 % (from the start of one attempt to the start of the next) where nothing
+ * better tells the agent that the host is there: a host that starts listening is noticed within ~65 ms,
+ * where a backoff to 2 s made a booting guest wait seconds for a host that was already there. A refused
+ * attempt is a socket(), a connect() and a close(): ~20 a second cost ~1 % of a core (BENCHMARKS.md,
+ * "agent dialing into nothing"), so a Unix socket is watched instead (WATCHED_PAUSE_MS).
  */
 export const DIAL_CADENCE_MS = 50;
 
 /**
- * How long one attempt may wait for the kernel's answer. One attempt at a time, always: a VMM may complete
- * an attempt long after it was sent (vhost-device-vsock 0.3.0 does: it never resets a connect to a port
- * nobody listens on, its RST is a TODO, and it was seen to connect such an attempt later), and every
- * attempt given up while still open would reach the host as a connection that resets at once — a host
- * that takes the first connection it accepts would take that one. So an unanswered attempt is waited for
- * until the guest kernel itself gives up (ETIMEDOUT after 2 s): Firecracker answers at once (it resets),
- * so does the kernel for a Unix socket; only a VMM that never answers makes the cadence 2 s.
+ * A Unix socket's folder is watched (inotify, path-watch.ts): a host that starts listening creates (or
+ * renames into place, or chmods) the socket file, and the agent dials at once. Besides, one attempt a
+ * second catches what inotify does not show: a socket file that exists before its host listens, a folder
+ * that inotify cannot watch (some network and FUSE file systems).
  */
+export const WATCHED_PAUSE_MS = 1_000;
+
+/**
+ * After a change of the socket file, the 50 ms cadence for this long: the file appears at bind(), before
+ * the host's listen(), and an attempt in between is refused.
+ */
+export const FAST_AFTER_CHANGE_MS = 1_000;
+
+/**
+ * How long one AF_VSOCK attempt waits for the VMM's answer (SO_VM_SOCKETS_CONNECT_TIMEOUT; the guest
+ * kernel's default is 2 s). Firecracker and QEMU's vhost-vsock answer a connect nobody takes at once
+ * (RST); vhost-device-vsock 0.3.0 never does (its RST is a TODO), so there each attempt lasts this long and
+ * the agent's cadence is this, not 50 ms. One attempt at a time, always: an attempt given up while the VMM
+ * still holds it may be completed later, and reach the host as a connection that the guest then resets
+ * (the guest kernel answers a RESPONSE for a socket it no longer has with an RST): a host that writes one
+ * command and closes would lose it. That needs the VMM's answer to take longer than this, which it never
+ * did in test/guest/retry.test.ts (an ovm-style host started at random moments, BENCHMARKS.md).
+ */
+export const VSOCK_ATTEMPT_MS = 100;
+
+/** Past the kernel's own connect timeout: a backstop, in case no answer ever shows on the fd. */
 const ATTEMPT_MS = 10_000;
 
 export interface DialOptions {
@@ -62,8 +81,8 @@ async function answered(fd: number, signal: AbortSignal): Promise<boolean> {
 }
 
 /** One attempt: a connected fd, or it throws (fd closed). */
-async function attempt(target: Target, signal: AbortSignal | undefined): Promise<number> {
-  const { fd, connected } = connectBegin(target);
+async function attempt(target: Target, vsockTimeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<number> {
+  const { fd, connected } = connectBegin(target, { vsockTimeoutMs });
   if (connected) return fd;
   const stop = new AbortController();
   const timer = setTimeout(() => stop.abort(), ATTEMPT_MS);
@@ -84,23 +103,51 @@ async function attempt(target: Target, signal: AbortSignal | undefined): Promise
   }
 }
 
+/** Resolves after `ms`, or when `watch` sees the socket file change (true), or when `signal` aborts. */
+async function pause(ms: number, watch: PathWatch | null, signal: AbortSignal | undefined): Promise<boolean> {
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const timer = setTimeout(() => stop.abort(), ms);
+  try {
+    if (watch?.alive) return await watch.changed(stop.signal);
+    await new Promise<void>((r) => stop.signal.addEventListener("abort", () => r(), { once: true }));
+    return false;
+  } finally {
+    clearTimeout(timer);
+    stop.abort(); // before the watch may be closed: its fd must not stay watched
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
+
 /** A connected non-blocking fd; throws the last error once the retry window is spent. */
 export async function dial(target: Target, opts: DialOptions): Promise<number> {
   // Monotonic (performance.now, as src/common/clock.ts, which sits above this layer): a guest clock stepped
   // at boot or by NTP must not end the window early, or never.
   const deadline = performance.now() + opts.retryMs;
-  for (let n = 1; ; n++) {
-    opts.signal?.throwIfAborted();
-    // Guests booted together do not dial in lock-step.
-    const next = performance.now() + DIAL_CADENCE_MS * (0.75 + Math.random() / 2);
-    try {
-      return await attempt(target, opts.signal);
-    } catch (err) {
-      const left = deadline - performance.now();
-      if (!isTransient(err) || left <= 0) throw err;
-      const wait = Math.min(left, Math.max(0, next - performance.now()));
-      opts.onRetry?.(err as Error, wait, n);
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  // A single attempt (the host dialing an agent that listens) has no cadence to keep: the kernel's full wait.
+  const vsockTimeoutMs = opts.retryMs > 0 ? VSOCK_ATTEMPT_MS : undefined;
+  // Set up before the first attempt, so that a socket created between a refused attempt and the watch is seen.
+  const watch = target.kind === "unix" && opts.retryMs > 0 ? PathWatch.open(target.path) : null;
+  let fastUntil = 0;
+  try {
+    for (let n = 1; ; n++) {
+      opts.signal?.throwIfAborted();
+      // Guests booted together do not dial in lock-step.
+      const jitter = 0.75 + Math.random() / 2;
+      const startedAt = performance.now();
+      try {
+        return await attempt(target, vsockTimeoutMs, opts.signal);
+      } catch (err) {
+        const left = deadline - performance.now();
+        if (!isTransient(err) || left <= 0) throw err;
+        const cadence = watch?.alive && performance.now() >= fastUntil ? WATCHED_PAUSE_MS : DIAL_CADENCE_MS;
+        const wait = Math.min(left, Math.max(0, startedAt + cadence * jitter - performance.now()));
+        opts.onRetry?.(err as Error, wait, n);
+        if (wait > 0 && (await pause(wait, watch, opts.signal))) fastUntil = performance.now() + FAST_AFTER_CHANGE_MS;
+      }
     }
+  } finally {
+    watch?.close();
   }
 }
