@@ -52,11 +52,6 @@ export function socketError(fd: number): number {
   return val[0]!;
 }
 
-/** setsockopt(2) with the option's bytes as the kernel lays them out. */
-export function setsockopt(fd: number, level: number, name: number, value: Uint8Array): void {
-  check("setsockopt", () => libc().setsockopt(fd, level, name, value, value.byteLength));
-}
-
 export function bind(fd: number, addr: Uint8Array, len = addr.byteLength): void {
   check("bind", () => libc().bind(fd, addr, len));
 }

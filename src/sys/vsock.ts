@@ -1,6 +1,6 @@
 // Friendly socket helpers: { cid, port } and paths in, fds out. Each closes its fd on any partial failure.
 import { AF_UNIX, AF_VSOCK, SOCKADDR_UN_SIZE, SOCKADDR_VM_SIZE, packSockaddrUn, packSockaddrVm, unpackSockaddrVm, type VsockAddr } from "./sockaddr.ts";
-import { POLLIN, POLLOUT, accept, bind, close, connectStart, getpeername, getsockname, listen, poll, setsockopt, socket, socketError } from "./socket.ts";
+import { POLLIN, POLLOUT, accept, bind, close, connectStart, getpeername, getsockname, listen, poll, socket, socketError } from "./socket.ts";
 import { SyscallError } from "./_errno.ts";
 
 function guarded<T>(fd: number, body: () => T): T {
@@ -60,32 +60,14 @@ async function connectFd(domain: number, addr: Uint8Array, len: number, opts: Wa
 }
 
 /**
- * SO_VM_SOCKETS_CONNECT_TIMEOUT (<linux/vm_sockets.h>): how long the guest kernel waits for the peer to
- * answer a connect before failing it with ETIMEDOUT (default 2 s), for a non-blocking connect too (the
- * kernel's connect_work then reports the error on the fd). Option 6 is the _OLD one, a struct timeval; on
- * 64-bit targets (the only ones built) it is two i64 and the same as _NEW's __kernel_sock_timeval, and
- * every kernel with vsock knows it.
- */
-const SO_VM_SOCKETS_CONNECT_TIMEOUT = 6;
-
-export function setVsockConnectTimeout(fd: number, ms: number): void {
-  const tv = new BigInt64Array([BigInt(Math.floor(ms / 1000)), BigInt(Math.round((ms % 1000) * 1000))]);
-  setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, new Uint8Array(tv.buffer));
-}
-
-/**
  * Starts a non-blocking connect and returns at once: the fd, and whether it is connected already. When not,
  * the caller waits for POLLOUT and reads the outcome with connectOutcome(). Throws (fd closed) when the
- * attempt fails at once, as a Unix socket path nobody listens on does. `vsockTimeoutMs`: the kernel's wait
- * for an AF_VSOCK peer's answer (setVsockConnectTimeout); unset, the kernel's default.
+ * attempt fails at once, as a Unix socket path nobody listens on does.
  */
-export function connectBegin(target: { kind: "vsock"; cid: number; port: number } | { kind: "unix"; path: string }, opts: { vsockTimeoutMs?: number } = {}): { fd: number; connected: boolean } {
+export function connectBegin(target: { kind: "vsock"; cid: number; port: number } | { kind: "unix"; path: string }): { fd: number; connected: boolean } {
   const { domain, addr, len } = target.kind === "vsock" ? { domain: AF_VSOCK, addr: packSockaddrVm(target), len: SOCKADDR_VM_SIZE } : { domain: AF_UNIX, ...packSockaddrUn(target.path) };
   const fd = socket(domain, undefined, { nonblock: true });
-  return guarded(fd, () => {
-    if (domain === AF_VSOCK && opts.vsockTimeoutMs !== undefined) setVsockConnectTimeout(fd, opts.vsockTimeoutMs);
-    return { fd, connected: connectStart(fd, addr, len) };
-  });
+  return guarded(fd, () => ({ fd, connected: connectStart(fd, addr, len) }));
 }
 
 /** The outcome of a started connect once its fd polled writable: throws SyscallError("connect", …) on failure. */

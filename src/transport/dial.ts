@@ -1,5 +1,6 @@
 // Dialing the host, kernel AF_VSOCK or a Unix socket, on a short fixed cadence while nobody listens yet.
 import { connectBegin, connectOutcome } from "../sys/vsock.ts";
+import { dialVsockOverlapping } from "./dial-vsock.ts";
 import { SyscallError } from "../sys/_errno.ts";
 import { close, poll, POLLERR, POLLHUP, POLLOUT } from "../sys/socket.ts";
 import { fdReady } from "../sys/fdwatch.ts";
@@ -44,19 +45,7 @@ export const WATCHED_PAUSE_MS = 1_000;
  */
 export const FAST_AFTER_CHANGE_MS = 1_000;
 
-/**
- * How long one AF_VSOCK attempt waits for the VMM's answer (SO_VM_SOCKETS_CONNECT_TIMEOUT; the guest
- * kernel's default is 2 s). Firecracker and QEMU's vhost-vsock answer a connect nobody takes at once
- * (RST); vhost-device-vsock 0.3.0 never does (its RST is a TODO), so there each attempt lasts this long and
- * the agent's cadence is this, not 50 ms. One attempt at a time, always: an attempt given up while the VMM
- * still holds it may be completed later, and reach the host as a connection that the guest then resets
- * (the guest kernel answers a RESPONSE for a socket it no longer has with an RST): a host that writes one
- * command and closes would lose it. That needs the VMM's answer to take longer than this, which it never
- * did in test/guest/retry.test.ts (an ovm-style host started at random moments, BENCHMARKS.md).
- */
-export const VSOCK_ATTEMPT_MS = 100;
-
-/** Past the kernel's own connect timeout: a backstop, in case no answer ever shows on the fd. */
+/** Past the kernel's own connect timeout (2 s for AF_VSOCK): a backstop, in case no answer ever shows on the fd. */
 const ATTEMPT_MS = 10_000;
 
 export interface DialOptions {
@@ -81,8 +70,8 @@ async function answered(fd: number, signal: AbortSignal): Promise<boolean> {
 }
 
 /** One attempt: a connected fd, or it throws (fd closed). */
-async function attempt(target: Target, vsockTimeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<number> {
-  const { fd, connected } = connectBegin(target, { vsockTimeoutMs });
+async function attempt(target: Target, signal: AbortSignal | undefined): Promise<number> {
+  const { fd, connected } = connectBegin(target);
   if (connected) return fd;
   const stop = new AbortController();
   const timer = setTimeout(() => stop.abort(), ATTEMPT_MS);
@@ -125,8 +114,10 @@ export async function dial(target: Target, opts: DialOptions): Promise<number> {
   // Monotonic (performance.now, as src/common/clock.ts, which sits above this layer): a guest clock stepped
   // at boot or by NTP must not end the window early, or never.
   const deadline = performance.now() + opts.retryMs;
-  // A single attempt (the host dialing an agent that listens) has no cadence to keep: the kernel's full wait.
-  const vsockTimeoutMs = opts.retryMs > 0 ? VSOCK_ATTEMPT_MS : undefined;
+  // Retrying over AF_VSOCK: attempts overlap, none given up early (dial-vsock.ts says why).
+  if (target.kind === "vsock" && opts.retryMs > 0) {
+    return dialVsockOverlapping(target, { deadline, cadenceMs: DIAL_CADENCE_MS, isTransient, onRetry: opts.onRetry, signal: opts.signal });
+  }
   // Set up before the first attempt, so that a socket created between a refused attempt and the watch is seen.
   const watch = target.kind === "unix" && opts.retryMs > 0 ? PathWatch.open(target.path) : null;
   let fastUntil = 0;
@@ -137,7 +128,7 @@ export async function dial(target: Target, opts: DialOptions): Promise<number> {
       const jitter = 0.75 + Math.random() / 2;
       const startedAt = performance.now();
       try {
-        return await attempt(target, vsockTimeoutMs, opts.signal);
+        return await attempt(target, opts.signal);
       } catch (err) {
         const left = deadline - performance.now();
         if (!isTransient(err) || left <= 0) throw err;
