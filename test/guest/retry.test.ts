@@ -8,11 +8,10 @@
 //    with 100 ms attempts). A last run measures what dialing into nothing costs in the guest, beside an
 //    idle agent (--listen).
 // 2. vhost-device-vsock-rst (scripts/guest-deps.sh: 0.3.0 with an RST for a connect nobody takes, as
-//    Firecracker and QEMU's vhost-vsock do): the host library listens late, then restarts 11 times:
+//    Firecracker and QEMU's vhost-vsock do): a persistent host listens late, then restarts 11 times:
 //    --reconnect is as prompt as the first connection; and the CPU of dialing into nothing there.
 import { expect, test } from "bun:test";
-import { listen } from "../../src/host/index.ts";
-import { findGuestDeps, findRstBackend, guestSkipReason, named, withGuest, within } from "../../scripts/qemu/harness.ts";
+import { findGuestDeps, findRstBackend, guestSkipReason, legacyFrame, named, withGuest } from "../../scripts/qemu/harness.ts";
 import { busyboxInitrd } from "../../scripts/qemu/images.ts";
 import { median, percentile } from "../../bench/_stats.ts";
 
@@ -91,42 +90,37 @@ test.skipIf(!!rstSkip)(named("retry: with a backend that resets, the host is ser
   const found = findGuestDeps();
   if ("missing" in found) throw new Error(found.missing);
   const deps = { ...found.deps, backend: rstBackend! };
+  const id = crypto.randomUUID().slice(0, 8);
   const append = ["vge_args=--retry,60,--reconnect,persistent"];
   await withGuest({ initrd: busyboxInitrd(deps), deps, append, timeoutMs: 300_000 }, async (g) => {
     await g.start();
-    await g.waitFor("host not listening yet", 120_000); // the agent is up and dialing
-    const address = `unix-listen:${g.portPath(1024)}`;
+    let at = await g.waitFor("host not listening yet", 120_000); // the agent is up and dialing
     const waits: number[] = [];
-    let pid: number | undefined;
-    let cpu = "";
     for (let i = 0; i < 12; i++) {
-      // Down 0.6–1.9 s: the agent dials into nothing meanwhile (first: it has been up since the start line).
+      // Down 0.6–1.9 s: the agent dials into nothing meanwhile.
       await Bun.sleep(600 + ((i * 433) % 1300));
       const t0 = performance.now();
-      const l = await listen(address);
-      try {
-        const guest = await within(l.accept(), 30_000, "accept");
-        waits.push(performance.now() - t0);
-        const r = await within(guest.run(["/bin/true"]), 30_000, "run");
-        expect(r.code).toBe(0);
-        // Once: what dialing into nothing costs when every attempt is reset at once (20 attempts a second,
-        // paced by timers), beside an idle agent, 10 s.
-        if (i === 0) cpu = (await within(guest.run(["sh", "-c", CPU_SCRIPT]), 60_000, "cpu")).stdoutText.trim();
-        if (pid !== undefined) expect(guest.info.pid).toBe(pid); // the same agent, reconnected
-        pid = guest.info.pid;
-        guest.close();
-        await guest.closed;
-      } finally {
-        await l.close();
+      const host = await g.listen(1024);
+      const conn = await host.accept(30_000);
+      waits.push(performance.now() - t0);
+      if (i === 0) {
+        // Once: what dialing into nothing costs when every attempt is reset at once (~20 attempts a
+        // second), beside an idle agent, 10 s. Persistent commands answer nothing: the console has it.
+        await conn.write(legacyFrame(`echo "VGE-T-cpu-${id} $(${CPU_SCRIPT})" >/dev/console`));
+        at = await g.waitFor(new RegExp(`VGE-T-cpu-${id} dial=\\d+ idle=\\d+`), 90_000, at);
       }
+      conn.end(); // the host goes away: the same agent dials again (--reconnect)
+      at = await g.waitFor("host closed the connection; reconnecting", 60_000, at);
+      await host.close();
     }
+    expect(g.saw("VGE-INIT: agent exited")).toBe(false); // one agent process throughout
     const p50 = median(waits);
     const p99 = percentile(waits, 99);
-    const [dialTicks, idleTicks] = (/dial=(\d+) idle=(\d+)/.exec(cpu) ?? []).slice(1).map(Number);
+    const [dialTicks, idleTicks] = (new RegExp(`VGE-T-cpu-${id} dial=(\\d+) idle=(\\d+)`).exec(g.serial()) ?? []).slice(1).map(Number);
     console.error(`retry (guest, RST backend, --reconnect): host listens → agent connected p50 ${p50.toFixed(0)} ms, p99 ${p99.toFixed(0)} ms over ${waits.length}: ${waits.map((w) => w.toFixed(0)).join(", ")}; dialing into nothing ${dialTicks! / 10} % of the emulated core, an idle agent ${idleTicks! / 10} %`);
     expect(dialTicks! - idleTicks!).toBeLessThan(400); // as in the stock test: a bound, not a target
-    // Target p99 ≤ 150 ms (BENCHMARKS.md); the connection includes the v2 hello under TCG, and CI is loaded.
-    expect(p50).toBeLessThan(300);
-    expect(p99).toBeLessThan(800);
+    // Target p99 ≤ 150 ms (BENCHMARKS.md; measured p50 23, p99 46); TCG on a loaded 2-core CI box needs room.
+    expect(p50).toBeLessThan(150);
+    expect(p99).toBeLessThan(500);
   });
 }, 300_000);
