@@ -12,6 +12,8 @@
 #                  (+ qemu-system-arm for the arm64 guest)
 #   go             Go >= 1.22 for go/ (present in /usr/local/go, or golang-1.2x-go from apt when offered)
 #   backend        vhost-device-vsock 0.3.0 (cargo install --locked), in $CARGO_HOME/bin
+#                  vhost-device-vsock-rst: the same with scripts/patches/*-rst.patch (an RST for a connect
+#                  nobody takes), beside it, for the tests that measure the agent's dial cadence in a guest
 #   kernel         $VGE_GUEST_CACHE/kernel/KVER/{boot/vmlinuz-KVER,lib/modules/KVER}, depmod'ed;
 #                  $VGE_GUEST_CACHE/kernel/current holds KVER (x86_64), kernel/current-arm64 the arm64 one
 #   arm64 userland $VGE_GUEST_CACHE/arm64/root: busybox-static:arm64 and libc6:arm64 unpacked (dpkg -x),
@@ -108,6 +110,40 @@ else
   say "cargo install vhost-device-vsock@$VHOST_VERSION --locked (a few minutes on 2 cores)"
   CARGO_TARGET_DIR="$CACHE/cargo-target" cargo install --quiet --locked --version "$VHOST_VERSION" vhost-device-vsock
   say "vhost-device-vsock installed: $CARGO_HOME/bin/vhost-device-vsock"
+fi
+
+# The same backend with our one patch (scripts/patches/vhost-device-vsock-0.3.0-rst.patch): it answers a
+# guest's connect to a port nobody listens on with an RST, where 0.3.0 leaves it to the guest kernel's 2 s
+# timeout. Only the tests that measure the agent's own promptness in a guest use it; all others keep the
+# stock backend, which is what users run.
+STEP="vhost-device-vsock-rst"
+RST_PATCH=$REPO/scripts/patches/vhost-device-vsock-$VHOST_VERSION-rst.patch
+rst_bin=$CARGO_HOME/bin/vhost-device-vsock-rst
+rst_stamp=$CARGO_HOME/bin/.vhost-device-vsock-rst.sha256
+rst_sum=$(sha256sum "$RST_PATCH" | cut -d' ' -f1)
+if [ -x "$rst_bin" ] && [ "$(cat "$rst_stamp" 2>/dev/null)" = "$rst_sum" ]; then
+  say "vhost-device-vsock-rst present: $rst_bin"
+else
+  command -v cargo >/dev/null 2>&1 || { echo "guest-deps: error: cargo not found (needed to build vhost-device-vsock-rst); install Rust with rustup" >&2; exit 1; }
+  crate_src=$(ls -d "$CARGO_HOME"/registry/src/*/vhost-device-vsock-"$VHOST_VERSION" 2>/dev/null | head -n1 || true)
+  if [ -z "$crate_src" ]; then
+    # The stock install above left the crate source in the registry unless the binary came from elsewhere.
+    say "fetching the vhost-device-vsock $VHOST_VERSION crate source"
+    fetch_dir=$CACHE/vhost-rst-fetch
+    mkdir -p "$fetch_dir/src" && touch "$fetch_dir/src/main.rs"
+    printf '[package]\nname = "fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nvhost-device-vsock = "=%s"\n' "$VHOST_VERSION" > "$fetch_dir/Cargo.toml"
+    (cd "$fetch_dir" && cargo fetch --quiet)
+    crate_src=$(ls -d "$CARGO_HOME"/registry/src/*/vhost-device-vsock-"$VHOST_VERSION" | head -n1)
+  fi
+  # A copy: the registry's source is shared by every crate build on the machine and must stay stock.
+  rst_src=$CACHE/vhost-device-vsock-rst-src
+  rm -rf "$rst_src" && cp -r "$crate_src" "$rst_src"
+  patch --quiet -p1 -d "$rst_src" < "$RST_PATCH"
+  say "building vhost-device-vsock-rst (a few minutes on 2 cores)"
+  (cd "$rst_src" && CARGO_TARGET_DIR="$CACHE/cargo-target-rst" cargo build --quiet --release --locked)
+  install -m 0755 "$CACHE/cargo-target-rst/release/vhost-device-vsock" "$rst_bin"
+  echo "$rst_sum" > "$rst_stamp"
+  say "vhost-device-vsock-rst installed: $rst_bin"
 fi
 
 # `apt-get download` writes into the current folder and drops privileges to _apt when it can: a scratch

@@ -65,6 +65,16 @@ export function findGuestDeps(arch: GuestArch = "x86_64"): { deps: GuestDeps } |
 }
 
 /**
+ * vhost-device-vsock-rst (scripts/guest-deps.sh builds it: 0.3.0 with our RST patch), or undefined. For the
+ * few tests that measure the agent's own dial cadence in a guest: the stock backend never answers a connect
+ * nobody takes, so every attempt there lasts as long as the guest allows it. Override: VGE_VHOST_VSOCK_RST.
+ */
+export function findRstBackend(): string | undefined {
+  const cargoBin = join(process.env.CARGO_HOME ?? join(process.env.HOME ?? "/root", ".cargo"), "bin");
+  return process.env.VGE_VHOST_VSOCK_RST ?? which("vhost-device-vsock-rst", [cargoBin]);
+}
+
+/**
  * For test.skipIf: a reason string when guests cannot boot here, else undefined. With
  * VGE_REQUIRE_GUEST=1 (CI, where scripts/guest-deps.sh ran) it never skips: a missing input then fails
  * the test with the same reason instead of hiding behind a skip.

@@ -40,7 +40,7 @@ import { findGuestDeps, type GuestDeps } from "./deps.ts";
 import { connectGuest, type HostConnection, HostListener, unixListening } from "./host.ts";
 import { Qmp } from "./qmp.ts";
 
-export { findGuestDeps, type GuestArch, guestSkipReason, type GuestDeps, named } from "./deps.ts";
+export { findGuestDeps, findRstBackend, type GuestArch, guestSkipReason, type GuestDeps, named } from "./deps.ts";
 export { connectGuest, HostConnection, HostListener, legacyFrame, unixListening } from "./host.ts";
 
 export interface GuestOptions {

@@ -31,6 +31,8 @@ const SYMBOLS = {
   grantpt: { args: [i32], returns: i32 },
   unlockpt: { args: [i32], returns: i32 },
   ptsname_r: { args: [i32, ptr, u64], returns: i32 },
+  inotify_init1: { args: [i32], returns: i32 },
+  inotify_add_watch: { args: [i32, ptr, u32], returns: i32 },
 } as const;
 
 type Lib = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];

@@ -3,18 +3,11 @@ import { ptr } from "bun:ffi";
 import { libc } from "./_libc.ts";
 import { errno } from "./_call.ts";
 import { SyscallError } from "./_errno.ts";
+import { cString } from "./_cstring.ts";
 
 const SIG_SETMASK = 2;
 const SIGPIPE = 13;
 const SIGXFSZ = 25;
-
-function cString(s: string | Uint8Array): Uint8Array {
-  const bytes = typeof s === "string" ? new TextEncoder().encode(s) : s;
-  if (bytes.includes(0)) throw new RangeError("argument contains a NUL byte");
-  const out = new Uint8Array(bytes.length + 1);
-  out.set(bytes);
-  return out;
-}
 
 /**
  * Of a signal's state only "ignored" and the mask survive execve (handlers reset themselves). The runtime

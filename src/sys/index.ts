@@ -2,6 +2,7 @@
 export * from "./sockaddr.ts";
 export * from "./socket.ts";
 export * from "./vsock.ts";
+export * from "./inotify.ts";
 export { execve, resetSignals } from "./exec.ts";
 export { SyscallError, errnoName } from "./_errno.ts";
 export { pipe } from "./pipe.ts";
