@@ -16,8 +16,11 @@ import type { Ctx } from "../_ctx.ts";
 import { count } from "../_bytes.ts";
 import type { Row, Section } from "../_report.ts";
 import { summarize } from "../_stats.ts";
+import { LEGACY_LABEL, legacyAgentBinary } from "../peers/legacy.ts";
+import type { Guest as HostGuest } from "../../src/host/index.ts";
+import type { Guest as QemuGuest } from "../../scripts/qemu/harness.ts";
 
-export const GUEST_LABELS = ["guest: sh -c : (limit)", "guest: exec round trip /bin/true", "guest: persistent commands", "guest: v2 sequential", "guest: in-guest pipe (limit)", "guest: stdout streaming", "guest: agent start → first result"];
+export const GUEST_LABELS = ["guest: sh -c : (limit)", "guest: exec round trip /bin/true", "guest: persistent commands", "guest: v2 sequential", "guest: in-guest pipe (limit)", "guest: stdout streaming", "guest: agent start → first result", "guest: persistent commands, C agent of the original's formats", "guest: persistent agent idle Rss (vs the C agent)"];
 
 const ABOUT = "QEMU (TCG, emulated: absolute numbers mean little) through scripts/qemu/harness.ts, busybox initrd, agent `--listen :1024`; the host library dials through vhost-device-vsock. Each row's limit is measured in the same guest.";
 
@@ -66,32 +69,16 @@ export async function guestSection(ctx: Ctx): Promise<Section> {
     }
 
     ctx.log(`guest: ${N} persistent commands`);
-    // `echo >> FILE` (builtins only, one open) so that the count of lines proves every command ran.
-    const frame = encodeLegacyFrame(new TextEncoder().encode("echo >> /tmp/vge-bench-persistent"));
-    const all = new Uint8Array(frame.byteLength * N);
-    for (let i = 0; i < N; i++) all.set(frame, i * frame.byteLength);
-    let t0 = 0;
-    const server = Bun.listen({
-      unix: g.portPath(1025),
-      socket: {
-        open(s) {
-          t0 = performance.now();
-          if (s.write(all) !== all.byteLength) throw new Error("short write of the persistent frames");
-          s.shutdown();
-        },
-        data() {},
-      },
-    });
-    // The second agent dials the host (CID 2) port 1025 from inside the guest. Timed until it exits
-    // (its EXIT reaches us), not until its connection closes: through vhost-device-vsock our half-close
-    // ends the whole vsock connection at once, while the agent still has the commands to run.
-    const second = guest.run(["/usr/bin/vsock_guest_exec", ":1025", "persistent"], { timeoutMs: 300_000 });
-    const secondExit = await within(second, 300_000, "persistent commands");
-    const persistentMs = performance.now() - t0;
-    if (secondExit.code !== 0) throw new Error(`the persistent agent in the guest exited ${secondExit.status} ${secondExit.code}: ${secondExit.stderrText}`);
-    server.stop(true);
-    const ran = await guest.run({ shell: "wc -l < /tmp/vge-bench-persistent" });
-    if (Number(ran.stdoutText.trim()) !== N) throw new Error(`the persistent agent ran ${ran.stdoutText.trim()} of ${N} commands`);
+    const persistentMs = await persistentRun(g, guest, ["/usr/bin/vsock_guest_exec", ":1025", "persistent"], 1025, N);
+    ctx.log(`guest: ${N} persistent commands, ${LEGACY_LABEL}`);
+    const legacyBin = legacyAgentBinary();
+    const put = await guest.putFile("/tmp/legacy-agent", await Bun.file(legacyBin).bytes(), { mode: 0o755 });
+    if (put.size !== Bun.file(legacyBin).size) throw new Error("the C agent did not reach the guest whole");
+    const legacyArgv = ["env", "LEGACY_AGENT_IN_GUEST=1", "/tmp/legacy-agent", ":1026", "persistent"];
+    const legacyMs = await persistentRun(g, guest, legacyArgv, 1026, N);
+    ctx.log("guest: both persistent agents' memory, connected and idle");
+    const oursIdle = await idleMemory(g, guest, "/usr/bin/vsock_guest_exec :1027 persistent", 1027);
+    const legacyIdle = await idleMemory(g, guest, "LEGACY_AGENT_IN_GUEST=1 /tmp/legacy-agent :1028 persistent", 1028);
 
     ctx.log(`guest: ${V2SEQ} v2 executions`);
     const s0 = performance.now();
@@ -116,6 +103,8 @@ export async function guestSection(ctx: Ctx): Promise<Section> {
       { label: GUEST_LABELS[0]!, unit: "ms", stats: shStats, better: "lower", note: `one iteration of a ${N}-iteration loop in the guest` },
       { label: GUEST_LABELS[1]!, unit: "ms", stats: summarize(rtt), limit: sh, better: "lower" },
       { label: GUEST_LABELS[2]!, unit: "ms", stats: summarize([persistentMs]), limit: loopLimit, better: "lower", note: `${N} frames of \`echo >> FILE\` (counted after) to a second agent (\`:1025 persistent\`), from accepting it until its EXIT` },
+      { label: GUEST_LABELS[7]!, unit: "ms", stats: summarize([legacyMs]), limit: loopLimit, better: "lower", note: `the same ${N} frames to ${LEGACY_LABEL}, gcc -static -Os` },
+      { label: GUEST_LABELS[8]!, unit: "KiB", stats: summarize([oursIdle.rss]), limit: { label: "the C agent", stats: summarize([legacyIdle.rss]) }, better: "lower", note: `\`:PORT persistent\`, connected, before any command (smaps_rollup); Anonymous ${oursIdle.anon} KiB vs ${legacyIdle.anon} KiB; the binary, itself in RAM (initramfs, tmpfs): ${mib(Bun.file(found.deps.agent).size)} MiB vs ${(Bun.file(legacyBin).size / 1024).toFixed(0)} KiB (static glibc)` },
       { label: GUEST_LABELS[3]!, unit: "ms", stats: summarize([v2PerExec * N]), limit: loopLimit, better: "lower", note: `${V2SEQ} EXEC {shell:":"} one after another, scaled to ${N}` },
       { label: GUEST_LABELS[4]!, unit: "MiB/s", stats: pipe.stats, better: "higher", note: `head -c ${BYTES / 1024 / 1024} MiB /dev/zero | cat > /dev/null` },
       { label: GUEST_LABELS[5]!, unit: "MiB/s", stats: summarize([streamRate]), limit: pipe, better: "higher", note: "head -c … /dev/zero via exec(), read by the host library over vsock" },
@@ -123,6 +112,83 @@ export async function guestSection(ctx: Ctx): Promise<Section> {
     ];
     return { title: "In a real guest (QEMU, emulated)", about: ABOUT, rows };
   });
+}
+
+function mib(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(1);
+}
+
+/**
+ * Runs `argv` in the guest: an agent dialing host port `port` in the persistent format. It gets `n`
+ * frames of `echo >> FILE` (builtins only, one open) so that the count of lines proves every command
+ * ran. Timed from accepting it until it exits (its EXIT reaches us), not until its connection closes:
+ * through vhost-device-vsock our half-close ends the whole vsock connection at once, while the agent
+ * still has the commands to run.
+ */
+async function persistentRun(g: QemuGuest, guest: HostGuest, argv: string[], port: number, n: number): Promise<number> {
+  const file = `/tmp/vge-bench-persistent-${port}`;
+  const frame = encodeLegacyFrame(new TextEncoder().encode(`echo >> ${file}`));
+  const all = new Uint8Array(frame.byteLength * n);
+  for (let i = 0; i < n; i++) all.set(frame, i * frame.byteLength);
+  let t0 = 0;
+  const server = Bun.listen({
+    unix: g.portPath(port),
+    socket: {
+      open(s) {
+        t0 = performance.now();
+        if (s.write(all) !== all.byteLength) throw new Error("short write of the persistent frames");
+        s.shutdown();
+      },
+      data() {},
+    },
+  });
+  try {
+    const exit = await within(guest.run(argv, { timeoutMs: 300_000 }), 300_000, `persistent commands (${argv.join(" ")})`);
+    const ms = performance.now() - t0;
+    if (exit.code !== 0) throw new Error(`the persistent agent ${argv.join(" ")} exited ${exit.status} ${exit.code}: ${exit.stderrText}`);
+    const ran = await guest.run({ shell: `wc -l < ${file}` });
+    if (Number(ran.stdoutText.trim()) !== n) throw new Error(`${argv.join(" ")} ran ${ran.stdoutText.trim()} of ${n} commands`);
+    return ms;
+  } finally {
+    server.stop(true);
+  }
+}
+
+/**
+ * Rss and Anonymous (KiB, /proc/PID/smaps_rollup) of the agent `cmdline` (a shell command) in the guest
+ * once it has dialed host port `port` and been accepted, before any command: what an idle persistent
+ * agent costs. smaps_rollup walks the page tables; VmRSS in /proc/PID/status is a per-thread cached
+ * counter that is synced every 64 faults, so a process as small as the C agent shows 4 KiB there.
+ * Closing our side then ends the agent.
+ */
+async function idleMemory(g: QemuGuest, guest: HostGuest, cmdline: string, port: number): Promise<{ rss: number; anon: number }> {
+  let accepted!: () => void;
+  const connected = new Promise<void>((r) => (accepted = r));
+  const conns: { end(): void }[] = [];
+  const server = Bun.listen({
+    unix: g.portPath(port),
+    socket: {
+      open(s) {
+        conns.push(s);
+        accepted();
+      },
+      data() {},
+    },
+  });
+  try {
+    const pidFile = `/tmp/vge-bench-idle-${port}`;
+    const running = guest.run({ shell: `${cmdline} & echo $! > ${pidFile}; wait` }, { timeoutMs: 120_000 });
+    await within(connected, 60_000, `${cmdline} dialing in`);
+    const r = await guest.run({ shell: `read p < ${pidFile}; while read -r k v u; do case $k in Rss:|Anonymous:) printf '%s %s\\n' "$k" "$v";; esac; done < /proc/$p/smaps_rollup` });
+    for (const c of conns) c.end();
+    await within(running, 60_000, `${cmdline} ending`);
+    const kib = (key: string) => Number(new RegExp(`${key}: (\\d+)`).exec(r.stdoutText)?.[1] ?? Number.NaN);
+    const got = { rss: kib("Rss"), anon: kib("Anonymous") };
+    if (!(got.rss > 0)) throw new Error(`no Rss for ${cmdline}: ${r.stdoutText} ${r.stderrText}`);
+    return got;
+  } finally {
+    server.stop(true);
+  }
 }
 
 export function skippedGuest(reason: string): Section {

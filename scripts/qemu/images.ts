@@ -97,25 +97,34 @@ export function busyboxInitrd(deps: GuestDeps, files: { src: string; dest: strin
 }
 
 /**
- * The busybox image without the agent (busybox-initrd.sh --agent-on-disk): ~3 MiB, for guests too small
- * to unpack the agent (128 MiB). Boot it with agentDisk() attached as /dev/vda and vge_agent_disk=/dev/vda.
+ * The busybox image without the agent (busybox-initrd.sh --agent-on-disk): ~3 MiB (x86_64; aarch64 adds
+ * libc6:arm64's /lib), for guests too small to unpack the agent (128 MiB). Boot it with agentDisk()
+ * attached as /dev/vda and vge_agent_disk=/dev/vda.
  */
 export function busyboxOnDiskInitrd(deps: GuestDeps): string {
-  if (deps.arch !== "x86_64") throw new Error("busyboxOnDiskInitrd: x86_64 only (ldd of the agent)");
   const script = join(HERE, "busybox-initrd.sh");
-  const key = keyOf([deps.arch, deps.kver, deps.kroot, "agent-on-disk"], [script, join(HERE, "busybox-init.sh"), deps.agent, ...tools("busybox")]);
-  return cached("busybox-ondisk", key, (out) => ["bash", script, "-o", out, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot, "--agent-on-disk"]);
+  const fromSysroot = deps.sysroot ? [join(deps.sysroot, "bin/busybox"), join(deps.sysroot, "lib/ld-linux-aarch64.so.1")] : [];
+  const key = keyOf([deps.arch, deps.kver, deps.kroot, "agent-on-disk"], [script, join(HERE, "busybox-init.sh"), deps.agent, ...tools("busybox"), ...fromSysroot]);
+  return cached(archKind("busybox-ondisk", deps), key, (out) => [
+    "bash", script, "-o", out, "--arch", deps.arch, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot,
+    ...(deps.sysroot ? ["--sysroot", deps.sysroot] : []), "--agent-on-disk",
+  ]);
+}
+
+/** An image kind per guest architecture, so that an arm64 build never prunes the x86_64 one. */
+function archKind(kind: string, deps: GuestDeps): string {
+  return deps.arch === "x86_64" ? kind : `${kind}-${deps.arch}`;
 }
 
 /**
- * The agent's squashfs disk image (scripts/build-agent-image.sh); attach read-only. `level`: zstd level,
- * 19 as shipped (~1 min to pack on a loaded 2-core box), 3 for tests (~1 s, a few MiB larger on disk;
- * the guest's RAM holds only the pages the agent touches either way).
+ * The agent's squashfs disk image (scripts/build-agent-image.sh) of deps.agent (so of deps.arch); attach
+ * read-only. `level`: zstd level, 19 as shipped (~1 min to pack on a loaded 2-core box), 3 for tests
+ * (~1 s, a few MiB larger on disk; the guest's RAM holds only the pages the agent touches either way).
  */
 export function agentDisk(deps: GuestDeps, level = 19): string {
   const script = join(REPO, "scripts/build-agent-image.sh");
   const key = keyOf([String(level)], [script, deps.agent, ...tools("mksquashfs")]);
-  const kind = level === 19 ? "agent-disk" : `agent-disk-${level}`;
+  const kind = archKind(level === 19 ? "agent-disk" : `agent-disk-${level}`, deps);
   return cached(kind, key, (out) => ["bash", script, "-o", out, "--agent", deps.agent, "--level", String(level)]);
 }
 

@@ -3,12 +3,15 @@
 // processes"). Images built with --agent-on-disk leave the agent out and run it from a squashfs disk
 // (scripts/build-agent-image.sh): both the busybox image and the dracut image boot at 128 MiB and serve
 // commands through vhost-device-vsock. The agent's RAM in the guest (VmRSS, RssAnon, RssFile) is printed.
+// The arm64 busybox image does the same at 128 MiB (qemu-system-aarch64 -M virt, TCG: fewer executions,
+// an arm64 TCG execution costs several times an x86_64 one).
 import { expect, test } from "bun:test";
 import { connect, type Guest as HostGuest } from "../../src/host/index.ts";
 import { findGuestDeps, guestSkipReason, named, withGuest, within } from "../../scripts/qemu/harness.ts";
 import { agentDisk, busyboxOnDiskInitrd, diskArgs, dracutOnDiskInitrd } from "../../scripts/qemu/images.ts";
 
 const skip = guestSkipReason(["mksquashfs"]);
+const skipArm = guestSkipReason(["mksquashfs"], "aarch64");
 const MEMORY_MIB = 128;
 const STEP = 120_000;
 
@@ -63,5 +66,23 @@ test.skipIf(!!skip)(named(`small guest: the dracut image serves at ${MEMORY_MIB}
     at = await g.waitFor("VGE-TESTROOT: real root reached", STEP, at);
     await g.waitFor("VGE-TESTROOT: poweroff", STEP, at);
     expect(g.saw("Out of memory")).toBe(false);
+  });
+}, 240_000);
+
+test.skipIf(!!skipArm)(named(`small guest: the arm64 busybox image serves 200 executions at ${MEMORY_MIB} MiB, agent on disk`, skipArm), async () => {
+  const found = findGuestDeps("aarch64");
+  if ("missing" in found) throw new Error(found.missing);
+  const deps = found.deps;
+  const opts = { initrd: busyboxOnDiskInitrd(deps), qemuArgs: diskArgs(agentDisk(deps, 3)), memoryMiB: MEMORY_MIB, deps, timeoutMs: 240_000 };
+  await withGuest({ ...opts, append: ["quiet", "vge_agent_disk=/dev/vda", "vge_args=--listen,:1024"] }, async (g) => {
+    await g.start();
+    await g.waitFor("VGE-INIT: agent start", STEP);
+    const guest = await within(connect(`fc:${g.uds}:1024`, { retryMs: 90_000 }), STEP, "connecting to the arm64 agent");
+    expect(guest.info.kernel).toBe(deps.kver);
+    const t0 = performance.now();
+    await runMany(guest, 200);
+    console.error(`small guest (arm64 busybox, ${MEMORY_MIB} MiB): 200 executions in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${await memory(guest)}`);
+    expect(g.saw("Out of memory")).toBe(false);
+    guest.close();
   });
 }, 240_000);
