@@ -50,7 +50,8 @@ test.skipIf(!!skip)(named(`small guest: the busybox image serves 1,000 execution
 test.skipIf(!!skip)(named(`small guest: the dracut image serves at ${MEMORY_MIB} MiB (rd.vge.agent), then boots on`, skip), async () => {
   const found = findGuestDeps();
   if ("missing" in found) throw new Error(found.missing);
-  const opts = { initrd: dracutOnDiskInitrd(found.deps), qemuArgs: diskArgs(agentDisk(found.deps, 3)), memoryMiB: MEMORY_MIB, timeoutMs: 240_000 };
+  // dracut builds its image in this test's time (zstd -19: 40 s quiet, minutes on a loaded machine).
+  const opts = { initrd: dracutOnDiskInitrd(found.deps), qemuArgs: diskArgs(agentDisk(found.deps, 3)), memoryMiB: MEMORY_MIB, timeoutMs: 420_000 };
   const append = ["root=vge-testroot", "rd.vge.mode=listen", "rd.vge.agent=/dev/vda", "rd.vge.hold=120"];
   await withGuest({ ...opts, append }, async (g) => {
     await g.start();
@@ -67,7 +68,7 @@ test.skipIf(!!skip)(named(`small guest: the dracut image serves at ${MEMORY_MIB}
     await g.waitFor("VGE-TESTROOT: poweroff", STEP, at);
     expect(g.saw("Out of memory")).toBe(false);
   });
-}, 240_000);
+}, 480_000);
 
 test.skipIf(!!skipArm)(named(`small guest: the arm64 busybox image serves 200 executions at ${MEMORY_MIB} MiB, agent on disk`, skipArm), async () => {
   const found = findGuestDeps("aarch64");
