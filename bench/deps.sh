@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the peers `bun run bench` measures against, from Debian's packages, only when missing:
-# qemu-guest-agent (qemu-ga), openssh-server (sshd), openssh-client (ssh), socat. Idempotent.
+# qemu-guest-agent (qemu-ga), openssh-server (sshd), openssh-client (ssh), socat, and gcc for the C floor
+# rows (bench/peers/floor.c). Idempotent.
 set -euo pipefail
 need=()
 command -v qemu-ga >/dev/null 2>&1 || [ -x /usr/sbin/qemu-ga ] || need+=(qemu-guest-agent)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+command -v gcc >/dev/null 2>&1 || command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "bench/deps.sh: missing ${need[*]}; run as root or: sudo apt-get install -y ${need[*]}" >&2
