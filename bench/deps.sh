@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the peers `bun run bench` measures against, from Debian's packages, only when missing:
 # qemu-guest-agent (qemu-ga), openssh-server (sshd), openssh-client (ssh), socat, and gcc with libc6-dev
-# (static glibc) for the C agent of the original's formats (bench/peers/legacy-agent.c). Idempotent.
+# (static glibc) for the C floor rows (bench/peers/floor.c) and the C agent of the original's formats
+# (bench/peers/legacy-agent.c). Idempotent.
 set -euo pipefail
 need=()
 command -v qemu-ga >/dev/null 2>&1 || [ -x /usr/sbin/qemu-ga ] || need+=(qemu-guest-agent)

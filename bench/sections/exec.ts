@@ -10,6 +10,7 @@ import { summarize } from "../_stats.ts";
 import { join } from "node:path";
 import { QgaClient, startQga } from "../peers/qga.ts";
 import { startSshd } from "../peers/ssh.ts";
+import { buildFloor, FloorClient, floorTimes, startFloor } from "../peers/floor.ts";
 
 type Op = () => Promise<string>;
 
@@ -70,6 +71,10 @@ export async function execSection(ctx: Ctx): Promise<Section> {
   const socatSock = join(ctx.dir, "socat-exec.sock");
   const socat = start(["socat", `UNIX-LISTEN:${socatSock},fork`, "EXEC:/bin/sh"], { timeoutMs: ctx.left() });
   await waitUnix(socatSock, 10_000, 5);
+  const floorBin = await buildFloor(ctx.dir);
+  const floor = floorBin.bin ? await startFloor(floorBin.bin, ctx.dir, ctx.left()) : undefined;
+  const fc = floor ? await FloorClient.connect(floor.sock) : undefined;
+  if (!floor) ctx.log(`exec: no C floor rows: ${floorBin.why}`);
   try {
     for (const c of cases) {
       ctx.log(`exec round trip ${c.name}`);
@@ -81,6 +86,14 @@ export async function execSection(ctx: Ctx): Promise<Section> {
       rows.push(row("ssh ControlMaster", await time(n, () => local([...sshd.viaMaster, c.shell]), c.expect, "ssh -S"), "a new ssh client process per command"));
       rows.push(row("ssh fresh", await time(nFresh, () => local([...sshd.fresh, c.shell]), c.expect, "ssh"), "new TCP connection, key exchange and auth each time"));
       rows.push(row("socat EXEC", await time(n, () => socatExec(socatSock, c.shell), c.expect, "socat"), "socat forks /bin/sh per connection"));
+      if (floor && fc && floorBin.bin) {
+        // The floor rows (bench/peers/floor.c): the agent replaced by C, then the client as well.
+        rows.push(row("C floor: C server, Bun client", await time(n, async () => (await fc.run(c.argv)).stdout, c.expect, "C server"), "posix_spawn, stdout to EOF, waitpid, one write: this agent's work with no JavaScript; a raw Bun socket here"));
+        const cLocalTimes = await floorTimes(floorBin.bin, ["local", String(n), ...c.argv]);
+        const cLocal = summarize(cLocalTimes);
+        rows.push(row("C floor: local posix_spawn", cLocalTimes, "the limit spawned from C instead of Bun"));
+        rows.push({ label: `C floor: C client → C server: ${c.name}`, unit: "ms", stats: summarize(await floorTimes(floorBin.bin, ["client", floor.sock, String(n), ...c.argv])), limit: { label: "C local posix_spawn", stats: cLocal }, better: "lower", note: "no JavaScript at either end: the ratio is what the socket hop costs a C design" });
+      }
     }
   } finally {
     guest.close();
@@ -88,6 +101,8 @@ export async function execSection(ctx: Ctx): Promise<Section> {
     await sshd.close();
     await stop(qga.proc);
     await stop(socat);
+    fc?.close();
+    if (floor) await stop(floor.proc);
     await stop(agent.proc);
   }
   return {

@@ -9,6 +9,7 @@ import { type Ctx, listeningAgent } from "../_ctx.ts";
 import { start, stop } from "../_procs.ts";
 import type { Row, Section } from "../_report.ts";
 import { summarize } from "../_stats.ts";
+import { buildFloor, FloorClient, floorTimes, startFloor } from "../peers/floor.ts";
 
 async function persistentRate(ctx: Ctx, n: number, run: number): Promise<number> {
   const path = join(ctx.dir, `persistent-${run}.sock`);
@@ -48,8 +49,17 @@ export async function sequentialSection(ctx: Ctx): Promise<Section> {
   const local: number[] = [];
   const persistent: number[] = [];
   const v2: number[] = [];
+  const cServer: number[] = [];
+  const cBoth: number[] = [];
+  const cLocal: number[] = [];
   const agent = await listeningAgent(ctx);
   const guest = await connect(agent.address);
+  const floorBin = await buildFloor(ctx.dir);
+  const floor = floorBin.bin ? await startFloor(floorBin.bin, ctx.dir, ctx.left()) : undefined;
+  const fc = floor ? await FloorClient.connect(floor.sock) : undefined;
+  const sh = ["/bin/sh", "-c", "true"];
+  /** A rate from C's own per-execution times (the C program does nothing between them). */
+  const cRate = async (args: string[]) => n / ((await floorTimes(floorBin.bin!, [...args, ...sh])).reduce((a, b) => a + b, 0) / 1000);
   try {
     await guest.run({ shell: "true" });
     for (let r = 0; r < ctx.runs; r++) {
@@ -64,9 +74,18 @@ export async function sequentialSection(ctx: Ctx): Promise<Section> {
         if (res.code !== 0) throw new Error(`v2 sh -c true: ${res.status} ${res.code}`);
       }
       v2.push(n / ((performance.now() - t0) / 1000));
+      if (fc && floor) {
+        t0 = performance.now();
+        for (let i = 0; i < n; i++) if ((await fc.run(sh)).status !== 0) throw new Error("C floor: sh -c true failed");
+        cServer.push(n / ((performance.now() - t0) / 1000));
+        cLocal.push(await cRate(["local", String(n)]));
+        cBoth.push(await cRate(["client", floor.sock, String(n)]));
+      }
     }
   } finally {
     guest.close();
+    fc?.close();
+    if (floor) await stop(floor.proc);
     await stop(agent.proc);
   }
   const limit = { label: "local spawn", stats: summarize(local) };
@@ -75,6 +94,15 @@ export async function sequentialSection(ctx: Ctx): Promise<Section> {
     { label: "original persistent format", unit: "execs/s", stats: summarize(persistent), limit, better: "higher", note: "u16-LE frames; no answers, so timed until the agent closes" },
     { label: "v2 EXEC → EXIT", unit: "execs/s", stats: summarize(v2), limit, better: "higher", note: "host library, {shell:\"true\"}" },
   ];
+  if (cServer.length) {
+    // The C floor (bench/peers/floor.c): the agent replaced by C, then the client as well.
+    const cl = { label: "C local posix_spawn", stats: summarize(cLocal) };
+    rows.push(
+      { label: "C floor sequential: C server, Bun client", unit: "execs/s", stats: summarize(cServer), limit, better: "higher", note: "posix_spawn, waitpid, one write per answer; a raw Bun socket here: this agent's work with no JavaScript in it" },
+      { label: "C floor sequential: local posix_spawn", unit: "execs/s", stats: cl.stats, limit, better: "higher", note: "the limit spawned from C instead of Bun" },
+      { label: "C floor sequential: C client → C server", unit: "execs/s", stats: summarize(cBoth), limit: cl, better: "higher", note: "no JavaScript at either end: the ratio is what the socket hop costs a C design" },
+    );
+  } else ctx.log(`sequential: no C floor rows: ${floorBin.why}`);
   return {
     title: "Sequential executions per second",
     about: `${n} executions of \`sh -c true\` one after another, ${ctx.runs} run(s), interleaved; the samples are the runs' rates.`,

@@ -15,7 +15,6 @@
 // the same directory (device and inode) as when it was opened: O(1) a level, however deep the tree.
 import { constants } from "node:fs";
 import { lutimes, mkdir, open, rename, symlink, unlink, type FileHandle } from "node:fs/promises";
-import { randomBytes } from "node:crypto";
 import type { DirCounts, DirEntry } from "../protocol/v2/dirs.ts";
 import { at, checkProcFd, notDirKind, openDirAt } from "./dirfd.ts";
 
@@ -94,7 +93,7 @@ export class Extractor {
     const name = parts.pop()!;
     const dirFd = await this.enter(parts, e.path);
     if (e.type === "dir") return this.makeDir(e, dirFd, name);
-    const tmp = `.${name.slice(0, 40)}.vge-${randomBytes(6).toString("hex")}`;
+    const tmp = `.${name.slice(0, 40)}.vge-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")}`;
     if (e.type === "symlink") {
       try {
         await symlink(e.target, at(dirFd, tmp));

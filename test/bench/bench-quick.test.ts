@@ -11,12 +11,14 @@ import { ROOT } from "../helpers/build.ts";
 import { GUEST_LABELS } from "../../bench/sections/guest.ts";
 import { INITRD_LABELS } from "../../bench/sections/initrd.ts";
 
-const PEERS = ["agent v2", "qemu-ga", "ssh ControlMaster", "ssh fresh", "socat EXEC"];
+const PEERS = ["agent v2", "qemu-ga", "ssh ControlMaster", "ssh fresh", "socat EXEC", "C floor: C server, Bun client", "C floor: local posix_spawn", "C floor: C client → C server"];
 const MEASURED = [
   ...["/bin/true", "echo hi"].flatMap((c) => [`local spawn (limit): ${c}`, ...PEERS.map((p) => `${p}: ${c}`)]),
   "local spawn sh -c true (limit)",
   "original persistent format",
   "v2 EXEC → EXIT",
+  // bench/peers/floor.c, built with gcc at bench time: the floor each missed target is stated against.
+  ...["C server, Bun client", "local posix_spawn", "C client → C server"].map((r) => `C floor sequential: ${r}`),
   "64 local spawns at once (limit): batch",
   "64 concurrent on one connection: batch",
   "64 concurrent on one connection: each",
@@ -39,7 +41,7 @@ const MEASURED = [
   "agent up first: host listens → first result",
 ];
 // The peers come from bench/deps.sh (scripts/test.sh runs it); in CI a missing peer is a failure.
-const missing = ["/usr/sbin/qemu-ga", "/usr/sbin/sshd"].filter((f) => !existsSync(f)).concat(["ssh", "socat"].filter((t) => !Bun.which(t)));
+const missing = ["/usr/sbin/qemu-ga", "/usr/sbin/sshd"].filter((f) => !existsSync(f)).concat(["ssh", "socat", "gcc"].filter((t) => !Bun.which(t)));
 const skip = missing.length > 0 && !process.env.CI ? `missing ${missing.join(", ")} (bash bench/deps.sh)` : undefined;
 const NUMBER = /^-?\d+(\.\d+)?(e[+-]?\d+)?$/;
 

@@ -98,7 +98,7 @@ export class Execution {
       for (const p of made) setNonblocking(p.read, true);
       const stdin = this.req.stdin === "closed" ? "ignore" : "pipe";
       // detached: a new session, so signals and the timeout reach every process the command starts.
-      const proc = Bun.spawn(plan.cmd, { cwd: plan.cwd, env: plan.env, uid: plan.uid, gid: plan.gid, detached: true, stdin, stdout: stdout.write, stderr: stderr.write });
+      const proc = Bun.spawn(plan.cmd, { cwd: plan.cwd, env: plan.inherited ? undefined : plan.env, uid: plan.uid, gid: plan.gid, detached: true, stdin, stdout: stdout.write, stderr: stderr.write });
       this.pipes = [{ fd: stdout.read, type: T.STDOUT }, ...(stderr !== stdout ? [{ fd: stderr.read, type: T.STDERR }] : [])];
       return proc;
     } catch (e) {

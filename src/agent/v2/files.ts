@@ -2,7 +2,6 @@
 // sees the old file or the complete new one, never half of it.
 import { open, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { randomBytes } from "node:crypto";
 import { CHUNK, DEFAULT_WINDOW, HEADER_SIZE, T, encodeHeaderInto, encodeJson, encodeWindow } from "../../protocol/v2/frame.ts";
 import { DEFAULT_MAX_GET, type FileResult, type GetRequest, type PutRequest } from "../../protocol/v2/messages.ts";
 import { sendWithin, type Send } from "../../protocol/v2/credit.ts";
@@ -60,7 +59,7 @@ export class PutOp {
     private readonly log?: Log,
   ) {
     this.window = new ReceiveWindow(DEFAULT_WINDOW, `PUT ${id}`);
-    this.tmp = join(dirname(req.path), `.${basename(req.path)}.vge-${randomBytes(4).toString("hex")}`);
+    this.tmp = join(dirname(req.path), `.${basename(req.path)}.vge-${Buffer.from(crypto.getRandomValues(new Uint8Array(4))).toString("hex")}`);
     this.chain = open(this.tmp, "wx", req.mode ?? 0o644).then(
       (fh) => (this.fh = fh),
       (e) => (this.failed = failure(e)),

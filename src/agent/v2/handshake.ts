@@ -2,7 +2,6 @@
 // With one: HELLO{auth:{nonce}} → WELCOME{version, auth:{nonce, proof}} → the host's AUTH{proof}, checked
 // → the full WELCOME. Until the host has proved itself the agent discloses nothing about the guest and
 // serves no request: anything else is refused with EAUTH, which ends the connection.
-import { randomBytes } from "node:crypto";
 import { ProtocolError, T, decodeJson, encodeJson, typeName, type Frame } from "../../protocol/v2/frame.ts";
 import { NONCE_SIZE, agentProof, authError, hostProof, parseAuth, parseHelloAuth, proofMatches, toHex } from "../../protocol/v2/auth.ts";
 import { PROTOCOL_VERSION, decodeHello } from "../../protocol/v2/messages.ts";
@@ -16,7 +15,7 @@ export class AgentHandshake {
   constructor(
     private readonly token: Uint8Array | undefined,
     /** Injected for tests; the nonce must be unpredictable, or a recorded AUTH could be replayed. */
-    private readonly random: (n: number) => Uint8Array = (n) => new Uint8Array(randomBytes(n)),
+    private readonly random: (n: number) => Uint8Array = (n) => crypto.getRandomValues(new Uint8Array(n)),
   ) {}
 
   /** The frame the hello is waiting for: HELLO, or with a token the host's AUTH after it. */

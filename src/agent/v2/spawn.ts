@@ -4,7 +4,13 @@ import { lookupUser } from "./users.ts";
 
 export interface SpawnPlan {
   cmd: string[];
+  /** Read only: when `inherited`, the agent's own environment object itself. */
   env: Record<string, string>;
+  /**
+   * The environment is the agent's own, unchanged: Bun.spawn can be given none and pass its own on, instead
+   * of converting an object of every variable for each execution (~23 µs a spawn with 35 variables here).
+   */
+  inherited?: boolean;
   cwd?: string;
   uid?: number;
   gid?: number;
@@ -25,6 +31,9 @@ function ownEnv(): Record<string, string> {
 
 export function planSpawn(req: ExecSpec, baseEnv?: Record<string, string | undefined>): SpawnPlan {
   const cmd = req.argv ?? ["/bin/sh", "-c", req.shell!];
+  if (!req.clearEnv && !baseEnv && req.user === undefined && !req.pty && (!req.env || Object.keys(req.env).length === 0)) {
+    return { cmd, env: ownEnv(), inherited: true, cwd: req.cwd, uid: req.uid, gid: req.uid !== undefined && req.gid === undefined ? req.uid : req.gid };
+  }
   let env: Record<string, string> = {};
   if (!req.clearEnv) {
     if (!baseEnv) env = { ...ownEnv() };

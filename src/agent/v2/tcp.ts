@@ -7,7 +7,8 @@
 // it has connected, so a stream reset during a connect that hangs (a full backlog, a dropped SYN) left its
 // socket connecting for the kernel's SYN retries (~127 s) after its slot was given back; net's destroy()
 // closes the fd at once. The slot (`finished`) comes back only after the socket's close.
-import { connect, type Socket } from "node:net";
+import { createRequire } from "node:module";
+import type { Socket } from "node:net";
 import { DEFAULT_WINDOW, ProtocolError, T, encodeFrame, encodeJson, encodeWindow, typeName, type Frame } from "../../protocol/v2/frame.ts";
 import { Credit, creditBack } from "../../protocol/v2/credit.ts";
 import { ReceiveWindow } from "../../protocol/v2/receive-window.ts";
@@ -25,6 +26,13 @@ interface Write {
   size: number;
   settled: boolean;
 }
+
+/**
+ * node:net, loaded at the first TCP stream: evaluating it at start-up cost a compiled agent ~2 ms and
+ * ~5 MiB of RSS (bench/README.md), for a feature most connections never use.
+ */
+let nodeNet: typeof import("node:net") | undefined;
+const net = () => (nodeNet ??= createRequire(import.meta.url)("node:net") as typeof import("node:net"));
 
 export class TcpOp {
   private readonly socket: Socket;
@@ -53,7 +61,7 @@ export class TcpOp {
     private readonly finished: () => void,
   ) {
     this.received = new ReceiveWindow(DEFAULT_WINDOW, `TCP stream ${id}`);
-    this.socket = connect({ host: req.host, port: req.port, allowHalfOpen: true });
+    this.socket = net().connect({ host: req.host, port: req.port, allowHalfOpen: true });
     this.socket.on("connect", () => this.onConnected());
     this.socket.on("data", (chunk: Uint8Array) => this.onSocketData(chunk));
     this.socket.on("end", () => this.onSocketEnd());

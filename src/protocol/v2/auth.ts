@@ -1,7 +1,7 @@
 // Optional mutual authentication (PROTOCOL.md §11): both ends prove they hold the same token without
 // sending it, by HMAC-SHA256 over a nonce from each side. Pure: the nonces are passed in, so the codec is
 // deterministic for the test vectors; the callers draw them from randomBytes.
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createRequire } from "node:module";
 import { ProtocolError } from "./frame.ts";
 
 /** Bytes of each side's nonce, and of a proof (an HMAC-SHA256). */
@@ -9,6 +9,14 @@ export const NONCE_SIZE = 32;
 export const PROOF_SIZE = 32;
 /** A shorter token could be guessed offline from one observed proof. */
 export const MIN_TOKEN_BYTES = 16;
+
+/**
+ * node:crypto, loaded at the first proof: evaluating it (and the stream modules under it) at start-up cost
+ * a compiled agent ~3 ms and ~5 MiB of RSS, and only a connection with a token needs it (bench/README.md).
+ * createRequire, not process.getBuiltinModule: the library supports Node 20 before 20.16.
+ */
+let nodeCrypto: typeof import("node:crypto") | undefined;
+const crypto = () => (nodeCrypto ??= createRequire(import.meta.url)("node:crypto") as typeof import("node:crypto"));
 
 // One label per direction, so a proof can never be replayed the other way (a reflected proof is the
 // wrong MAC). They differ in length and end in NUL, so label ‖ nonces parses one way only.
@@ -37,7 +45,7 @@ export function tokenFromFile(contents: Uint8Array, path: string): Uint8Array {
 
 function mac(label: Uint8Array, token: Uint8Array, hostNonce: Uint8Array, agentNonce: Uint8Array): Uint8Array {
   if (hostNonce.byteLength !== NONCE_SIZE || agentNonce.byteLength !== NONCE_SIZE) throw new RangeError(`nonces must be ${NONCE_SIZE} bytes`);
-  return new Uint8Array(createHmac("sha256", token).update(label).update(hostNonce).update(agentNonce).digest());
+  return new Uint8Array(crypto().createHmac("sha256", token).update(label).update(hostNonce).update(agentNonce).digest());
 }
 
 /** What the agent sends in its first WELCOME: HMAC(token, "vge2-auth agent\0" ‖ host nonce ‖ agent nonce). */
@@ -47,7 +55,7 @@ export const hostProof = (token: Uint8Array, hostNonce: Uint8Array, agentNonce: 
 
 /** Constant-time: how much of a forged proof matches must not show in the time to refuse it. */
 export function proofMatches(expected: Uint8Array, got: Uint8Array): boolean {
-  return got.byteLength === expected.byteLength && timingSafeEqual(expected, got);
+  return got.byteLength === expected.byteLength && crypto().timingSafeEqual(expected, got);
 }
 
 export const toHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");

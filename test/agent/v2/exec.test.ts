@@ -142,6 +142,13 @@ describe("exec", () => {
     expect(r.stdout).toBe(`${nobody[3]}\n`);
   });
 
+  test("env: no changes asked for, the agent's own environment is passed on as it is (spawn.ts: inherited)", async () => {
+    const r = await fx.host.run(fx.id(), { shell: 'echo "${VGE_TEST_INHERITED-unset}|${HOME-unset}"' });
+    expect(r.stdout).toBe("yes|/root\n");
+    const empty = await fx.host.run(fx.id(), { shell: 'echo "${VGE_TEST_INHERITED-unset}"', env: {} });
+    expect(empty.stdout).toBe("yes\n");
+  });
+
   test("env: set over the agent's environment, and remove", async () => {
     const r = await fx.host.run(fx.id(), { shell: 'echo "$VGE_A|${VGE_TEST_INHERITED-unset}|${HOME-unset}"', env: { VGE_A: "x y=z", HOME: null } });
     expect(r.stdout).toBe("x y=z|yes|unset\n");
