@@ -5,6 +5,11 @@
 // The queue holds at most what the owner granted: the owner counts each chunk into its ReceiveWindow
 // (protocol/v2/receive-window.ts) before push(), which fails the connection with EFLOW on an overrun and
 // batches the credit that `consumed` gives back, so a guest cannot grow the queue.
+// Chunks may be views of the connection's read buffer (the Mux hands them over uncopied): a reader that
+// keeps up takes them as they are, and whatever is still queued once the turn of the event loop is over
+// is copied out (ownPayload), so a stalled reader holds at most twice its queued bytes, never whole read
+// buffers for a few bytes each.
+import { ownPayload } from "../protocol/v2/decoder.ts";
 
 export class Inbox {
   readonly stream: ReadableStream<Uint8Array>;
@@ -13,6 +18,7 @@ export class Inbox {
   private error: Error | undefined;
   private cancelled = false;
   private wake: (() => void) | undefined;
+  private compactSoon = false;
 
   /** `consumed(n)` is called with the size of each chunk a reader took (or that was discarded). */
   constructor(private readonly consumed: (n: number) => void) {
@@ -37,7 +43,17 @@ export class Inbox {
       return;
     }
     this.queue.push(chunk);
+    if (!this.compactSoon) {
+      this.compactSoon = true;
+      setImmediate(() => this.compact());
+    }
     this.notify();
+  }
+
+  /** What a reader did not take in the turn it arrived is copied out of the read buffer it is a view of. */
+  private compact(): void {
+    this.compactSoon = false;
+    for (let i = 0; i < this.queue.length; i++) this.queue[i] = ownPayload(this.queue[i]!);
   }
 
   /** No more data; readers see the end after what is queued. */
@@ -60,8 +76,9 @@ export class Inbox {
     w?.();
   }
 
-  private async pull(c: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
-    while (this.queue.length === 0 && !this.ended) await new Promise<void>((r) => (this.wake = r));
+  /** Synchronous when a chunk is there: no promise per chunk for a reader that is behind. */
+  private pull(c: ReadableStreamDefaultController<Uint8Array>): Promise<void> | void {
+    if (this.queue.length === 0 && !this.ended) return new Promise<void>((r) => (this.wake = r)).then(() => this.pull(c));
     const chunk = this.queue.shift();
     if (chunk) {
       c.enqueue(chunk);

@@ -2,7 +2,7 @@
 // its id, and one failure path that rejects everything pending with the same clear error.
 import type { Conn } from "../transport/stream.ts";
 import { MAGIC, ProtocolError, T, decodeJson, encodeJson, typeName, type Frame } from "../protocol/v2/frame.ts";
-import { FrameDecoder } from "../protocol/v2/decoder.ts";
+import { FrameDecoder, ownPayload } from "../protocol/v2/decoder.ts";
 import { PROTOCOL_VERSION, message, token, validateWelcome, type Welcome } from "../protocol/v2/messages.ts";
 import { GuestError } from "./errors.ts";
 import { HostAuth } from "./_auth.ts";
@@ -11,13 +11,18 @@ import { HostAuth } from "./_auth.ts";
 export interface Handler {
   frame(f: Frame): void;
   fail(err: Error): void;
+  /**
+   * True when the handler takes payloads as views of the read buffer and copies what it keeps past this
+   * turn itself (the Inbox does); others get payloads that own their memory (ownPayload).
+   */
+  views?: boolean;
 }
 
 export class Mux {
   private handlers = new Map<number, Handler>();
   private next = 1;
   private failure: Error | undefined;
-  private readonly decoder = new FrameDecoder();
+  private readonly decoder = new FrameDecoder(true);
   private welcomed!: { resolve: (w: Welcome) => void; reject: (e: Error) => void };
   readonly welcome = new Promise<Welcome>((resolve, reject) => (this.welcomed = { resolve, reject }));
   private closedByUs = false;
@@ -103,9 +108,13 @@ export class Mux {
         await r.waitData();
         if (this.failure) return;
         if (r.available === 0) break;
-        for (const f of this.decoder.frames(r.readChunk())) {
-          this.dispatch(f);
-          if (this.failure) return;
+        while (r.available > 0) {
+          // Bun's sockets read into Buffers: payloads handed to callers are plain Uint8Arrays either way.
+          const c = r.readChunk();
+          for (const f of this.decoder.frames(c.constructor === Uint8Array ? c : new Uint8Array(c.buffer, c.byteOffset, c.byteLength))) {
+            this.dispatch(f);
+            if (this.failure) return;
+          }
         }
       }
       const cut = r.available > 0 || this.decoder.pending > 0 ? ` in the middle of a frame` : "";
@@ -122,7 +131,8 @@ export class Mux {
     if (f.id !== 0) {
       // Frames for an id we do not hold (never opened, or released after its EXIT/RESULT) are dropped,
       // never buffered: a guest cannot make the host keep anything for ids of its choosing.
-      this.handlers.get(f.id)?.frame(f);
+      const h = this.handlers.get(f.id);
+      if (h) h.frame(h.views ? f : { type: f.type, id: f.id, payload: ownPayload(f.payload) });
       return;
     }
     if (f.type === T.WELCOME) {

@@ -119,7 +119,8 @@ export function connectTcp(mux: Mux, window: number, capabilities: string[], hos
         throw new ProtocolError(`unexpected ${typeName(f.type)} frame for a TCP stream`);
     }
   };
-  const id = mux.register({ frame, fail: (e) => end(e) });
+  // TCP_DATA goes to the Inbox, which copies what its reader leaves queued: views are taken.
+  const id = mux.register({ frame, fail: (e) => end(e), views: true });
   mux.post(encodeJson(T.TCP_OPEN, id, { host, port }));
   return open;
 }

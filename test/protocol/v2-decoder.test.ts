@@ -121,4 +121,12 @@ describe("what a payload keeps alive", () => {
     expect(ownPayload(b.subarray(0, 50)).buffer).toBe(b.buffer);
     expect(ownPayload(b.subarray(0, 49)).buffer).not.toBe(b.buffer);
   });
+
+  test("ownPayload copies a small view of a Buffer too (Bun's sockets read into Buffers, whose slice() is a view)", () => {
+    const b = Buffer.alloc(100, 7);
+    const own = ownPayload(b.subarray(10, 20));
+    expect(own.buffer).not.toBe(b.buffer);
+    expect(own.buffer.byteLength).toBe(10);
+    expect([...own]).toEqual(new Array(10).fill(7));
+  });
 });

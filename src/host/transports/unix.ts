@@ -9,8 +9,15 @@ import type { Conn } from "../../transport/stream.ts";
 import { AcceptQueue, ListenerClosedError, acceptAll } from "./_queue.ts";
 import type { Accepted, ConnListener, DialOptions } from "./types.ts";
 
+const onBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+
+/**
+ * On Bun, a Bun socket (transport/conn.ts, as for AF_VSOCK): node:net's stream machinery on Bun cost the
+ * host library about half its CPU time reading a stream (bench/README.md). On Node, node:net.
+ */
 export function connectUnix(path: string, opts: DialOptions = {}): Promise<Conn> {
-  return connectUnixNet(path, { timeoutMs: opts.timeoutMs ?? 10_000, signal: opts.signal });
+  const o = { timeoutMs: opts.timeoutMs ?? 10_000, signal: opts.signal };
+  return onBun ? import("./unix-bun.ts").then((m) => m.connectUnixBun(path, o)) : connectUnixNet(path, o);
 }
 
 function listenOnce(server: Server, path: string): Promise<void> {

@@ -1,0 +1,29 @@
+// Dialing a Unix socket with Bun's own sockets (Bun only: loaded by unix.ts when it runs on Bun). The
+// connection is transport/conn.ts's, the one AF_VSOCK connections and the agent use: reads straight from
+// Bun's data callback, writes that resolve at once when the kernel took them. No bun:ffi call is made
+// (conn.ts reaches libc only to half-close an fd it adopted).
+import { serverHandlers, type Conn } from "../../transport/conn.ts";
+import { ConnectError } from "../../transport/netconn.ts";
+
+export function connectUnixBun(path: string, opts: { timeoutMs?: number; signal?: AbortSignal }): Promise<Conn> {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finish = (err: Error | undefined, conn?: Conn) => {
+      if (done) return conn?.close();
+      done = true;
+      if (timer) clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
+      if (err) reject(err);
+      else resolve(conn!);
+    };
+    const onAbort = () => finish(new ConnectError("ECANCELED", "aborted"));
+    if (opts.signal?.aborted) return onAbort();
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    if (opts.timeoutMs !== undefined) timer = setTimeout(() => finish(new ConnectError("ETIMEDOUT", `no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs);
+    // A connection that completes after the timeout or an abort is closed at once (finish's first line).
+    Bun.connect({ unix: path, allowHalfOpen: true, socket: serverHandlers((conn) => finish(undefined, conn)) } as never).catch((e: { code?: string; message?: string }) =>
+      finish(new ConnectError(e.code ?? "EIO", e.code ? "" : (e.message ?? ""))),
+    );
+  });
+}

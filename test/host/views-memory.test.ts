@@ -1,0 +1,55 @@
+// The host reads a stream's data as views of the socket's read buffers, without a copy per chunk (the
+// Mux's decoder keeps views; the Inbox copies out what its reader leaves queued). A guest must not turn
+// that into memory: here every 64 KiB for an execution that is read comes with 64 bytes for one that never
+// is, so that, kept as views, the stalled execution's window of 256 KiB (4,096 frames) would pin every read
+// buffer of the 256 MiB the first one carries. The host, in its own process, must stay far below that.
+// (It did not at first: Bun's sockets read into Buffers, whose slice() is a view, so the copy was none.)
+import { afterAll, expect, test } from "bun:test";
+import { join } from "node:path";
+import { DEFAULT_WINDOW, T, decodeWindow, encodeFrame, encodeJson } from "../../src/protocol/index.ts";
+import { hostileAgents, writeFrame } from "./_hostile.ts";
+import { tempDir } from "./_fixtures.ts";
+
+const dir = tempDir("vge-views-");
+afterAll(() => dir.remove());
+const agent = hostileAgents(dir);
+
+test("a stalled reader holds its queued bytes, not the read buffers they arrived in", async () => {
+  const SMALL = 64;
+  const ROUNDS = DEFAULT_WINDOW / SMALL; // the stalled execution's whole window, 4,096 frames
+  const big = (id: number) => encodeFrame(T.STDOUT, id, new Uint8Array(64 * 1024).fill(0x41));
+  const small = (id: number) => encodeFrame(T.STDOUT, id, new Uint8Array(SMALL).fill(0x42));
+  const ids: number[] = [];
+  let credit = 0;
+  let waiter: (() => void) | undefined;
+  const a = await agent({
+    onFrame: (f, sock) => {
+      if (f.type === T.WINDOW && f.id === ids[0]) {
+        credit += decodeWindow(f);
+        waiter?.();
+      }
+      if (f.type !== T.EXEC) return;
+      ids.push(f.id);
+      if (ids.length < 2) return;
+      const [read, stalled] = ids as [number, number];
+      credit = DEFAULT_WINDOW;
+      void (async () => {
+        for (let i = 0; i < ROUNDS; i++) {
+          while (credit < 64 * 1024) await new Promise<void>((r) => (waiter = r));
+          credit -= 64 * 1024;
+          // One write: the small frame lands in the same read buffer as the big one.
+          if (!(await writeFrame(sock, Buffer.concat([big(read), small(stalled)])))) return;
+        }
+        await writeFrame(sock, encodeJson(T.EXIT, read, { status: "exited", code: 0 }));
+      })();
+    },
+  });
+  const host = Bun.spawn(["bun", join(import.meta.dir, "_views-host.ts"), a.path], { stdout: "pipe", stderr: "inherit", timeout: 60_000, killSignal: "SIGKILL" });
+  const out = await new Response(host.stdout).text();
+  await host.exited;
+  const { got, grew } = JSON.parse(out) as { got: number; grew: number };
+  expect(got).toBe(ROUNDS * 64 * 1024);
+  // 256 KiB queued for the stalled execution. Kept as views, its chunks kept every read buffer alive:
+  // 270 MB more, measured. What remains is the allocator's (about 20 MB after 256 MiB passed through).
+  expect(grew).toBeLessThan(48 * 1024 * 1024);
+}, 90_000);
