@@ -52,13 +52,29 @@ async function removeIfStale(path: string): Promise<void> {
 export async function listenUnix(path: string, address = `unix-listen:${path}`): Promise<ConnListener> {
   const queue = new AcceptQueue<Accepted>((a) => a.conn.close());
   let count = 0;
-  const server = createServer({ allowHalfOpen: true }, (sock) => queue.push({ conn: netConn(sock), peer: `${address}#${++count}` }));
-  try {
-    await listenOnce(server, path);
-  } catch (e) {
-    if ((e as { code?: string }).code !== "EADDRINUSE") throw new GuestError((e as { code?: string }).code ?? "ELISTEN", `listen ${address}: ${(e as { code?: string }).code ?? (e as Error).message}`, { cause: e });
+  const push = (conn: Conn) => queue.push({ conn, peer: `${address}#${++count}` });
+  const failed = (e: unknown) => new GuestError((e as { code?: string }).code ?? "ELISTEN", `listen ${address}: ${(e as { code?: string }).code ?? (e as Error).message}`, { cause: e });
+  let server: { close(): void };
+  if (onBun) {
+    // As for connections: Bun's sockets on Bun. The path is cleared first, as node:net's EADDRINUSE does below.
     await removeIfStale(path);
-    await listenOnce(server, path);
+    const { listenUnixBun } = await import("./unix-bun.ts");
+    try {
+      const s = listenUnixBun(path, push);
+      server = { close: () => s.stop() };
+    } catch (e) {
+      throw failed(e);
+    }
+  } else {
+    const net = createServer({ allowHalfOpen: true }, (sock) => push(netConn(sock)));
+    server = net;
+    try {
+      await listenOnce(net, path);
+    } catch (e) {
+      if ((e as { code?: string }).code !== "EADDRINUSE") throw failed(e);
+      await removeIfStale(path);
+      await listenOnce(net, path);
+    }
   }
   const ino = lstatSync(path).ino;
   return {
@@ -69,7 +85,7 @@ export async function listenUnix(path: string, address = `unix-listen:${path}`):
       if (queue.isClosed) return;
       queue.close(new ListenerClosedError(`${address}: the listener is closed`));
       // Not awaited: node:net calls back only once every accepted connection has ended, and the guests
-      // taken from this listener live on. The listening socket itself closes now.
+      // taken from this listener live on (Bun's stop(false) keeps them too). The listening socket closes now.
       server.close();
       // Only our own socket file: another listener may have taken the path over since.
       try {
