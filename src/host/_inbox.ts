@@ -6,10 +6,15 @@
 // (protocol/v2/receive-window.ts) before push(), which fails the connection with EFLOW on an overrun and
 // batches the credit that `consumed` gives back, so a guest cannot grow the queue.
 // Chunks may be views of the connection's read buffer (the Mux hands them over uncopied): a reader that
-// keeps up takes them as they are, and whatever is still queued once the turn of the event loop is over
-// is copied out (ownPayload), so a stalled reader holds at most twice its queued bytes, never whole read
-// buffers for a few bytes each.
+// keeps up takes them as they are when they are at least a quarter of that buffer (64 KiB frames in reads
+// of up to four), else a copy, so a caller that keeps its chunks (run() collects them) holds at most four
+// times their size, never a read buffer for a few bytes of it. Whatever is still queued once the turn of
+// the event loop is over is copied out (ownPayload's half), so a stalled reader holds at most twice its
+// queued bytes.
 import { ownPayload } from "../protocol/v2/decoder.ts";
+
+/** A chunk handed to a reader is a view when it is at least 1/HAND_OUT_SHARE of its read buffer. */
+const HAND_OUT_SHARE = 4;
 
 export class Inbox {
   readonly stream: ReadableStream<Uint8Array>;
@@ -81,7 +86,7 @@ export class Inbox {
     if (this.queue.length === 0 && !this.ended) return new Promise<void>((r) => (this.wake = r)).then(() => this.pull(c));
     const chunk = this.queue.shift();
     if (chunk) {
-      c.enqueue(chunk);
+      c.enqueue(ownPayload(chunk, HAND_OUT_SHARE));
       if (chunk.byteLength > 0) this.consumed(chunk.byteLength);
     } else if (this.error) c.error(this.error);
     else c.close();

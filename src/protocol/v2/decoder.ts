@@ -8,13 +8,14 @@
 import { HEADER_SIZE, KNOWN_TYPES, MAX_PAYLOAD, ProtocolError, typeName, type Frame } from "./frame.ts";
 
 /**
- * The payload as handed out: the view itself when it is most of its buffer, else a copy of it. The copy is
+ * The payload as handed out: the view itself when it is at least 1/`share` of its buffer (half by default),
+ * else a copy of it, so whoever keeps it holds at most `share` times its size. The copy is
  * `new Uint8Array(view)`, not `view.slice()`: Bun's sockets hand their reads over as Buffers, whose slice()
  * is a view (Node's Buffer semantics), so slice() copied nothing and every small payload kept its whole
  * read buffer alive.
  */
-export function ownPayload(view: Uint8Array): Uint8Array {
-  return view.byteLength * 2 >= view.buffer.byteLength ? view : new Uint8Array(view);
+export function ownPayload(view: Uint8Array, share = 2): Uint8Array {
+  return view.byteLength * share >= view.buffer.byteLength ? view : new Uint8Array(view);
 }
 
 /**
