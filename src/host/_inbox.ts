@@ -5,16 +5,8 @@
 // The queue holds at most what the owner granted: the owner counts each chunk into its ReceiveWindow
 // (protocol/v2/receive-window.ts) before push(), which fails the connection with EFLOW on an overrun and
 // batches the credit that `consumed` gives back, so a guest cannot grow the queue.
-// Chunks may be views of the connection's read buffer (the Mux hands them over uncopied): a reader that
-// keeps up takes them as they are when they are at least a quarter of that buffer (64 KiB frames in reads
-// of up to four), else a copy, so a caller that keeps its chunks (run() collects them) holds at most four
-// times their size, never a read buffer for a few bytes of it. Whatever is still queued once the turn of
-// the event loop is over is copied out (ownPayload's half), so a stalled reader holds at most twice its
-// queued bytes.
-import { ownPayload } from "../protocol/v2/decoder.ts";
-
-/** A chunk handed to a reader is a view when it is at least 1/HAND_OUT_SHARE of its read buffer. */
-const HAND_OUT_SHARE = 4;
+// Chunks are payloads as the decoder hands them out: views of a read buffer only when they are at least a
+// quarter of it (ownPayload), so queued or kept chunks hold at most four times their size.
 
 export class Inbox {
   readonly stream: ReadableStream<Uint8Array>;
@@ -23,7 +15,6 @@ export class Inbox {
   private error: Error | undefined;
   private cancelled = false;
   private wake: (() => void) | undefined;
-  private compactSoon = false;
 
   /** `consumed(n)` is called with the size of each chunk a reader took (or that was discarded). */
   constructor(private readonly consumed: (n: number) => void) {
@@ -48,17 +39,7 @@ export class Inbox {
       return;
     }
     this.queue.push(chunk);
-    if (!this.compactSoon) {
-      this.compactSoon = true;
-      setImmediate(() => this.compact());
-    }
     this.notify();
-  }
-
-  /** What a reader did not take in the turn it arrived is copied out of the read buffer it is a view of. */
-  private compact(): void {
-    this.compactSoon = false;
-    for (let i = 0; i < this.queue.length; i++) this.queue[i] = ownPayload(this.queue[i]!);
   }
 
   /** No more data; readers see the end after what is queued. */
@@ -86,7 +67,7 @@ export class Inbox {
     if (this.queue.length === 0 && !this.ended) return new Promise<void>((r) => (this.wake = r)).then(() => this.pull(c));
     const chunk = this.queue.shift();
     if (chunk) {
-      c.enqueue(ownPayload(chunk, HAND_OUT_SHARE));
+      c.enqueue(chunk);
       if (chunk.byteLength > 0) this.consumed(chunk.byteLength);
     } else if (this.error) c.error(this.error);
     else c.close();

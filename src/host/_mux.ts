@@ -2,7 +2,7 @@
 // its id, and one failure path that rejects everything pending with the same clear error.
 import type { Conn } from "../transport/stream.ts";
 import { MAGIC, ProtocolError, T, decodeJson, encodeJson, typeName, type Frame } from "../protocol/v2/frame.ts";
-import { FrameDecoder, ownPayload } from "../protocol/v2/decoder.ts";
+import { FrameDecoder } from "../protocol/v2/decoder.ts";
 import { PROTOCOL_VERSION, message, token, validateWelcome, type Welcome } from "../protocol/v2/messages.ts";
 import { GuestError } from "./errors.ts";
 import { HostAuth } from "./_auth.ts";
@@ -11,18 +11,13 @@ import { HostAuth } from "./_auth.ts";
 export interface Handler {
   frame(f: Frame): void;
   fail(err: Error): void;
-  /**
-   * True when the handler takes payloads as views of the read buffer and copies what it keeps past this
-   * turn itself (the Inbox does); others get payloads that own their memory (ownPayload).
-   */
-  views?: boolean;
 }
 
 export class Mux {
   private handlers = new Map<number, Handler>();
   private next = 1;
   private failure: Error | undefined;
-  private readonly decoder = new FrameDecoder(true);
+  private readonly decoder = new FrameDecoder();
   private welcomed!: { resolve: (w: Welcome) => void; reject: (e: Error) => void };
   readonly welcome = new Promise<Welcome>((resolve, reject) => (this.welcomed = { resolve, reject }));
   private closedByUs = false;
@@ -131,8 +126,7 @@ export class Mux {
     if (f.id !== 0) {
       // Frames for an id we do not hold (never opened, or released after its EXIT/RESULT) are dropped,
       // never buffered: a guest cannot make the host keep anything for ids of its choosing.
-      const h = this.handlers.get(f.id);
-      if (h) h.frame(h.views ? f : { type: f.type, id: f.id, payload: ownPayload(f.payload) });
+      this.handlers.get(f.id)?.frame(f);
       return;
     }
     if (f.type === T.WELCOME) {

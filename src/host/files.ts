@@ -138,8 +138,6 @@ export function getFile(mux: Mux, path: string, opts: GetOptions = {}): RemoteFi
       inbox.fail(e);
       settle.fail(e);
     },
-    // FILE_DATA goes to the Inbox, which copies what its reader leaves queued.
-    views: true,
   });
   // The data credit (PROTOCOL.md §7): registered above, so the id is known here, before any frame arrives.
   const received = new ReceiveWindow(DEFAULT_WINDOW, `GET ${id}`, DEFAULT_WINDOW / 2);

@@ -79,8 +79,7 @@ export class RemoteProcess {
     // Callers that only read the streams must not see an unhandled rejection; awaiting either still throws.
     this.result.catch(() => {});
     this.exited.catch(() => {});
-    // Output goes to the Inboxes, which copy what their readers leave queued: views are taken.
-    this.id = mux.register({ frame: (f) => this.onFrame(f), fail: (e) => this.onFail(e), views: true });
+    this.id = mux.register({ frame: (f) => this.onFrame(f), fail: (e) => this.onFail(e) });
     this.received = new ReceiveWindow(DEFAULT_WINDOW, `execution ${this.id}`, DEFAULT_WINDOW / 2);
     const attach = "attach" in open ? open.attach : undefined;
     this.attaching = attach !== undefined;

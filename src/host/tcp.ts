@@ -119,8 +119,7 @@ export function connectTcp(mux: Mux, window: number, capabilities: string[], hos
         throw new ProtocolError(`unexpected ${typeName(f.type)} frame for a TCP stream`);
     }
   };
-  // TCP_DATA goes to the Inbox, which copies what its reader leaves queued: views are taken.
-  const id = mux.register({ frame, fail: (e) => end(e), views: true });
+  const id = mux.register({ frame, fail: (e) => end(e) });
   mux.post(encodeJson(T.TCP_OPEN, id, { host, port }));
   return open;
 }
