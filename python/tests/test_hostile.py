@@ -260,3 +260,36 @@ def test_guest_text_is_escaped(fake: Callable[..., str]) -> None:
     with connect(fake(script)) as g:
         r = g.exec(["x"]).wait(10)
         assert r.message is not None and "\x1b" not in r.message and "\\e" in r.message and len(r.message) < 1100
+
+
+def test_a_larger_announced_window_gets_no_more_than_262144_of_stdin(fake: Callable[..., str]) -> None:
+    """WELCOME's window is at most 262144 in this version (PROTOCOL.md §7): an agent announcing 4 MiB is
+    sent 262144 bytes of stdin before any WINDOW, as the Go and TypeScript hosts do."""
+    got = [0]
+
+    def script(c: socket.socket, nf: Callable[[], "tuple[T, int, bytes]"]) -> None:
+        fid, _ = _expect(nf, T.EXEC)
+        c.sendall(encode_json(T.STARTED, fid, {"pid": 5}))
+        c.settimeout(1.0)
+        try:
+            while True:
+                ftype, _, payload = nf()
+                if ftype == T.STDIN:
+                    got[0] += len(payload)
+        except (socket.timeout, EOFError, OSError):
+            pass
+
+    with connect(fake(script, {**WELCOME, "window": 4 << 20})) as g:
+        p = g.exec(["cat"])
+        assert p.stdin is not None
+        writer = threading.Thread(target=lambda: _ignore(lambda: p.stdin.write(b"\0" * (1 << 20))), daemon=True)  # type: ignore[union-attr]
+        writer.start()
+        time.sleep(2)
+    assert got[0] == 262144
+
+
+def _ignore(f: Callable[[], object]) -> None:
+    try:
+        f()
+    except Exception:
+        pass

@@ -5,6 +5,8 @@
 // The queue holds at most what the owner granted: the owner counts each chunk into its ReceiveWindow
 // (protocol/v2/receive-window.ts) before push(), which fails the connection with EFLOW on an overrun and
 // batches the credit that `consumed` gives back, so a guest cannot grow the queue.
+// Chunks are payloads as the decoder hands them out: views of a read buffer only when they are at least a
+// quarter of it (ownPayload), so queued or kept chunks hold at most four times their size.
 
 export class Inbox {
   readonly stream: ReadableStream<Uint8Array>;
@@ -60,8 +62,9 @@ export class Inbox {
     w?.();
   }
 
-  private async pull(c: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
-    while (this.queue.length === 0 && !this.ended) await new Promise<void>((r) => (this.wake = r));
+  /** Synchronous when a chunk is there: no promise per chunk for a reader that is behind. */
+  private pull(c: ReadableStreamDefaultController<Uint8Array>): Promise<void> | void {
+    if (this.queue.length === 0 && !this.ended) return new Promise<void>((r) => (this.wake = r)).then(() => this.pull(c));
     const chunk = this.queue.shift();
     if (chunk) {
       c.enqueue(chunk);

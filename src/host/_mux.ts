@@ -103,9 +103,13 @@ export class Mux {
         await r.waitData();
         if (this.failure) return;
         if (r.available === 0) break;
-        for (const f of this.decoder.frames(r.readChunk())) {
-          this.dispatch(f);
-          if (this.failure) return;
+        while (r.available > 0) {
+          // Bun's sockets read into Buffers: payloads handed to callers are plain Uint8Arrays either way.
+          const c = r.readChunk();
+          for (const f of this.decoder.frames(c.constructor === Uint8Array ? c : new Uint8Array(c.buffer, c.byteOffset, c.byteLength))) {
+            this.dispatch(f);
+            if (this.failure) return;
+          }
         }
       }
       const cut = r.available > 0 || this.decoder.pending > 0 ? ` in the middle of a frame` : "";

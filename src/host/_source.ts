@@ -28,7 +28,7 @@ async function* once(b: Uint8Array): AsyncIterable<Uint8Array> {
  * that fails before it sends (a connection already gone) leaves no fd open.
  */
 async function* fileChunks(path: string): AsyncIterable<Uint8Array> {
-  yield* createReadStream(path, { highWaterMark: 64 * 1024 }) as AsyncIterable<Uint8Array>;
+  yield* createReadStream(path, { highWaterMark: 256 * 1024 }) as AsyncIterable<Uint8Array>;
 }
 
 export async function prepareSource(src: PutSource, size?: number): Promise<Prepared> {

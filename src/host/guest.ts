@@ -44,7 +44,9 @@ export class Guest {
     this.info = info;
     this.name = mux.name;
     this.closed = closed;
-    this.window = typeof info.window === "number" && info.window > 0 ? info.window : DEFAULT_WINDOW;
+    // The credit for each stream we send (stdin, PUT, PUTDIR, TCP): §7's 262144, or less if the WELCOME
+    // says so; never more (PROTOCOL.md §7), as the Go host reads it.
+    this.window = typeof info.window === "number" && info.window > 0 ? Math.min(info.window, DEFAULT_WINDOW) : DEFAULT_WINDOW;
   }
 
   /** Says hello over a connected stream and waits for the WELCOME. Closes `conn` on failure. */

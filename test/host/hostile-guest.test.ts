@@ -231,6 +231,32 @@ describe("(a) credit the guest gives back beyond the window", () => {
   }, 20_000);
 });
 
+describe("(a) the window a WELCOME announces", () => {
+  test("an agent announcing 4 MiB gets no more than 262144 bytes of stdin before it returns credit (PROTOCOL.md §7)", async () => {
+    let got = 0;
+    let reached!: () => void;
+    const stalled = new Promise<void>((r) => (reached = r));
+    const a = await agent({
+      welcome: { ...GOOD_WELCOME, window: 4 * 1024 * 1024 },
+      onFrame: (f, sock) => {
+        if (f.type === T.EXEC) sock.write(encodeJson(T.STARTED, f.id, { pid: 7 }));
+        else if (f.type === T.STDIN) {
+          got += f.payload.byteLength;
+          if (got >= DEFAULT_WINDOW) reached();
+        }
+      },
+    });
+    const g = await connect(a.addr);
+    const p = g.exec(["cat"]);
+    void p.stdin!.getWriter().write(new Uint8Array(1024 * 1024)).catch(() => {});
+    await stalled;
+    // No WINDOW was ever sent: whatever more arrives now would be past §7's window.
+    await Bun.sleep(300);
+    expect(got).toBe(DEFAULT_WINDOW);
+    g.close();
+  }, 20_000);
+});
+
 describe("(b) escapes and huge strings", () => {
   const noControl = (s: string) => expect(s).not.toMatch(CONTROL);
 

@@ -116,9 +116,19 @@ describe("what a payload keeps alive", () => {
     expect(kept).toBeLessThanOrEqual(2 * carried);
   });
 
-  test("ownPayload: a view is kept when it is at least half its buffer", () => {
+  test("ownPayload: a view is kept when it is at least a quarter of its buffer (or the share asked for)", () => {
     const b = new Uint8Array(100);
-    expect(ownPayload(b.subarray(0, 50)).buffer).toBe(b.buffer);
-    expect(ownPayload(b.subarray(0, 49)).buffer).not.toBe(b.buffer);
+    expect(ownPayload(b.subarray(0, 25)).buffer).toBe(b.buffer);
+    expect(ownPayload(b.subarray(0, 24)).buffer).not.toBe(b.buffer);
+    expect(ownPayload(b.subarray(0, 50), 2).buffer).toBe(b.buffer);
+    expect(ownPayload(b.subarray(0, 49), 2).buffer).not.toBe(b.buffer);
+  });
+
+  test("ownPayload copies a small view of a Buffer too (Bun's sockets read into Buffers, whose slice() is a view)", () => {
+    const b = Buffer.alloc(100, 7);
+    const own = ownPayload(b.subarray(10, 20));
+    expect(own.buffer).not.toBe(b.buffer);
+    expect(own.buffer.byteLength).toBe(10);
+    expect([...own]).toEqual(new Array(10).fill(7));
   });
 });

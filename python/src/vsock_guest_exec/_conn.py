@@ -9,7 +9,7 @@ import threading
 from typing import Any, Callable, Dict, Optional
 
 from ._credit import SendCredit
-from ._frames import CHUNK, T, FrameDecoder, decode_json, encode, encode_window, header
+from ._frames import CHUNK, T, WINDOW, FrameDecoder, decode_json, encode, encode_window, header
 from ._messages import Welcome, error_code
 from .errors import GuestError, ProtocolError
 
@@ -30,6 +30,9 @@ class Connection:
     def __init__(self, sock: socket.socket, welcome: Welcome, leftover: FrameDecoder, where: str) -> None:
         self.sock = sock
         self.welcome = welcome
+        # The credit for each stream, both ways (PROTOCOL.md §7): 262144, or less if the WELCOME says so;
+        # never more, as the Go and TypeScript hosts read it.
+        self.window = min(welcome.window, WINDOW)
         self.where = where
         self._decoder = leftover
         self._channels: Dict[int, Channel] = {}

@@ -199,7 +199,7 @@ def put_dir(conn: Connection, local: "str | os.PathLike[str]", remote: str, time
     root = os.fspath(local)
     if not os.path.isdir(root):
         raise FileError("ENOTDIR", f"{root}: not a directory")
-    ch = conn.open(lambda fid: _DirChannel(conn, fid, conn.welcome.window))
+    ch = conn.open(lambda fid: _DirChannel(conn, fid, conn.window))
     assert isinstance(ch, _DirChannel)
     conn.send(encode_json(T.PUTDIR, ch.id, {"path": remote}))
     try:
@@ -364,7 +364,7 @@ def _unlink_quiet(name: str, dir_fd: int) -> None:
 def get_dir(conn: Connection, remote: str, local: "str | os.PathLike[str]", *, preserve_mode: bool = False,
             timeout: Optional[float] = None) -> DirCounts:
     abs_path(remote)
-    ch = conn.open(lambda fid: _DirChannel(conn, fid, conn.welcome.window))
+    ch = conn.open(lambda fid: _DirChannel(conn, fid, conn.window))
     assert isinstance(ch, _DirChannel)
     conn.send(encode_json(T.GETDIR, ch.id, {"path": remote}))
     target = _Target(os.fspath(local), preserve_mode)

@@ -121,7 +121,7 @@ def put_file(conn: Connection, path: str, data: FileSource, *, mode: int = 0o644
         body["uid"] = uid
     if gid is not None:
         body["gid"] = gid
-    ch = conn.open(lambda fid: _FileChannel(conn, fid, conn.welcome.window))
+    ch = conn.open(lambda fid: _FileChannel(conn, fid, conn.window))
     assert isinstance(ch, _FileChannel)
     conn.send(encode_json(T.PUT, ch.id, body))
     sent = 0
@@ -157,7 +157,7 @@ def get_file(conn: Connection, path: str, dst: Optional[BinaryIO] = None, *, max
     abs_path(path)
     if isinstance(max_size, bool) or not isinstance(max_size, int) or not 1 <= max_size <= 2**53 - 1:
         raise ArgumentError("max_size must be a positive byte count")
-    ch = conn.open(lambda fid: _FileChannel(conn, fid, conn.welcome.window, max_size))
+    ch = conn.open(lambda fid: _FileChannel(conn, fid, conn.window, max_size))
     assert isinstance(ch, _FileChannel)
     conn.send(encode_json(T.GET, ch.id, {"path": path, "maxSize": max_size}))
     out = io.BytesIO() if dst is None else dst

@@ -117,7 +117,7 @@ class Guest:
                          stdin=stdin, pty=pty, merge=merge, timeout=timeout, kill_signal=kill_signal, detach=detach,
                          limits=limits, usage=usage)
         conn = self._conn
-        ch = conn.open(lambda fid: _Channel(conn, fid, conn.welcome.window, attach=False))
+        ch = conn.open(lambda fid: _Channel(conn, fid, conn.window, attach=False))
         assert isinstance(ch, _Channel)
         try:
             conn.send(encode_json(T.EXEC, ch.id, body))
@@ -157,7 +157,7 @@ class Guest:
         if from_offsets:
             body["from"] = {k: offset(v, f"from_offsets[{k!r}]") for k, v in from_offsets.items() if k in ("stdout", "stderr")}
         conn = self._conn
-        ch = conn.open(lambda fid: _Channel(conn, fid, conn.welcome.window, attach=True))
+        ch = conn.open(lambda fid: _Channel(conn, fid, conn.window, attach=True))
         assert isinstance(ch, _Channel)
         conn.send(encode_json(T.ATTACH, ch.id, body))
         return Process(ch, True, job)

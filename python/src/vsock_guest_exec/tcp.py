@@ -175,7 +175,7 @@ def connect_tcp(conn: Connection, host: str, port: int, timeout: Optional[float]
     check_host(host)
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise ArgumentError("port must be 1..65535")
-    ch = conn.open(lambda fid: _TcpChannel(conn, fid, conn.welcome.window))
+    ch = conn.open(lambda fid: _TcpChannel(conn, fid, conn.window))
     assert isinstance(ch, _TcpChannel)
     conn.send(encode_json(T.TCP_OPEN, ch.id, {"host": host, "port": port}))
     with ch.cond:

@@ -11,6 +11,7 @@ import { address, addressArg, commonArgs, tokenArg, seconds, waitArg } from "./_
 import { openGuest } from "./_guest.ts";
 import { vgeLog } from "./_log.ts";
 import { pumpOut } from "./_stdio.ts";
+import { streamToFile } from "./_filewrite.ts";
 import { checkStdin, stdinStream } from "./_stdin.ts";
 import { describeTree, getTree, putTree } from "./_cpdir.ts";
 
@@ -78,9 +79,7 @@ async function get(guest: Guest, remote: string, local: string, o: { maxSize?: n
   let isOpen = true;
   let done = false;
   try {
-    for await (const chunk of file.stream as unknown as AsyncIterable<Uint8Array>) {
-      for (let off = 0; off < chunk.byteLength; ) off += (await fh.write(chunk, off, chunk.byteLength - off)).bytesWritten;
-    }
+    await streamToFile(file.stream, fh);
     const info = await file.done;
     await fh.chmod(localMode(info, o.mode, o.preserve));
     if (o.preserve && info.mtime !== undefined) await fh.utimes(new Date(), info.mtime);

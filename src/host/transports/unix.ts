@@ -9,8 +9,15 @@ import type { Conn } from "../../transport/stream.ts";
 import { AcceptQueue, ListenerClosedError, acceptAll } from "./_queue.ts";
 import type { Accepted, ConnListener, DialOptions } from "./types.ts";
 
+const onBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+
+/**
+ * On Bun, a Bun socket (transport/conn.ts, as for AF_VSOCK): node:net's stream machinery on Bun cost the
+ * host library about half its CPU time reading a stream (bench/README.md). On Node, node:net.
+ */
 export function connectUnix(path: string, opts: DialOptions = {}): Promise<Conn> {
-  return connectUnixNet(path, { timeoutMs: opts.timeoutMs ?? 10_000, signal: opts.signal });
+  const o = { timeoutMs: opts.timeoutMs ?? 10_000, signal: opts.signal };
+  return onBun ? import("./unix-bun.ts").then((m) => m.connectUnixBun(path, o)) : connectUnixNet(path, o);
 }
 
 function listenOnce(server: Server, path: string): Promise<void> {
@@ -45,13 +52,29 @@ async function removeIfStale(path: string): Promise<void> {
 export async function listenUnix(path: string, address = `unix-listen:${path}`): Promise<ConnListener> {
   const queue = new AcceptQueue<Accepted>((a) => a.conn.close());
   let count = 0;
-  const server = createServer({ allowHalfOpen: true }, (sock) => queue.push({ conn: netConn(sock), peer: `${address}#${++count}` }));
-  try {
-    await listenOnce(server, path);
-  } catch (e) {
-    if ((e as { code?: string }).code !== "EADDRINUSE") throw new GuestError((e as { code?: string }).code ?? "ELISTEN", `listen ${address}: ${(e as { code?: string }).code ?? (e as Error).message}`, { cause: e });
+  const push = (conn: Conn) => queue.push({ conn, peer: `${address}#${++count}` });
+  const failed = (e: unknown) => new GuestError((e as { code?: string }).code ?? "ELISTEN", `listen ${address}: ${(e as { code?: string }).code ?? (e as Error).message}`, { cause: e });
+  let server: { close(): void };
+  if (onBun) {
+    // As for connections: Bun's sockets on Bun. The path is cleared first, as node:net's EADDRINUSE does below.
     await removeIfStale(path);
-    await listenOnce(server, path);
+    const { listenUnixBun } = await import("./unix-bun.ts");
+    try {
+      const s = listenUnixBun(path, push);
+      server = { close: () => s.stop() };
+    } catch (e) {
+      throw failed(e);
+    }
+  } else {
+    const net = createServer({ allowHalfOpen: true }, (sock) => push(netConn(sock)));
+    server = net;
+    try {
+      await listenOnce(net, path);
+    } catch (e) {
+      if ((e as { code?: string }).code !== "EADDRINUSE") throw failed(e);
+      await removeIfStale(path);
+      await listenOnce(net, path);
+    }
   }
   const ino = lstatSync(path).ino;
   return {
@@ -62,7 +85,7 @@ export async function listenUnix(path: string, address = `unix-listen:${path}`):
       if (queue.isClosed) return;
       queue.close(new ListenerClosedError(`${address}: the listener is closed`));
       // Not awaited: node:net calls back only once every accepted connection has ended, and the guests
-      // taken from this listener live on. The listening socket itself closes now.
+      // taken from this listener live on (Bun's stop(false) keeps them too). The listening socket closes now.
       server.close();
       // Only our own socket file: another listener may have taken the path over since.
       try {

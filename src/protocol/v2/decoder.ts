@@ -1,15 +1,22 @@
 // Bytes in any pieces → whole v2 frames (PROTOCOL.md §2). Pure: no I/O.
 //
 // Each byte is copied at most once. A frame that lies inside one pushed piece keeps its payload as a view
-// of that piece, unless the payload is under half of the memory behind it: a small payload is copied out,
+// of that piece, unless the payload is under a quarter of the memory behind it: a small payload is copied out,
 // so that it never keeps a large read buffer alive (a peer sending a 1-byte frame at the end of every
 // 64 KiB read would otherwise make a 256 KiB window of payload hold gigabytes). A frame split across
 // pieces is assembled in a buffer of exactly its size, allocated once its header has been checked.
 import { HEADER_SIZE, KNOWN_TYPES, MAX_PAYLOAD, ProtocolError, typeName, type Frame } from "./frame.ts";
 
-/** The payload as handed out: the view itself when it is most of its buffer, else a copy of it. */
-export function ownPayload(view: Uint8Array): Uint8Array {
-  return view.byteLength * 2 >= view.buffer.byteLength ? view : view.slice();
+/**
+ * The payload as handed out: the view itself when it is at least 1/`share` of its buffer (a quarter by
+ * default), else a copy of it, so whoever keeps it holds at most `share` times its size. A quarter, not a
+ * half: 64 KiB frames arrive in reads of up to 256 KiB, and copying those out cost the agent a fifth more
+ * CPU per GiB of PUT and stdin (bench/README.md). The copy is `new Uint8Array(view)`, not `view.slice()`:
+ * Bun's sockets hand their reads over as Buffers, whose slice() is a view (Node's Buffer semantics), so
+ * slice() copied nothing and every small payload kept its whole read buffer alive.
+ */
+export function ownPayload(view: Uint8Array, share = 4): Uint8Array {
+  return view.byteLength * share >= view.buffer.byteLength ? view : new Uint8Array(view);
 }
 
 /**
@@ -26,6 +33,7 @@ export class FrameDecoder {
   private body: Frame | undefined;
   private bodyHave = 0;
   private failed: ProtocolError | undefined;
+
 
   /**
    * The frames that `bytes` completes, one at a time: decoding goes only as far as the consumer takes, so
