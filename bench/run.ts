@@ -4,7 +4,7 @@
 // same run, written as Markdown (default BENCHMARKS.md at the repo root). See bench/README.md.
 // --guard: exit 2 when a ratio leaves the regression guard's bounds (guard.ts).
 // Everything is bounded: every process has a timeout and the whole run a deadline (10 min; 4 min quick).
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -72,6 +72,18 @@ const sections: Section[] = [];
 let failed = false;
 const m = machine(ctx.agent);
 
+/**
+ * Rows measured by tests and scripts outside a bench run (guest boot ordering, RAM floors): kept in
+ * bench/measured-separately.md and carried into every BENCHMARKS.md, so that a run does not drop them.
+ * Not in --out files of --quick runs (the guard's), where they would only be noise.
+ */
+function separately(): string {
+  if (quick) return "";
+  const text = readFileSync(join(ROOT, "bench", "measured-separately.md"), "utf8");
+  // Its title becomes a section of BENCHMARKS.md, its sections subsections.
+  return `${text.replace(/^## /gm, "### ").replace(/^# .*$/m, "## Measured separately, by tests and scripts (bench/measured-separately.md)").trimEnd()}\n\n`;
+}
+
 /** Written after every section, so that a run cut short still leaves what it measured. */
 function write(done: boolean): void {
   const head = [
@@ -88,7 +100,7 @@ function write(done: boolean): void {
     "Ratio = row median / limit median (unless its note says otherwise): for times and sizes above 1 is slower or larger than the limit, for rates below 1 is slower.",
     "",
   ].join("\n");
-  writeFileSync(out, `${head}\n${sections.map(renderSection).join("\n")}\n${targetsSection(sections)}`);
+  writeFileSync(out, `${head}\n${sections.map(renderSection).join("\n")}\n${separately()}${targetsSection(sections)}`);
 }
 
 async function cleanup(): Promise<void> {
