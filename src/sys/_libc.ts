@@ -31,6 +31,9 @@ const SYMBOLS = {
   grantpt: { args: [i32], returns: i32 },
   unlockpt: { args: [i32], returns: i32 },
   ptsname_r: { args: [i32, ptr, u64], returns: i32 },
+  // prctl is variadic; every option used here takes four unsigned longs.
+  prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
+  waitpid: { args: [i32, ptr, i32], returns: i32 },
 } as const;
 
 type Lib = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];

@@ -80,7 +80,7 @@ test("setup refuses a directory that is not a cgroup, naming it", () => {
 });
 
 test("limits without --cgroup, or without the controller, are ENOTSUP; nothing else changes", () => {
-  const none = setupContainment({ oomFile });
+  const none = setupContainment({ oomFile, subreaper: false });
   expect(() => ExecBox.open({ memoryBytes: 64 << 20 }, none)).toThrow(UserError);
   try {
     ExecBox.open({ pids: 8 }, none);
@@ -187,7 +187,7 @@ test("leaves are numbered past one that could not be removed", () => {
 });
 
 test("--protect: the program starts through a trampoline that sets its own OOM score to 0 first; a missing program is still ENOENT", async () => {
-  const c = setupContainment({ protect: true, oomFile });
+  const c = setupContainment({ protect: true, oomFile, subreaper: false });
   expect(readFileSync(oomFile, "utf8")).toBe("-1000");
   const box = ExecBox.open(undefined, c);
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
@@ -201,7 +201,7 @@ test("--protect: the program starts through a trampoline that sets its own OOM s
   expect(() => box.command(["vge-no-such-program"], env, undefined)).toThrow(/program not found: vge-no-such-program/);
   expect(() => box.command(["/etc/passwd"], env, undefined)).toThrow(/cannot execute/);
   // Without --protect the command is left alone.
-  expect(ExecBox.open(undefined, setupContainment({ oomFile })).command(["true"], env, undefined)).toEqual(["true"]);
+  expect(ExecBox.open(undefined, setupContainment({ oomFile, subreaper: false })).command(["true"], env, undefined)).toEqual(["true"]);
 });
 
 test("--cgroup self: the agent's own cgroup from /proc/self/cgroup", async () => {
