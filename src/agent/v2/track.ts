@@ -14,7 +14,7 @@
 // that is reparented to another subreaper below the agent, or that the tree hands to a process outside it
 // (e.g. through a service manager), is never seen; no limits, no usage beyond rusage.
 // All /proc access goes through ProcFs, so that the logic is tested with a fake process table.
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { reapChild } from "../../sys/index.ts";
 
 export interface ProcStat {
@@ -66,19 +66,23 @@ export const nodeProcFs: ProcFs = {
     }
   },
   children(pid) {
-    if (childrenFiles !== false) {
+    // A kernel without CONFIG_PROC_CHILDREN has no children files: then every process's parent is read
+    // instead. Decided once, on the agent's own main thread (a process that ended meanwhile is ENOENT too).
+    childrenFiles ??= existsSync(`/proc/self/task/${process.pid}/children`);
+    if (childrenFiles) {
+      const out: number[] = [];
       try {
-        const out: number[] = [];
         for (const tid of readdirSync(`/proc/${pid}/task`)) {
-          for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, "latin1").split(" ")) if (c) out.push(Number(c));
+          try {
+            for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, "latin1").split(" ")) if (c) out.push(Number(c));
+          } catch {
+            // That thread ended while we looked.
+          }
         }
-        childrenFiles = true;
-        return out;
-      } catch (e) {
-        // A kernel without CONFIG_PROC_CHILDREN has no children files: scan every process's parent instead.
-        if ((e as { code?: string }).code !== "ENOENT" || childrenFiles === true) return [];
-        childrenFiles = false;
+      } catch {
+        // The process ended.
       }
+      return out;
     }
     const out: number[] = [];
     for (const name of readdirSync("/proc")) {
