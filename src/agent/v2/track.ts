@@ -1,7 +1,7 @@
 // Best-effort containment without cgroups: the agent is the child subreaper (sys/proc.ts), so every
 // process that an execution's tree orphans (a double fork, a setsid'd daemon whose parent exited) is
 // reparented to the agent instead of init. Each execution's descendants are snapshotted through
-// /proc/PID/task/*/children while it runs (every FAST_MS, pid reuse ruled out by the start time), and an
+// /proc/PID/task/*/children while it runs (every FAST_MS at first, less often as it ages; pid reuse ruled out by the start time), and an
 // orphan the agent adopts is given to every running execution that had started before it. On a timeout,
 // a kill, the end of its connection or the agent's SIGTERM, what is known to be an execution's and no
 // other running one's is SIGKILLed, and the agent reaps what it adopted (it is their parent now: nobody
@@ -109,9 +109,9 @@ export const nodeProcFs: ProcFs = {
   },
 };
 
-/** While executions run: a snapshot of their trees this often. */
+/** While executions run: a snapshot of their trees this often at first (see Tracking.schedule). */
 export const FAST_MS = 50;
-/** While only adopted orphans (of legacy commands, say) are left: reaped this often. */
+/** The slowest pace: long-running executions, and adopted orphans (of legacy commands, say) to reap. */
 export const SLOW_MS = 1000;
 /** Ended executions remembered (their lifetimes), to kill an orphan that escaped them. */
 const WINDOWS = 256;
@@ -124,6 +124,7 @@ export class Tracked {
   leftoverOf: { owner: object | undefined } | undefined;
   /** Leftover walks in a row that found nothing alive (Tracking.sweep). */
   emptyWalks = 0;
+  readonly startedAt = performance.now();
 
   constructor(
     private readonly t: Tracking,
@@ -329,8 +330,13 @@ export class Tracking {
    * slowMs while only adopted orphans or own children live, not at all when there is nothing.
    */
   private schedule(soon = false): void {
-    const running = [...this.live].some((t) => !t.leftoverOf);
-    const next = running || soon ? this.fastMs : this.live.size > 0 || this.adopted > 0 || this.own.size > 0 ? this.slowMs : 0;
+    // While executions run: every fastMs at first (a daemon is made in an execution's first moments),
+    // then a quarter of the youngest one's age, up to slowMs: a long job costs about 1 wake-up a second,
+    // and an orphan it makes later is still attributed when adopted (adopt()).
+    let youngest = Infinity;
+    for (const t of this.live) if (!t.leftoverOf) youngest = Math.min(youngest, performance.now() - t.startedAt);
+    const running = youngest < Infinity ? Math.min(this.slowMs, Math.max(this.fastMs, youngest / 4)) : 0;
+    const next = soon ? this.fastMs : running || (this.live.size > 0 || this.adopted > 0 || this.own.size > 0 ? this.slowMs : 0);
     if (this.timer && (next === 0 || this.timerMs <= next)) return;
     clearTimeout(this.timer);
     this.timer = undefined;
