@@ -210,3 +210,17 @@ test("--cgroup self: the agent's own cgroup from /proc/self/cgroup", async () =>
   expect(ownCgroupDir("0::/\n")).toBe("/sys/fs/cgroup");
   expect(() => ownCgroupDir("1:name=systemd:/x\n")).toThrow(/not in a cgroup v2/);
 });
+
+test("--cgroup self where the agent's cgroup cannot be divided: one warning, no tree, processes tracked instead; limits ENOTSUP", () => {
+  const warnings: string[] = [];
+  const procFs = { self: 1, stat: () => undefined, children: () => [], kill: () => {}, reap: () => false, nowTicks: () => 1 };
+  // cgroup v1 only: no "0::" line.
+  const c = setupContainment({ cgroupDir: "self", oomFile, procFs, procSelfCgroup: () => "12:pids:/system.slice/x.service\n", warn: (m) => warnings.push(m) });
+  expect(c.tree).toBeUndefined();
+  expect(c.tracking).toBeDefined();
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toMatch(/--cgroup self: .*no 0:: line.*tracks their processes instead/);
+  expect(() => ExecBox.open({ pids: 8 }, c)).toThrow(/--cgroup/);
+  // An explicit DIR still refuses to start uncontained.
+  expect(() => setupContainment({ cgroupDir: join(tmp, "plain"), fs: { ...fs, read: (p) => readFileSync(p, "utf8"), write: () => {}, mkdir: () => {}, rmdir: () => {}, list: () => [] }, oomFile, subreaper: false })).toThrow(/cgroup.procs not found/);
+});
