@@ -216,7 +216,7 @@ export class ExecBox {
 
   private agentInside = false;
 
-  /** SIGKILLs every process of the execution, however it detached itself (no-op without a leaf). */
+  /** SIGKILLs every process of the execution, however it detached itself (tracked: as far as it was seen). */
   killAll(): void {
     if (this.leaf && !this.agentInside) this.leaf.kill(process.pid);
     this.tracked?.killAll();
