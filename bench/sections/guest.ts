@@ -8,6 +8,10 @@
 //   stdout streaming       head -c M /dev/zero → host  vs `head -c M /dev/zero | cat >/dev/null` in the guest
 //   agent start → first result (guest uptime, from the init's marker to `cat /proc/uptime` run by us)
 //                                                       vs one `sh -c :`
+//   exec round trip, contained: /bin/true through three more agents started in the guest, interleaved,
+//                          `--listen :1035` (no cgroup: processes tracked), `:1036 --protect` (the
+//                          /bin/sh trampoline that resets the OOM score), `:1037 --cgroup DIR --protect`
+//                          (a leaf per execution too)             vs the first of them
 import { connect } from "../../src/host/index.ts";
 import { encodeLegacyFrame } from "../../src/protocol/legacy.ts";
 import { findGuestDeps, guestSkipReason, withGuest, within } from "../../scripts/qemu/harness.ts";
@@ -20,7 +24,14 @@ import { LEGACY_LABEL, legacyAgentBinary } from "../peers/legacy.ts";
 import type { Guest as HostGuest } from "../../src/host/index.ts";
 import type { Guest as QemuGuest } from "../../scripts/qemu/harness.ts";
 
-export const GUEST_LABELS = ["guest: sh -c : (limit)", "guest: exec round trip /bin/true", "guest: persistent commands", "guest: v2 sequential", "guest: in-guest pipe (limit)", "guest: stdout streaming", "guest: agent start → first result", "guest: persistent commands, C agent of the original's formats", "guest: persistent agent idle Rss (vs the C agent)"];
+export const GUEST_LABELS = ["guest: sh -c : (limit)", "guest: exec round trip /bin/true", "guest: persistent commands", "guest: v2 sequential", "guest: in-guest pipe (limit)", "guest: stdout streaming", "guest: agent start → first result", "guest: persistent commands, C agent of the original's formats", "guest: persistent agent idle Rss (vs the C agent)", "guest: exec round trip, uncontained (limit)", "guest: exec round trip, --protect", "guest: exec round trip, --cgroup --protect"];
+
+/** The contained-exec agents: guest port they listen on, and options (each also `--listen :PORT`). */
+const CONTAINED = [
+  { port: 1035, opts: [] as string[] },
+  { port: 1036, opts: ["--protect"] },
+  { port: 1037, opts: ["--cgroup", "/sys/fs/cgroup/vge", "--protect"] },
+];
 
 const ABOUT = "QEMU (TCG, emulated: absolute numbers mean little) through scripts/qemu/harness.ts, busybox initrd, agent `--listen :1024`; the host library dials through vhost-device-vsock. Each row's limit is measured in the same guest.";
 
@@ -85,6 +96,27 @@ export async function guestSection(ctx: Ctx): Promise<Section> {
     for (let i = 0; i < V2SEQ; i++) await guest.run({ shell: ":" });
     const v2PerExec = (performance.now() - s0) / V2SEQ;
 
+    ctx.log("guest: contained round trips");
+    // cgroup2 where the contained agent wants it (the busybox /init mounts it only with vge_cgroup2=1).
+    await guest.run({ shell: "[ -e /sys/fs/cgroup/cgroup.procs ] || { mkdir -p /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup; }" });
+    const agents = CONTAINED.map((a) => guest.exec(["/usr/bin/vsock_guest_exec", "--listen", `:${a.port}`, ...a.opts], { stdin: "closed" }));
+    const peers = [];
+    for (const a of CONTAINED) peers.push(await within(connect(`fc:${g.uds}:${a.port}`, { retryMs: 60_000 }), 90_000, `the agent on ${a.port}`));
+    const contained: number[][] = CONTAINED.map(() => []);
+    for (const p of peers) await p.run(["/bin/true"]);
+    // Interleaved, so that the guest's and the host's load fall on all three alike.
+    for (let i = 0; i < RTT; i++) {
+      for (let k = 0; k < peers.length; k++) {
+        const t0 = performance.now();
+        const r = await peers[k]!.run(["/bin/true"]);
+        contained[k]!.push(performance.now() - t0);
+        if (r.code !== 0) throw new Error(`contained /bin/true on ${CONTAINED[k]!.port}: ${r.status} ${r.code} ${r.errno ?? ""}`);
+      }
+    }
+    for (const p of peers) p.close();
+    for (const a of agents) a.kill("SIGKILL");
+    await Promise.all(agents.map((a) => a.result.catch(() => undefined)));
+
     ctx.log("guest: streaming");
     const pipe0 = performance.now();
     await guest.run({ shell: `head -c ${BYTES} /dev/zero | cat > /dev/null` }, { timeoutMs: 120_000 });
@@ -110,6 +142,12 @@ export async function guestSection(ctx: Ctx): Promise<Section> {
       { label: GUEST_LABELS[5]!, unit: "MiB/s", stats: summarize([streamRate]), limit: pipe, better: "higher", note: "head -c … /dev/zero via exec(), read by the host library over vsock" },
       { label: GUEST_LABELS[6]!, unit: "ms", stats: summarize([startToFirst]), limit: sh, better: "lower", note: "guest uptime: init's `agent start` marker → our first `cat /proc/uptime` (10 ms resolution)" },
     ];
+    const plain = { label: "uncontained", stats: summarize(contained[0]!) };
+    rows.push(
+      { label: GUEST_LABELS[9]!, unit: "ms", stats: plain.stats, better: "lower", note: "/bin/true through a second agent, `--listen :1035` (no cgroup: its processes tracked, track.ts)" },
+      { label: GUEST_LABELS[10]!, unit: "ms", stats: summarize(contained[1]!), limit: plain, better: "lower", note: "`--protect`: the program starts through `/bin/sh -c 'echo 0 > /proc/self/oom_score_adj; exec …'`" },
+      { label: GUEST_LABELS[11]!, unit: "ms", stats: summarize(contained[2]!), limit: plain, better: "lower", note: "`--cgroup /sys/fs/cgroup/vge --protect`: a leaf made, entered, left, emptied and removed per execution, and the trampoline" },
+    );
     return { title: "In a real guest (QEMU, emulated)", about: ABOUT, rows };
   });
 }

@@ -192,3 +192,21 @@ export function dracutSystemdInitrd(deps: GuestDeps): string {
     "--", "--add-drivers", "virtio_blk",
   ]);
 }
+
+/**
+ * dracutSystemdInitrd plus the test module vge-unit (58vge-unit): initrd/vsock-guest-exec.service under
+ * the initrd's systemd (PID 1), started with a probe agent by rd.systemd.unit=vge-unit-test.target.
+ */
+export function dracutSystemdUnitInitrd(deps: GuestDeps): string {
+  x86Only(deps, "dracut-systemd-unit");
+  const script = join(REPO, "scripts/build-initrd.sh");
+  const testModule = join(HERE, "58vge-unit");
+  const unit = join(REPO, "initrd/vsock-guest-exec.service");
+  const files = [script, unit, ...filesUnder(join(REPO, "initrd/50vsock-guest-exec")), ...filesUnder(testModule), deps.agent, ...tools("dracut")];
+  const key = keyOf([deps.kver, deps.kroot, "systemd-unit"], files);
+  return cached("dracut-systemd-unit", key, (out) => [
+    "bash", script, "-o", out, "--agent", deps.agent, "--kver", deps.kver, "--kroot", deps.kroot,
+    "--module-dir", testModule, "--add", "vge-unit",
+    "--add", "systemd", "--add", "systemd-initrd", "--add", "dracut-systemd",
+  ], { VGE_UNIT_FILE: unit });
+}

@@ -6,6 +6,7 @@ import type { ByteReader } from "../transport/reader.ts";
 import { EXIT } from "./limits.ts";
 import { describeCommand, type Log } from "./log.ts";
 import { describeExit, localExit, shellStatus } from "../common/exit.ts";
+import { containment } from "./v2/contain.ts";
 
 export interface DisposableOptions {
   pauseMs: number;
@@ -49,6 +50,8 @@ export async function runDisposableInChild(reader: ByteReader, { pauseMs, log }:
     return EXIT.input;
   }
   const proc = Bun.spawn(["/bin/sh", "-c", new TextDecoder().decode(got.command)], { stdio: ["inherit", "inherit", "inherit"] });
+  // The runtime reaps it, not the agent's orphan tracking (v2/track.ts).
+  containment().tracking?.spawned(proc.pid, proc.exited);
   await proc.exited;
   const result = localExit(proc.exitCode, proc.signalCode);
   log.info(`command (${describeCommand(got.command, log.verbose)}) ${describeExit(result)}`);

@@ -87,16 +87,15 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   for (const w of cfg.warnings) log.warn(w);
-  if (cfg.cgroupDir !== undefined || cfg.protect) {
-    try {
-      const c = setupContainment({ cgroupDir: cfg.cgroupDir, protect: cfg.protect, warn: (m) => log.warn(m) });
-      if (c.tree) log.info(`executions are contained in cgroups under ${c.tree.dir} (controllers: ${[...c.tree.controllers].join(" ") || "none"})`);
-      if (c.protect) log.info("OOM score -1000: the OOM killer never picks the agent; executions run at 0");
-    } catch (e) {
-      // Told to contain: running uncontained instead would be a silent downgrade.
-      log.error((e as Error).message);
-      return EXIT.usage;
-    }
+  // Always: without --cgroup the agent still tracks what executions leave running (v2/track.ts).
+  try {
+    const c = setupContainment({ cgroupDir: cfg.cgroupDir, protect: cfg.protect, warn: (m) => log.warn(m) });
+    if (c.tree) log.info(`executions are contained in cgroups under ${c.tree.dir} (controllers: ${[...c.tree.controllers].join(" ") || "none"})`);
+    if (c.protect) log.info("OOM score -1000: the OOM killer never picks the agent; executions run at 0");
+  } catch (e) {
+    // Told to contain: running uncontained instead would be a silent downgrade.
+    log.error((e as Error).message);
+    return EXIT.usage;
   }
   exitGracefullyOnTerm(log);
   onFdWatchFailure((e) => log.error(`${e.message}; output is read by timer polling until the next wait restarts it`));

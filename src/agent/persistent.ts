@@ -6,6 +6,7 @@ import { EXIT } from "./limits.ts";
 import { describeCommand, type Log } from "./log.ts";
 import { describeExit, localExit } from "../common/exit.ts";
 import { tracked } from "./shutdown.ts";
+import { containment } from "./v2/contain.ts";
 
 export interface PersistentOptions {
   log: Log;
@@ -46,6 +47,8 @@ async function runShell(command: Uint8Array): Promise<string> {
     // detached: its own process group, so that SIGTERM handling (shutdown.ts) can kill the command and
     // everything it started; otherwise they would outlive the agent (past switch_root, in an initrd).
     const proc = Bun.spawn(["/bin/sh", "-c", new TextDecoder().decode(command)], { stdio: ["inherit", "inherit", "inherit"], detached: true });
+    // The runtime reaps it, not the agent's orphan tracking (v2/track.ts).
+    containment().tracking?.spawned(proc.pid, proc.exited);
     const running = {
       idle: () => proc.exited.then(() => {}),
       abortAll: () => {

@@ -33,6 +33,9 @@ const SYMBOLS = {
   ptsname_r: { args: [i32, ptr, u64], returns: i32 },
   inotify_init1: { args: [i32], returns: i32 },
   inotify_add_watch: { args: [i32, ptr, u32], returns: i32 },
+  // prctl is variadic; every option used here takes four unsigned longs.
+  prctl: { args: [i32, u64, u64, u64, u64], returns: i32 },
+  waitpid: { args: [i32, ptr, i32], returns: i32 },
 } as const;
 
 type Lib = ReturnType<typeof dlopen<typeof SYMBOLS>>["symbols"];

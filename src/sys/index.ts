@@ -7,3 +7,4 @@ export { execve, resetSignals } from "./exec.ts";
 export { SyscallError, errnoName } from "./_errno.ts";
 export { pipe } from "./pipe.ts";
 export { openPty, setWinsize, setControllingTty, setNonblocking, type Pty } from "./pty.ts";
+export { setChildSubreaper, reapChild } from "./proc.ts";

@@ -26,6 +26,7 @@ const sets = [
     paths: [
       join(REPO, "initrd/50vsock-guest-exec/module-setup.sh"),
       join(REPO, "scripts/qemu/59vge-testroot/module-setup.sh"),
+      join(REPO, "scripts/qemu/58vge-unit/module-setup.sh"),
       join(REPO, "scripts/qemu/busybox-initrd.sh"),
       join(REPO, "scripts/qemu/testroot-disk.sh"),
       ...["guest-deps.sh", "build-initrd.sh", "demo.sh", "guest.sh"].map((f) => join(REPO, "scripts", f)),

@@ -19,6 +19,8 @@ import { join } from "node:path";
 import type { ExecLimits, ExecUsage } from "../../protocol/v2/messages.ts";
 import { CgroupTree, type CgroupFs, type Leaf } from "./cgroup.ts";
 import { UserError } from "./users.ts";
+import { nodeProcFs, Tracking, type ProcFs, type Tracked } from "./track.ts";
+import { setChildSubreaper } from "../../sys/index.ts";
 
 /** The OOM score of a protected agent: never chosen by the OOM killer. */
 export const PROTECTED_OOM_SCORE = -1000;
@@ -33,6 +35,8 @@ export interface ContainConfig {
   /** The agent's OOM score is PROTECTED_OOM_SCORE; children are born at 0. */
   protect: boolean;
   oomFile: string;
+  /** Without a cgroup tree: the agent is the child subreaper and tracks each execution's processes (track.ts). */
+  tracking?: Tracking;
 }
 
 let config: ContainConfig = { protect: false, oomFile: OOM_FILE };
@@ -51,11 +55,32 @@ export function ownCgroupDir(procSelfCgroup: string, mount = CGROUP_MOUNT): stri
   return path === "/" ? mount : `${mount}${path}`;
 }
 
-/** Called once at start (main.ts) for --cgroup DIR / --protect; throws with a clear message if it cannot. */
-export function setupContainment(opts: { cgroupDir?: string; protect?: boolean; fs?: CgroupFs; oomFile?: string; warn?: (m: string) => void }): ContainConfig {
+/**
+ * Called once at start (main.ts); throws with a clear message if it cannot do what --cgroup DIR or --protect
+ * ask. `--cgroup self` where the agent's cgroup cannot be divided (cgroup v1, no delegation) only warns:
+ * it is the unit file's default, and an agent that refuses to start would leave the guest unreachable.
+ * Without a cgroup tree the agent tracks processes instead (subreaper: false turns that off, for tests).
+ */
+export function setupContainment(opts: { cgroupDir?: string; protect?: boolean; fs?: CgroupFs; oomFile?: string; warn?: (m: string) => void; subreaper?: boolean; procFs?: ProcFs; procSelfCgroup?: () => string }): ContainConfig {
   const oomFile = opts.oomFile ?? OOM_FILE;
-  const dir = opts.cgroupDir === "self" ? ownCgroupDir(readFileSync("/proc/self/cgroup", "utf8")) : opts.cgroupDir;
-  const tree = dir !== undefined ? CgroupTree.setup(dir, process.pid, opts.fs, opts.warn) : undefined;
+  const warn = opts.warn ?? (() => {});
+  let tree: CgroupTree | undefined;
+  if (opts.cgroupDir === "self") {
+    try {
+      tree = CgroupTree.setup(ownCgroupDir((opts.procSelfCgroup ?? (() => readFileSync("/proc/self/cgroup", "utf8")))()), process.pid, opts.fs, warn);
+    } catch (e) {
+      warn(`${(e as Error).message}; executions are not in cgroups: the agent tracks their processes instead (best effort, SECURITY.md), and refuses limits (ENOTSUP)`);
+    }
+  } else if (opts.cgroupDir !== undefined) tree = CgroupTree.setup(opts.cgroupDir, process.pid, opts.fs, warn);
+  let tracking: Tracking | undefined;
+  if (!tree && opts.subreaper !== false) {
+    try {
+      if (!opts.procFs) setChildSubreaper();
+      tracking = new Tracking(opts.procFs ?? nodeProcFs);
+    } catch (e) {
+      warn(`cannot become the child subreaper (${(e as Error).message}): what an execution leaves running is not tracked`);
+    }
+  }
   if (opts.protect) {
     try {
       writeFileSync(oomFile, String(PROTECTED_OOM_SCORE));
@@ -63,7 +88,7 @@ export function setupContainment(opts: { cgroupDir?: string; protect?: boolean; 
       throw new Error(`--protect: cannot set the agent's OOM score in ${oomFile}: ${(e as { code?: string }).code ?? (e as Error).message}`);
     }
   }
-  config = { tree, protect: !!opts.protect, oomFile };
+  config = { tree, protect: !!opts.protect, oomFile, tracking };
   return config;
 }
 
@@ -85,8 +110,11 @@ function ownThreads(): number {
   }
 }
 
-/** One execution's containment; without --cgroup and --protect every method is a no-op. */
+/** One execution's containment: a cgroup leaf, else its processes tracked, else (neither) nothing. */
 export class ExecBox {
+  /** Without a leaf: the execution's processes as tracked (track.ts), from its spawn on. */
+  private tracked: Tracked | undefined;
+
   private constructor(
     private readonly cfg: ContainConfig,
     private readonly leaf: Leaf | undefined,
@@ -142,10 +170,22 @@ export class ExecBox {
     return ["/bin/sh", "-c", TRAMPOLINE, "vge-exec", this.cfg.oomFile, abs, ...cmd.slice(1)];
   }
 
-  /** Runs `spawn` with the agent inside the leaf, so that the child is born there; see the top. */
-  spawn<T>(spawn: () => T): T {
+  /**
+   * Runs `spawn` with the agent inside the leaf, so that the child is born there; see the top. Without a
+   * leaf, the child (`child` of what spawn returned) is tracked from now on.
+   */
+  spawn<T>(spawn: () => T, child?: (t: T) => { pid: number; exited: Promise<unknown> }): T {
     const { leaf } = this;
-    if (!leaf) return spawn();
+    if (!leaf) {
+      const made = spawn();
+      const tracking = this.cfg.tracking;
+      if (tracking && child) {
+        const c = child(made);
+        tracking.spawned(c.pid, c.exited);
+        this.tracked = tracking.track(c.pid);
+      }
+      return made;
+    }
     leaf.enter(process.pid);
     try {
       try {
@@ -176,17 +216,29 @@ export class ExecBox {
 
   private agentInside = false;
 
-  /** SIGKILLs every process of the execution, however it detached itself (no-op without a leaf). */
+  /** SIGKILLs every process of the execution, however it detached itself (tracked: as far as it was seen). */
   killAll(): void {
     if (this.leaf && !this.agentInside) this.leaf.kill(process.pid);
+    this.tracked?.killAll();
   }
 
   /**
-   * The execution is over: what is left of its tree is killed, the leaf emptied and removed; returns the
+   * The leader has exited (and was reaped). With a leaf: the tree ends with it. Tracked: what it left is
+   * `owner`'s (the connection; undefined for a detached job), as its process group is (groups.ts).
+   */
+  leaderExited(owner: object | undefined): void {
+    if (this.tracked) this.cfg.tracking!.handOver(this.tracked, owner);
+    else this.killAll();
+  }
+
+  /**
+   * The execution is over: what is left of its tree is killed (tracked: unless handed over when the
+   * leader exited), the leaf emptied and removed; returns the
    * tree's usage (without a leaf: undefined, the caller falls back on rusage).
    */
   async close(): Promise<{ usage?: ExecUsage; oom?: boolean } | undefined> {
     const leaf = this.leaf;
+    if (this.tracked && !this.tracked.leftoverOf) this.tracked.close();
     if (!leaf || this.agentInside) return undefined;
     leaf.kill(process.pid);
     const deadline = performance.now() + 5000;

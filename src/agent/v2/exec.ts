@@ -70,9 +70,9 @@ export class Execution {
       const box = (this.box = ExecBox.open(this.req.limits));
       plan.cmd = box.command(plan.cmd, plan.env, plan.cwd);
       if (this.req.pty) {
-        this.pty = box.spawn(() => PtyTerminal.spawn(plan, this.req.pty!.cols, this.req.pty!.rows));
+        this.pty = box.spawn(() => PtyTerminal.spawn(plan, this.req.pty!.cols, this.req.pty!.rows), (t) => t.proc);
         this.proc = this.pty.proc;
-      } else this.proc = box.spawn(() => this.spawnWithPipes(plan));
+      } else this.proc = box.spawn(() => this.spawnWithPipes(plan), (p) => p);
     } catch (e) {
       this.box?.killAll();
       void this.box?.close();
@@ -159,8 +159,9 @@ export class Execution {
     }
     await proc.exited;
     leaderExited(proc.pid, this.owner);
-    // contain: the tree ends with its leader; what it left running (setsid'd daemons too) is killed now.
-    this.box?.killAll();
+    // contain: with a cgroup leaf the tree ends with its leader, setsid'd daemons too; tracked without
+    // one, what it left is the connection's, as its group is.
+    this.box?.leaderExited(this.owner);
     // Quiet is counted from the exit at the earliest: what the process wrote just before it ended may still
     // be on its way to a pump (the readiness wake-up can lag, e.g. under emulation), and must not be cut off.
     const exitedAt = monotonicMs();

@@ -4,6 +4,7 @@
 // killed when that connection ends, or when the agent stops. A process that called setsid() has left the
 // group: nothing here reaches it (only a cgroup would).
 import { existsSync } from "node:fs";
+import { containment } from "./contain.ts";
 
 const SIGKILL = 9;
 
@@ -48,8 +49,12 @@ export function leaderExited(pgid: number, owner: object | undefined): void {
   leftovers.set(pgid, owner);
 }
 
-/** SIGKILL to the leftover groups of `owner`, or with no argument to all of them (the agent stops). */
+/**
+ * SIGKILL to the leftover groups of `owner`, or with no argument to all of them (the agent stops); and to
+ * what its finished executions left outside their groups, as tracked without cgroups (track.ts).
+ */
 export function killLeftovers(...owner: [object] | []): void {
+  containment().tracking?.killLeftovers(...owner);
   for (const [p, o] of leftovers) {
     if (owner.length > 0 && o !== owner[0]) continue;
     leftovers.delete(p);

@@ -80,7 +80,7 @@ test("setup refuses a directory that is not a cgroup, naming it", () => {
 });
 
 test("limits without --cgroup, or without the controller, are ENOTSUP; nothing else changes", () => {
-  const none = setupContainment({ oomFile });
+  const none = setupContainment({ oomFile, subreaper: false });
   expect(() => ExecBox.open({ memoryBytes: 64 << 20 }, none)).toThrow(UserError);
   try {
     ExecBox.open({ pids: 8 }, none);
@@ -187,7 +187,7 @@ test("leaves are numbered past one that could not be removed", () => {
 });
 
 test("--protect: the program starts through a trampoline that sets its own OOM score to 0 first; a missing program is still ENOENT", async () => {
-  const c = setupContainment({ protect: true, oomFile });
+  const c = setupContainment({ protect: true, oomFile, subreaper: false });
   expect(readFileSync(oomFile, "utf8")).toBe("-1000");
   const box = ExecBox.open(undefined, c);
   const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
@@ -201,7 +201,7 @@ test("--protect: the program starts through a trampoline that sets its own OOM s
   expect(() => box.command(["vge-no-such-program"], env, undefined)).toThrow(/program not found: vge-no-such-program/);
   expect(() => box.command(["/etc/passwd"], env, undefined)).toThrow(/cannot execute/);
   // Without --protect the command is left alone.
-  expect(ExecBox.open(undefined, setupContainment({ oomFile })).command(["true"], env, undefined)).toEqual(["true"]);
+  expect(ExecBox.open(undefined, setupContainment({ oomFile, subreaper: false })).command(["true"], env, undefined)).toEqual(["true"]);
 });
 
 test("--cgroup self: the agent's own cgroup from /proc/self/cgroup", async () => {
@@ -209,4 +209,18 @@ test("--cgroup self: the agent's own cgroup from /proc/self/cgroup", async () =>
   expect(ownCgroupDir("0::/system.slice/vsock-guest-exec.service\n")).toBe("/sys/fs/cgroup/system.slice/vsock-guest-exec.service");
   expect(ownCgroupDir("0::/\n")).toBe("/sys/fs/cgroup");
   expect(() => ownCgroupDir("1:name=systemd:/x\n")).toThrow(/not in a cgroup v2/);
+});
+
+test("--cgroup self where the agent's cgroup cannot be divided: one warning, no tree, processes tracked instead; limits ENOTSUP", () => {
+  const warnings: string[] = [];
+  const procFs = { self: 1, stat: () => undefined, children: () => [], kill: () => {}, reap: () => false, nowTicks: () => 1 };
+  // cgroup v1 only: no "0::" line.
+  const c = setupContainment({ cgroupDir: "self", oomFile, procFs, procSelfCgroup: () => "12:pids:/system.slice/x.service\n", warn: (m) => warnings.push(m) });
+  expect(c.tree).toBeUndefined();
+  expect(c.tracking).toBeDefined();
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toMatch(/--cgroup self: .*no 0:: line.*tracks their processes instead/);
+  expect(() => ExecBox.open({ pids: 8 }, c)).toThrow(/--cgroup/);
+  // An explicit DIR still refuses to start uncontained.
+  expect(() => setupContainment({ cgroupDir: join(tmp, "plain"), fs: { ...fs, read: (p) => readFileSync(p, "utf8"), write: () => {}, mkdir: () => {}, rmdir: () => {}, list: () => [] }, oomFile, subreaper: false })).toThrow(/cgroup.procs not found/);
 });

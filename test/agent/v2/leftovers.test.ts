@@ -4,9 +4,10 @@
 // stops. A process that left the group (setsid) is not contained: the test shows that too, as documented.
 import { afterEach, expect, test } from "bun:test";
 import { tempDir, type TempDir } from "../../helpers/tmp.ts";
-import { isAlive } from "../../helpers/proc.ts";
+import { childrenOf, isAlive, ppid } from "../../helpers/proc.ts";
 import { listeningAgent, type Agent } from "./_agent.ts";
 import { V2Host } from "./_host.ts";
+import { T } from "../../../src/protocol/v2/frame.ts";
 
 let dir: TempDir | undefined;
 let agent: Agent | undefined;
@@ -111,12 +112,69 @@ test("many executions leaving members behind: all of them are killed when the co
   expect(left).toEqual([]);
 }, 60_000);
 
-test("documented limit: a process that called setsid() leaves the group and is not contained (until cgroups)", async () => {
+// Without --cgroup the agent is the child subreaper and tracks each execution's processes (v2/track.ts):
+// a setsid'd, double-forked daemon is reparented to the agent and ends with its execution, and the agent
+// reaps it (no zombie among its children). Before, such a daemon outlived everything.
+/** A daemon out of the group and session (setsid) and away from its parent (double fork); prints its pid. */
+const DAEMON = "setsid sh -c 'sleep 60 >/dev/null 2>&1 & echo $!'";
+
+/** The agent's children that are not the runtime's: zombies left for it to reap, or adopted orphans. */
+function agentChildren(): { pid: number; state: string }[] {
+  return childrenOf(agent!.pid).map((c) => ({ pid: c.pid, state: c.state }));
+}
+
+/** EXEC `shell` as `id` without waiting for its end; the first line of its stdout (the daemon's pid). */
+async function startDaemon(h: V2Host, id: number, shell: string): Promise<number> {
+  await h.sendJson(T.EXEC, id, { shell });
+  await h.until(() => h.result(id).stdout.includes("\n"), 10_000, `the daemon's pid from ${id}`);
+  const pid = Number(h.result(id).stdout.split("\n")[0]);
+  strays.push(pid);
+  return pid;
+}
+
+/** Polls until the agent has no child but `except`; what is left then. */
+async function noChildrenWithin(ms: number, except: number[] = []): Promise<{ pid: number; state: string }[]> {
+  const end = performance.now() + ms;
+  const others = () => agentChildren().filter((c) => !except.includes(c.pid));
+  let left = others();
+  while (left.length > 0 && performance.now() < end) {
+    await Bun.sleep(20);
+    left = others();
+  }
+  return left;
+}
+
+test("without --cgroup: a setsid'd double-forked daemon ends with its execution (timeout, kill, connection end, SIGTERM; after a normal exit with the connection) and is reaped", async () => {
   await start();
-  const { pid } = await leaveBehind(1, { shell: "setsid sleep 60 >/dev/null 2>&1 & echo $!; sleep 0.3" });
+  // The leader exits normally: what it left is the connection's, as its group's members are.
+  const exited = await leaveBehind(1, { shell: DAEMON });
+  expect(exited.exit).toEqual({ status: "exited", code: 0 });
+  // A timeout.
+  const timedOut = await leaveBehind(2, { shell: `${DAEMON}; sleep 60`, timeoutMs: 500 });
+  expect(timedOut.exit).toMatchObject({ status: "timeout", signal: "SIGKILL" });
+  expect(await goneWithin(timedOut.pid, 3000)).toBe(true);
+  // SIGKILL from the host.
+  const killedPid = await startDaemon(host!, 3, `${DAEMON}; sleep 60`);
+  expect(isAlive(killedPid)).toBe(true);
+  await host!.sendJson(T.SIGNAL, 3, { signal: "SIGKILL" });
+  expect((await host!.exit(3)).exit).toMatchObject({ status: "signaled", signal: "SIGKILL" });
+  expect(await goneWithin(killedPid, 3000)).toBe(true);
+  // None of them left a zombie behind: the agent reaped what it adopted; the first one's daemon runs on.
+  expect(await noChildrenWithin(3000, [exited.pid])).toEqual([]);
+  expect(isAlive(exited.pid)).toBe(true);
+  // The connection ends.
+  const connPid = await startDaemon(host!, 4, `${DAEMON}; sleep 60`);
+  // Adopted by the agent: its parent exited at once.
+  expect({ exited: ppid(exited.pid), running: ppid(connPid) }).toEqual({ exited: agent!.pid, running: agent!.pid });
   host!.close();
-  await Bun.sleep(1000);
-  // $! is setsid(1), not a group leader in the background, so it calls setsid() and execs sleep in a
-  // session of its own: out of the agent's reach (the leader waits so that this has happened).
-  expect(isAlive(pid)).toBe(true);
-}, 20_000);
+  expect(await goneWithin(connPid, 3000)).toBe(true);
+  expect(await goneWithin(exited.pid, 3000)).toBe(true);
+  expect(await noChildrenWithin(3000)).toEqual([]);
+  // The agent's SIGTERM.
+  host = await V2Host.connect(dir!.file("agent.sock"));
+  await host.hello();
+  const termPid = await startDaemon(host, 5, `${DAEMON}; sleep 60`);
+  agent!.proc.kill("SIGTERM");
+  expect(await agent!.exited).toBe(143);
+  expect(await goneWithin(termPid, 3000)).toBe(true);
+}, 30_000);
