@@ -11,30 +11,12 @@ import { expect, test } from "bun:test";
 import { connect, type Guest as HostGuest } from "../../src/host/index.ts";
 import { findGuestDeps, guestSkipReason, named, withGuest, within } from "../../scripts/qemu/harness.ts";
 import { busyboxInitrd } from "../../scripts/qemu/images.ts";
+import { daemonCmd, sh, stateOf, waitDead } from "./_daemons.ts";
 
 const skip = guestSkipReason();
 const STEP = 90_000;
 const CALL = 60_000;
 const CG = "/sys/fs/cgroup/vge";
-/** Starts a daemon that leaves the process group and session (setsid) and its parent (double fork), records its pid in FILE, then sleeps. */
-const daemonCmd = (file: string, then = "sleep 300") => `setsid sh -c 'sleep 300 & echo $! > ${file}'; ${then}`;
-/** "alive" or "dead" for the pid in FILE (a zombie counts as dead: it runs nothing). */
-const stateOf = (file: string) => `d=$(cat ${file}); if [ -e /proc/$d/status ] && ! grep -q '^State:.*Z' /proc/$d/status; then echo alive; else echo dead; fi`;
-
-async function sh(g: HostGuest, cmd: string, what: string, opts: Parameters<HostGuest["run"]>[1] = {}) {
-  return within(g.run({ shell: cmd }, opts), CALL, what);
-}
-
-/** Polls FILE's daemon until it is dead (bounded); its last state. */
-async function waitDead(g: HostGuest, file: string): Promise<string> {
-  let state = "";
-  for (let i = 0; i < 40; i++) {
-    state = (await sh(g, stateOf(file), "daemon state")).stdoutText.trim();
-    if (state === "dead") break;
-    await Bun.sleep(250);
-  }
-  return state;
-}
 
 test.skipIf(!!skip)(named("contain: setsid'd daemons die on timeout, kill, connection end and leader exit; leaves removed; memory and pids limits; OOM scores", skip), async () => {
   const found = findGuestDeps();

@@ -8,6 +8,7 @@ import { expect, test } from "bun:test";
 import { type Guest as HostGuest, listen } from "../../src/host/index.ts";
 import { findGuestDeps, guestSkipReason, named, withGuest, within } from "../../scripts/qemu/harness.ts";
 import { dracutSystemdUnitInitrd, testrootDisk } from "../../scripts/qemu/images.ts";
+import { daemonCmd, sh, stateOf, waitDead } from "./_daemons.ts";
 
 const skip = guestSkipReason(["mkfs.ext4"]);
 const STEP = 120_000;
@@ -41,23 +42,6 @@ while [ -z "$agent" ] && [ $n -lt 3000 ]; do
 done
 echo "t0 $t0 attempt $attempt agent $agent"
 `;
-const daemonCmd = (file: string, then: string) => `setsid sh -c 'sleep 300 & echo $! > ${file}'; ${then}`;
-/** "alive" or "dead" for the pid in FILE (a zombie is dead: it runs nothing). */
-const stateOf = (file: string) => `d=$(cat ${file}); if [ -e /proc/$d/status ] && ! grep -q '^State:.*Z' /proc/$d/status; then echo alive; else echo dead; fi`;
-
-async function sh(g: HostGuest, cmd: string, what: string, opts: Parameters<HostGuest["run"]>[1] = {}) {
-  return within(g.run({ shell: cmd }, opts), CALL, what);
-}
-
-async function waitDead(g: HostGuest, file: string): Promise<string> {
-  let state = "";
-  for (let i = 0; i < 40; i++) {
-    state = (await sh(g, stateOf(file), "daemon state")).stdoutText.trim();
-    if (state === "dead") break;
-    await Bun.sleep(250);
-  }
-  return state;
-}
 
 test.skipIf(!!skip)(named("systemd unit: contained under Delegate=yes; SIGKILLed agent back within 2 s; systemctl stop leaves nothing", skip), async () => {
   const found = findGuestDeps();

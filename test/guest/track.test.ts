@@ -8,29 +8,13 @@ import { expect, test } from "bun:test";
 import { connect, type Guest as HostGuest } from "../../src/host/index.ts";
 import { findGuestDeps, guestSkipReason, named, withGuest, within } from "../../scripts/qemu/harness.ts";
 import { busyboxInitrd } from "../../scripts/qemu/images.ts";
+import { daemonCmd, sh, stateOf, waitDead } from "./_daemons.ts";
 
 const skip = guestSkipReason();
 const STEP = 90_000;
 const CALL = 60_000;
-const daemonCmd = (file: string, then = "sleep 300") => `setsid sh -c 'sleep 300 & echo $! > ${file}'; ${then}`;
-/** "alive" or "dead" for the pid in FILE (a zombie counts as dead), and its parent. */
-const stateOf = (file: string) => `d=$(cat ${file}); if [ -e /proc/$d/status ] && ! grep -q '^State:.*Z' /proc/$d/status; then echo alive; else echo dead; fi`;
 /** The agent's zombie children: what it adopted and did not reap. */
 const zombiesOf = (pid: number) => `for s in /proc/[0-9]*/stat; do read -r l < $s 2>/dev/null || continue; set -- \${l##*) }; [ "$2" = ${pid} ] && [ "$1" = Z ] && echo $s; done; echo end`;
-
-async function sh(g: HostGuest, cmd: string, what: string, opts: Parameters<HostGuest["run"]>[1] = {}) {
-  return within(g.run({ shell: cmd }, opts), CALL, what);
-}
-
-async function waitDead(g: HostGuest, file: string): Promise<string> {
-  let state = "";
-  for (let i = 0; i < 40; i++) {
-    state = (await sh(g, stateOf(file), "daemon state")).stdoutText.trim();
-    if (state === "dead") break;
-    await Bun.sleep(250);
-  }
-  return state;
-}
 
 async function noZombies(g: HostGuest, agentPid: number): Promise<string> {
   let out = "";
