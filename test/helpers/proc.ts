@@ -143,6 +143,24 @@ export async function settled(pid: number, fds: number, ms = 3000): Promise<Foot
 }
 
 /**
+ * The footprint of `pid` once its fd count and children have held still for `quietMs` (at most `maxMs`):
+ * a baseline taken while a connection that was just closed is still winding down in `pid` would be one
+ * fd too high.
+ */
+export async function steady(pid: number, quietMs = 1000, maxMs = 10_000): Promise<Footprint> {
+  const end = performance.now() + maxMs;
+  let last = footprint(pid);
+  let since = performance.now();
+  for (;;) {
+    await Bun.sleep(50);
+    const fp = footprint(pid);
+    if (fp.fds !== last.fds || fp.children.length !== last.children.length) since = performance.now();
+    last = fp;
+    if (performance.now() - since >= quietMs || performance.now() > end) return fp;
+  }
+}
+
+/**
  * The lowest VmRSS of `pid`, sampled every 100 ms for `ms`; then on, up to `maxMs` in all, while it is
  * still above `belowKiB`. What a process gives back once idle (the runtime collects late): a leak stays.
  */

@@ -181,8 +181,8 @@ test("a report for an aborted wait never wakes a new wait on the same fd number 
   close(a.write);
   // The lowest free numbers come back: pipes are opened (and kept until the end of the file) until one's
   // read end takes the number just closed; lower numbers other tests freed are filled on the way.
-  let b: { read: number; write: number } | undefined;
-  for (let i = 0; i < 200 && !b; i++) {
+  let found: { read: number; write: number } | undefined;
+  for (let i = 0; i < 200 && !found; i++) {
     const p = pipe();
     if (p.write === number) {
       // The number went to a write end: give it back; the read end keeps the lower gap filled.
@@ -191,10 +191,11 @@ test("a report for an aborted wait never wakes a new wait on the same fd number 
       continue;
     }
     opened.push(p.read, p.write);
-    if (p.read === number) b = p;
+    if (p.read === number) found = p;
   }
-  expect(b?.read).toBe(number);
-  setNonblocking(b!.read, true);
+  expect(found?.read).toBe(number);
+  const b = found!;
+  setNonblocking(b.read, true);
   const wait = fdReady(b.read, POLLIN);
   expect(await settled(wait, 150)).toBe(false);
   write(b.write, new Uint8Array([2]));
