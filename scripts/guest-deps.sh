@@ -125,7 +125,14 @@ if [ -x "$rst_bin" ] && [ "$(cat "$rst_stamp" 2>/dev/null)" = "$rst_sum" ]; then
   say "vhost-device-vsock-rst present: $rst_bin"
 else
   command -v cargo >/dev/null 2>&1 || { echo "guest-deps: error: cargo not found (needed to build vhost-device-vsock-rst); install Rust with rustup" >&2; exit 1; }
-  crate_src=$(ls -d "$CARGO_HOME"/registry/src/*/vhost-device-vsock-"$VHOST_VERSION" 2>/dev/null | head -n1 || true)
+  # The crate's source in cargo's registry (any index directory), or empty.
+  crate_source() {
+    local d
+    for d in "$CARGO_HOME"/registry/src/*/vhost-device-vsock-"$VHOST_VERSION"; do
+      [ -d "$d" ] && { echo "$d"; return; }
+    done
+  }
+  crate_src=$(crate_source)
   if [ -z "$crate_src" ]; then
     # The stock install above left the crate source in the registry unless the binary came from elsewhere.
     say "fetching the vhost-device-vsock $VHOST_VERSION crate source"
@@ -133,7 +140,8 @@ else
     mkdir -p "$fetch_dir/src" && touch "$fetch_dir/src/main.rs"
     printf '[package]\nname = "fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nvhost-device-vsock = "=%s"\n' "$VHOST_VERSION" > "$fetch_dir/Cargo.toml"
     (cd "$fetch_dir" && cargo fetch --quiet)
-    crate_src=$(ls -d "$CARGO_HOME"/registry/src/*/vhost-device-vsock-"$VHOST_VERSION" | head -n1)
+    crate_src=$(crate_source)
+    [ -n "$crate_src" ] || { echo "guest-deps: error: cargo fetch left no vhost-device-vsock $VHOST_VERSION source under $CARGO_HOME/registry/src" >&2; exit 1; }
   fi
   # A copy: the registry's source is shared by every crate build on the machine and must stay stock.
   rst_src=$CACHE/vhost-device-vsock-rst-src
