@@ -129,8 +129,9 @@ else
   crate_source() {
     local d
     for d in "$CARGO_HOME"/registry/src/*/vhost-device-vsock-"$VHOST_VERSION"; do
-      [ -d "$d" ] && { echo "$d"; return; }
+      [ -d "$d" ] && { echo "$d"; return 0; }
     done
+    return 0
   }
   crate_src=$(crate_source)
   if [ -z "$crate_src" ]; then
