@@ -124,6 +124,8 @@ export class Tracked {
   leftoverOf: { owner: object | undefined } | undefined;
   /** Leftover walks in a row that found nothing alive (Tracking.sweep). */
   emptyWalks = 0;
+  /** When its leader exited (Tracking's clock, ms), once it has. */
+  leaderEndedAt: number | undefined;
   readonly startedAt = performance.now();
 
   constructor(
@@ -215,6 +217,8 @@ export class Tracking {
     readonly fs: ProcFs,
     private readonly fastMs = FAST_MS,
     private readonly slowMs = SLOW_MS,
+    /** The clock leaders' ends are read on (tests pass one in step with their fake ticks). */
+    private readonly nowMs = () => performance.now(),
   ) {}
 
   /** A child the runtime spawned: never reaped here, not an orphan; `exited` when the runtime has reaped it. */
@@ -243,7 +247,9 @@ export class Tracking {
    * ends) or killLeftovers() (the agent stops), as for its process group (groups.ts); it stays tracked.
    */
   handOver(t: Tracked, owner: object | undefined): void {
-    if (t.running) t.leftoverOf = { owner };
+    if (!t.running) return;
+    t.leftoverOf = { owner };
+    t.leaderEndedAt = this.nowMs();
   }
 
   /** Kills and reaps the leftovers of `owner`, or with no argument all of them. */
@@ -300,6 +306,18 @@ export class Tracking {
     return t.leaderStart < start || (t.leaderStart === start && t.leader < pid);
   }
 
+  /**
+   * Whether `t` may still have made a process that started at tick `start`: its leader runs, or it ended at
+   * most a tick (start times are rounded to 10 ms) before that, or something of its tree is alive.
+   */
+  private mayHaveMade(t: Tracked, start: number): boolean {
+    if (t.leaderEndedAt === undefined) return true;
+    const endTicks = this.fs.nowTicks() - Math.floor((this.nowMs() - t.leaderEndedAt) / (1000 / TICKS_PER_S));
+    if (start <= endTicks + 1) return true;
+    t.walk();
+    return t.known.size > 0;
+  }
+
   /** The orphans part of sweep(): reaped, attributed, or killed. */
   adopt(): void {
     let adopted = 0;
@@ -316,7 +334,10 @@ export class Tracking {
       // Seen by no snapshot: it left its execution's tree between two. Any execution that ran when it
       // started may own it; it is killed only when the last of them has ended. Those whose leader still
       // runs come first: a tree whose leader is gone (leftovers) seldom orphans anything more.
-      const could = [...this.live].filter((t) => this.startedBefore(t, pid, st.start));
+      // A tree whose leader had exited before the orphan started, and in which nothing is left alive (walked
+      // now), cannot have made it: without that, every short command of a busy connection that ended in the
+      // last second or two would share the orphan and keep it alive until that connection ends too.
+      const could = [...this.live].filter((t) => this.startedBefore(t, pid, st.start) && this.mayHaveMade(t, st.start));
       const running = could.filter((t) => !t.leftoverOf);
       const owners = running.length > 0 ? running : could;
       for (const t of owners) t.known.set(pid, st.start);

@@ -109,6 +109,31 @@ test("an orphan adopted between two snapshots is the running execution's: killed
   expect(fs.alive(daemon)).toBe(false);
 });
 
+test("an unseen orphan is not shared with a short command that had ended, empty, before it started: it dies with its own connection", () => {
+  const fs = new FakeProc();
+  // Ticks of 10 ms, as /proc's: the clock the tracker reads leaders' ends on follows the fake ticks.
+  const t = new Tracking(fs, 1e9, 1e9, () => fs.ticks * 10);
+  const connA = {};
+  const connB = {};
+  // Connection A: a short command that ran and ended, nothing left of it.
+  const short = spawnLeader(fs, t);
+  fs.exit(short.pid);
+  t.handOver(short.tracked, connA);
+  fs.ticks += 5;
+  // Connection B: a leader that double-forks a daemon and exits before any snapshot.
+  const b = spawnLeader(fs, t);
+  const mid = fs.fork(b.pid, true);
+  const daemon = fs.fork(mid);
+  fs.exit(mid);
+  fs.exit(b.pid);
+  t.handOver(b.tracked, connB);
+  fs.ticks += 5;
+  t.sweep(); // adopts the daemon
+  expect(fs.alive(daemon)).toBe(true);
+  t.killLeftovers(connB);
+  expect(fs.alive(daemon)).toBe(false);
+});
+
 test("two running executions: what one's snapshot saw ends with it; an unseen orphan lives until both have ended", () => {
   const fs = new FakeProc();
   const t = new Tracking(fs, 1e9, 1e9);
